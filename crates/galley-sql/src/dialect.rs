@@ -102,6 +102,15 @@ impl Dialect {
         }
     }
 
+    /// Extra column every record table gets, giving rows an insertion order (SQLite has
+    /// `_rowid_` built in).
+    pub fn rowid_column_def(&self) -> Option<&'static str> {
+        match self.engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some("\"_rowid\" BIGINT GENERATED ALWAYS AS IDENTITY"),
+        }
+    }
+
     /// Primary-key text column.
     pub fn primary_key_def(&self) -> &'static str {
         "TEXT PRIMARY KEY NOT NULL"
@@ -119,7 +128,7 @@ impl Dialect {
     pub fn rowid(&self) -> &'static str {
         match self.engine {
             Engine::Sqlite => "_rowid_",
-            Engine::Postgres => "ctid",
+            Engine::Postgres => "_rowid",
         }
     }
 
@@ -190,6 +199,20 @@ impl Dialect {
         match self.engine {
             Engine::Sqlite => "strftime('%Y-%m-%d %H:%M:%fZ')",
             Engine::Postgres => "now()",
+        }
+    }
+
+    /// Lower-cases an expression (for case-insensitive unique names and `:lower`).
+    pub fn lower(&self, expr: &str) -> String {
+        format!("LOWER({expr})")
+    }
+
+    /// A statement that serialises concurrent migrations for the rest of the transaction.
+    pub fn migration_lock(&self) -> Option<&'static str> {
+        match self.engine {
+            Engine::Sqlite => None,
+            // Any constant works; this one spells "galley" in ASCII.
+            Engine::Postgres => Some("SELECT pg_advisory_xact_lock(103971897845113)"),
         }
     }
 

@@ -1,1 +1,126 @@
+//! The one database interface Galley's services use, over two engines:
+//!
+//! * SQLite ([`sqlite`]): one writer thread owns the write connection and commits queued
+//!   write jobs together (group commit), each job in its own SAVEPOINT so a failing job
+//!   rolls back alone; a pool of reader connections serves reads.
+//! * PostgreSQL ([`postgres`]): a connection pool; each write job is one transaction.
+//!
+//! Services write their logic once, as a synchronous closure over [`Conn`], and hand it to
+//! [`Store::read`] or [`Store::write`]; the closure runs off the async runtime.
+//!
+//! Architecture invariant: SQL that differs between engines lives in [`galley_sql::Dialect`];
+//! engine-specific code in this crate only binds values, decodes rows and maps errors.
 
+mod error;
+pub mod migrations;
+pub mod postgres;
+mod row;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use row::Row;
+
+use galley_sql::{Dialect, Sql, SqlValue};
+
+/// A connection inside a read or a write job.
+pub trait Conn {
+    fn dialect(&self) -> &'static Dialect;
+    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError>;
+    /// Runs several `;`-separated statements without parameters (DDL, migrations).
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+}
+
+/// Conveniences over [`Conn`] for [`Sql`] fragments.
+pub trait ConnExt: Conn {
+    fn query_sql(&mut self, sql: &Sql) -> Result<Vec<Row>, StoreError> {
+        self.query(&sql.text, &sql.params)
+    }
+    fn execute_sql(&mut self, sql: &Sql) -> Result<u64, StoreError> {
+        self.execute(&sql.text, &sql.params)
+    }
+    fn query_one(&mut self, sql: &str, params: &[SqlValue]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+impl<C: Conn + ?Sized> ConnExt for C {}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://…` for PostgreSQL; otherwise ignored.
+    pub database_url: Option<String>,
+    /// Directory holding `data.db` for SQLite.
+    pub data_dir: std::path::PathBuf,
+    /// SQLite reader connections / PostgreSQL pool size.
+    pub pool_size: usize,
+    /// SQLite `synchronous=FULL` instead of NORMAL.
+    pub sync_full: bool,
+}
+
+/// A database, whichever engine runs it.
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl Store {
+    /// Opens the configured engine and runs the embedded system migrations.
+    pub async fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let store = match &cfg.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Store::Postgres(postgres::PgStore::open(url, cfg.pool_size).await?)
+            }
+            Some(url) => {
+                return Err(StoreError::Config(format!(
+                    "unsupported database URL {url:?}: use postgres://USER@HOST:PORT/DB, or omit it for embedded SQLite"
+                )))
+            }
+            None => Store::Sqlite(sqlite::SqliteStore::open(&cfg.data_dir, cfg.pool_size, cfg.sync_full)?),
+        };
+        store.write(migrations::run).await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> &'static Dialect {
+        match self {
+            Store::Sqlite(_) => &galley_sql::SQLITE,
+            Store::Postgres(_) => &galley_sql::POSTGRES,
+        }
+    }
+
+    /// Runs `f` on a read connection, off the async runtime.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.read(f).await,
+            Store::Postgres(p) => p.run(false, f).await,
+        }
+    }
+
+    /// Runs `f` atomically: everything it wrote commits, or nothing does if it returns an
+    /// error. Returns only after the commit is durable.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.write(f).await,
+            Store::Postgres(p) => p.run(true, f).await,
+        }
+    }
+
+    /// Stops accepting writes and waits for queued ones to commit.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(p) => p.close(),
+        }
+    }
+}

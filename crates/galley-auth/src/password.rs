@@ -1,0 +1,49 @@
+use crate::AuthError;
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+fn hasher() -> Argon2<'static> {
+    // OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
+    let params = Params::new(19456, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string format).
+pub fn hash(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Verifies a password against a stored hash in constant time. Unknown hash formats
+/// verify as false.
+pub fn verify(password: &str, stored: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(h) => hasher().verify_password(password.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Does the work of a verification against a fixed hash, so that an unknown identity takes
+/// as long to refuse as a wrong password (no account enumeration by timing).
+pub fn verify_dummy(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let h = DUMMY.get_or_init(|| hash("galley-dummy-password").unwrap_or_default());
+    let _ = verify(password, h);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash("s3cret-pass").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify("s3cret-pass", &h));
+        assert!(!verify("wrong", &h));
+        assert!(!verify("s3cret-pass", "not-a-hash"));
+    }
+}

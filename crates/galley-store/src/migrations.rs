@@ -1,0 +1,73 @@
+//! Embedded migrations of the system tables. Each runs once, recorded in `_migrations`,
+//! inside the write job that opened the store; on PostgreSQL an advisory lock held for that
+//! transaction keeps two nodes starting together from racing.
+
+use crate::{Conn, ConnExt, StoreError};
+use galley_sql::{ColumnType as T, Dialect, SqlValue};
+
+type Migration = (&'static str, fn(&Dialect) -> String);
+
+const MIGRATIONS: &[Migration] = &[("0001_system_tables", system_tables)];
+
+fn system_tables(d: &Dialect) -> String {
+    let ts = d.column_def(T::Timestamp);
+    let json = d.column_def(T::Json);
+    let arr = d.column_def(T::JsonArray);
+    let text = d.column_def(T::Text);
+    let boolean = d.column_def(T::Bool);
+    let pk = d.primary_key_def();
+    format!(
+        "CREATE TABLE \"_collections\" (
+            \"id\" {pk},
+            \"system\" {boolean},
+            \"type\" {text},
+            \"name\" {text},
+            \"fields\" {arr},
+            \"indexes\" {arr},
+            \"listRule\" TEXT,
+            \"viewRule\" TEXT,
+            \"createRule\" TEXT,
+            \"updateRule\" TEXT,
+            \"deleteRule\" TEXT,
+            \"options\" {json},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );
+        CREATE UNIQUE INDEX \"idx__collections_name\" ON \"_collections\" ({name_ci});
+        CREATE INDEX \"idx__collections_type\" ON \"_collections\" (\"type\");
+        CREATE TABLE \"_params\" (
+            \"id\" {pk},
+            \"value\" {json},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );",
+        name_ci = d.lower("\"name\""),
+    )
+}
+
+pub fn run(c: &mut dyn Conn) -> Result<(), StoreError> {
+    let d = c.dialect();
+    if let Some(lock) = d.migration_lock() {
+        c.batch(lock)?;
+    }
+    c.batch(
+        "CREATE TABLE IF NOT EXISTS \"_migrations\" (\"file\" TEXT PRIMARY KEY NOT NULL, \"applied\" BIGINT NOT NULL)",
+    )?;
+    for (name, sql) in MIGRATIONS {
+        let mut probe = String::from("SELECT 1 AS x FROM \"_migrations\" WHERE \"file\" = ");
+        d.placeholder_into(&mut probe, 1);
+        if c.query_one(&probe, &[SqlValue::from(*name)])?.is_some() {
+            continue;
+        }
+        c.batch(&sql(d))?;
+        let mut ins = String::from("INSERT INTO \"_migrations\" (\"file\", \"applied\") VALUES (");
+        d.placeholder_into(&mut ins, 1);
+        ins.push_str(", ");
+        d.placeholder_into(&mut ins, 2);
+        ins.push(')');
+        let now = chrono::Utc::now().timestamp_micros();
+        c.execute(&ins, &[SqlValue::from(*name), SqlValue::Int(now)])?;
+        tracing::info!(migration = name, "applied system migration");
+    }
+    Ok(())
+}
