@@ -3,6 +3,7 @@
 //! crate, so a value is always a bound parameter and an identifier is always quoted here.
 
 mod dialect;
+mod expr_support;
 mod fragment;
 mod value;
 
