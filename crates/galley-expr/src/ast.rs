@@ -95,10 +95,23 @@ impl CmpOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
     /// A field path, macro, `@request.*`/`@collection.*` path, or `null`/`true`/`false`.
-    Ident { name: String, span: Span },
-    Text { value: String, span: Span },
-    Number { value: f64, span: Span },
-    Func { name: String, args: Vec<Operand>, span: Span },
+    Ident {
+        name: String,
+        span: Span,
+    },
+    Text {
+        value: String,
+        span: Span,
+    },
+    Number {
+        value: f64,
+        span: Span,
+    },
+    Func {
+        name: String,
+        args: Vec<Operand>,
+        span: Span,
+    },
 }
 
 impl Operand {

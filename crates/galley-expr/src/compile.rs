@@ -345,8 +345,9 @@ impl<'a> Compiler<'a> {
                         continue;
                     }
                     let root = find(&mut group, a);
-                    let members: Vec<usize> =
-                        (a..n).filter(|&b| !done[b] && find(&mut group, b) == root).collect();
+                    let members: Vec<usize> = (a..n)
+                        .filter(|&b| !done[b] && find(&mut group, b) == root)
+                        .collect();
                     let mut set = BTreeSet::new();
                     for &m in &members {
                         set.extend(free[m].iter().copied());
@@ -377,20 +378,14 @@ impl<'a> Compiler<'a> {
     fn comparison(&mut self, c: &Comparison) -> Result<Cond, ExprError> {
         let mut shared = std::mem::take(&mut self.shared);
         let l = self.operand(&c.left, &mut shared);
-        let r = l
-            .as_ref()
-            .ok()
-            .map(|_| self.operand(&c.right, &mut shared));
+        let r = l.as_ref().ok().map(|_| self.operand(&c.right, &mut shared));
         self.shared = shared;
         let l = l?;
         let r = r.unwrap_or_else(|| Err(ExprError::Empty))?;
         let op = c.op.base();
         let mut sql = self.compare(&l, op, &r, c.span)?;
         for v in [&l, &r] {
-            if let Val::Expr(ExprVal {
-                guard: Some(g), ..
-            }) = v
-            {
+            if let Val::Expr(ExprVal { guard: Some(g), .. }) = v {
                 let gs = raw(self.d, g);
                 sql = combine(self.d, &[&sql, &gs], |t| format!("({} AND {})", t[0], t[1]));
             }
@@ -666,7 +661,10 @@ impl<'a> Compiler<'a> {
                     if segs.iter().any(String::is_empty) {
                         return Err(ExprError::invalid(pos, "invalid JSON path"));
                     }
-                    let sql = raw(self.d, &self.d.json_value(&self.col(&alias, &f.name), &segs));
+                    let sql = raw(
+                        self.d,
+                        &self.d.json_value(&self.col(&alias, &f.name), &segs),
+                    );
                     return Ok(Val::Expr(ExprVal {
                         sql,
                         ty: Ty::Json,
@@ -725,14 +723,8 @@ impl<'a> Compiler<'a> {
                 key = format!("{key}.{prop}");
                 let parent_alias = alias.clone();
                 let bf_name = bf.name.clone();
-                let (id, new_alias) = self.join(
-                    scope,
-                    key.clone(),
-                    cur,
-                    "r",
-                    &back.id,
-                    pos,
-                    |c, a| {
+                let (id, new_alias) =
+                    self.join(scope, key.clone(), cur, "r", &back.id, pos, |c, a| {
                         let on = if back_multi && bf_is_multiple(bf) {
                             let je = format!("{a}_je");
                             let each = c.d.json_each(&c.col(a, &bf_name), &je);
@@ -751,8 +743,7 @@ impl<'a> Compiler<'a> {
                             )
                         };
                         c.table_join(back, a, on)
-                    },
-                )?;
+                    })?;
                 joins.insert(id);
                 cur = Some(id);
                 multi |= back_multi;
@@ -767,7 +758,10 @@ impl<'a> Compiler<'a> {
                 ));
             };
             let schema = self.schema;
-            let Some(target) = schema.by_id(&rel.collection_id).or_else(|| schema.find(&rel.collection_id)) else {
+            let Some(target) = schema
+                .by_id(&rel.collection_id)
+                .or_else(|| schema.find(&rel.collection_id))
+            else {
                 return Err(ExprError::invalid(
                     pos,
                     format!("failed to load the collection of field {prop:?}"),
@@ -776,22 +770,26 @@ impl<'a> Compiler<'a> {
             let target: &'a Collection = target;
             if !f.is_multiple() && i == total - 2 && props[i + 1] == "id" {
                 return self.last_prop(
-                    coll, &alias, &f.name, cur, joins, multi, allow_hidden, nullify, span, scope,
+                    coll,
+                    &alias,
+                    &f.name,
+                    cur,
+                    joins,
+                    multi,
+                    allow_hidden,
+                    nullify,
+                    span,
+                    scope,
                 );
             }
             key = format!("{key}.{prop}");
             let src_col = self.col(&alias, &f.name);
             let mut parent = cur;
             let on_value = if f.is_multiple() {
-                let (je_id, je) = self.join(
-                    scope,
-                    format!("{key}#je"),
-                    cur,
-                    "je",
-                    "",
-                    pos,
-                    |c, a| Ok(raw(c.d, &c.d.left_join(&c.d.json_each(&src_col, a), "1=1"))),
-                )?;
+                let (je_id, je) =
+                    self.join(scope, format!("{key}#je"), cur, "je", "", pos, |c, a| {
+                        Ok(raw(c.d, &c.d.left_join(&c.d.json_each(&src_col, a), "1=1")))
+                    })?;
                 joins.insert(je_id);
                 parent = Some(je_id);
                 multi = true;
@@ -1014,7 +1012,10 @@ impl<'a> Compiler<'a> {
                 None => Value::Null,
                 Some(a) => {
                     let mut rec = a.record.clone();
-                    rec.insert("collectionId".into(), Value::String(a.collection_id.clone()));
+                    rec.insert(
+                        "collectionId".into(),
+                        Value::String(a.collection_id.clone()),
+                    );
                     rec.insert(
                         "collectionName".into(),
                         Value::String(a.collection_name.clone()),
@@ -1176,24 +1177,25 @@ impl<'a> Compiler<'a> {
             };
             let target: &'a Collection = target;
             let key = format!("@body.{}", field.name);
-            let (id, alias) = self.join(scope, key.clone(), None, "r", &target.id, pos, |c, a| {
-                let mut on = Sql::new(c.d);
-                on.push(&c.col(a, "id")).push(" IN (");
-                for (i, v) in ids.iter().enumerate() {
-                    if i > 0 {
-                        on.push(", ");
+            let (id, alias) =
+                self.join(scope, key.clone(), None, "r", &target.id, pos, |c, a| {
+                    let mut on = Sql::new(c.d);
+                    on.push(&c.col(a, "id")).push(" IN (");
+                    for (i, v) in ids.iter().enumerate() {
+                        if i > 0 {
+                            on.push(", ");
+                        }
+                        on.push_param(v.as_str());
+                        on.push(c.d.param_cast(ColumnType::Text));
                     }
-                    on.push_param(v.as_str());
-                    on.push(c.d.param_cast(ColumnType::Text));
-                }
-                on.push(")");
-                Ok(combine(c.d, &[&on], |t| {
-                    c.d.left_join(
-                        &format!("{} {}", c.d.quote(&target.name), c.d.quote(a)),
-                        &t[0],
-                    )
-                }))
-            })?;
+                    on.push(")");
+                    Ok(combine(c.d, &[&on], |t| {
+                        c.d.left_join(
+                            &format!("{} {}", c.d.quote(&target.name), c.d.quote(a)),
+                            &t[0],
+                        )
+                    }))
+                })?;
             let start = Start {
                 coll: target,
                 alias,
@@ -1254,9 +1256,9 @@ impl<'a> Compiler<'a> {
                     return Ok(Val::Lit(Lit::Num(items().len() as f64)));
                 }
                 Some("lower") => {
-                    let s = body_val.as_ref().map_or(String::new(), |v| {
-                        Lit::from_json(v).to_go_string()
-                    });
+                    let s = body_val
+                        .as_ref()
+                        .map_or(String::new(), |v| Lit::from_json(v).to_go_string());
                     return Ok(Val::Lit(Lit::Text(s.to_ascii_lowercase())));
                 }
                 Some("changed") => {
@@ -1279,6 +1281,7 @@ impl<'a> Compiler<'a> {
                         scope,
                     )?;
                     let sql = self.compare(&bv, CmpOp::Neq, &fv, span)?;
+                    let sql = combine(self.d, &[&sql], |t| format!("({})", t[0]));
                     return Ok(Val::expr(sql, Ty::Bool));
                 }
                 _ => {}
@@ -1393,7 +1396,10 @@ impl<'a> Compiler<'a> {
                     guard: None,
                 }))
             }
-            _ => Err(ExprError::invalid(pos, format!("unknown function {name:?}"))),
+            _ => Err(ExprError::invalid(
+                pos,
+                format!("unknown function {name:?}"),
+            )),
         }
     }
 
@@ -1619,6 +1625,26 @@ impl<'a> Compiler<'a> {
                 },
             );
         }
+        if !sqlite && (le || re) {
+            // PostgreSQL: an empty literal against a typed expression checks the
+            // expression's own emptiness (text: '' or NULL; other types: NULL).
+            if let (Val::Expr(e), _) | (_, Val::Expr(e)) = (l, r) {
+                let textual = matches!(e.ty, Ty::Text | Ty::JsonText);
+                return combine(d, &[&e.sql], |t| {
+                    let x = if e.ty == Ty::JsonText {
+                        d.to_text(&t[0], e.ty.column_type())
+                    } else {
+                        t[0].clone()
+                    };
+                    match (textual, eq) {
+                        (true, true) => format!("({x} = '' OR {x} IS NULL)"),
+                        (true, false) => format!("({x} <> '' AND {x} IS NOT NULL)"),
+                        (false, true) => format!("{x} IS NULL"),
+                        (false, false) => format!("{x} IS NOT NULL"),
+                    }
+                });
+            }
+        }
         let (a, b, ty) = self.sides(l, r);
         let textual = sqlite || matches!(ty, Ty::Text | Ty::JsonText);
         let op = if eq {
@@ -1668,7 +1694,9 @@ impl<'a> Compiler<'a> {
             return combine(d, &[&a], |t| empty_check(&t[0]));
         }
         if textual {
-            f2(&a, &b, &|x, y| format!("COALESCE({x}, '') {op} COALESCE({y}, '')"))
+            f2(&a, &b, &|x, y| {
+                format!("COALESCE({x}, '') {op} COALESCE({y}, '')")
+            })
         } else {
             f2(&a, &b, &|x, y| format!("{x} {null_safe} {y}"))
         }
@@ -1705,7 +1733,9 @@ impl<'a> Compiler<'a> {
                 let mut b = Sql::new(d);
                 b.push_param(like_pattern(&lit.to_go_string()))
                     .push(d.param_cast(ColumnType::Text));
-                combine(d, &[&a, &b], |t| format!("{} {op} {} ESCAPE '\\'", t[0], t[1]))
+                combine(d, &[&a, &b], |t| {
+                    format!("{} {op} {} ESCAPE '\\'", t[0], t[1])
+                })
             }
             _ => {
                 let b = render(r);

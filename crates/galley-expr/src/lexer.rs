@@ -75,10 +75,7 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
             }
             '&' | '|' => {
                 if !next_is(1, c as u8) {
-                    return Err(ExprError::syntax(
-                        start,
-                        format!("expected \"{c}{c}\""),
-                    ));
+                    return Err(ExprError::syntax(start, format!("expected \"{c}{c}\"")));
                 }
                 chars.next();
                 chars.next();

@@ -157,7 +157,9 @@ pub fn parse_sort(sort: &str) -> Result<Vec<SortKey>, ExprError> {
         }
         if t.chars().count() > MAX_SORT_KEY_LEN {
             return Err(ExprError::InvalidSort {
-                msg: format!("sort field at position {pos} is longer than {MAX_SORT_KEY_LEN} characters"),
+                msg: format!(
+                    "sort field at position {pos} is longer than {MAX_SORT_KEY_LEN} characters"
+                ),
             });
         }
         let (desc, path) = match t.as_bytes()[0] {
@@ -235,7 +237,11 @@ pub fn compile_sort(
 /// Checks a rule when a collection is saved: parses it and resolves every field against
 /// the schema (with no request, so `@request.*` values are NULL). The error's Display is
 /// suitable for PocketBase's `Invalid rule. Raw error: …`.
-pub fn validate_rule(schema: &Schema, collection: &Collection, expr: &str) -> Result<(), ExprError> {
+pub fn validate_rule(
+    schema: &Schema,
+    collection: &Collection,
+    expr: &str,
+) -> Result<(), ExprError> {
     let ast = parse(expr)?;
     let req = RequestInfo::default();
     let opts = CompileOptions::rule(Utc::now());
@@ -254,9 +260,10 @@ pub fn parse_expand(expand: &str) -> Result<Vec<Vec<String>>, ExprError> {
             continue;
         }
         let path: Vec<String> = item.split('.').map(|s| s.trim().to_owned()).collect();
-        if path.iter().any(|s| {
-            s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }) {
+        if path
+            .iter()
+            .any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
             return Err(ExprError::InvalidSort {
                 msg: format!("invalid expand path {item:?}"),
             });

@@ -199,7 +199,10 @@ impl Parser {
                 loop {
                     args.push(self.operand(fdepth + 1)?);
                     if args.len() > MAX_FUNC_ARGS {
-                        return Err(ExprError::syntax(t.span.start, "too many function arguments"));
+                        return Err(ExprError::syntax(
+                            t.span.start,
+                            "too many function arguments",
+                        ));
                     }
                     match self.next() {
                         Some(Token {
@@ -218,7 +221,9 @@ impl Parser {
                         Some(o) => {
                             return Err(ExprError::syntax(o.span.start, "expected \",\" or \")\""))
                         }
-                        None => return Err(ExprError::syntax(t.span.start, "unclosed function call")),
+                        None => {
+                            return Err(ExprError::syntax(t.span.start, "unclosed function call"))
+                        }
                     }
                 }
             }
