@@ -47,6 +47,15 @@ impl Sql {
         self
     }
 
+    /// Binds a value and appends `wrap(placeholder)`, e.g. `LOWER(?1)`.
+    pub fn push_param_with(&mut self, v: impl Into<SqlValue>, wrap: impl FnOnce(&str) -> String) -> &mut Self {
+        self.params.push(v.into());
+        let mut p = String::new();
+        self.dialect.placeholder_into(&mut p, self.params.len());
+        self.text.push_str(&wrap(&p));
+        self
+    }
+
     /// Appends another fragment, renumbering its placeholders after ours.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
         if other.params.is_empty() {

@@ -5,6 +5,7 @@
 mod dialect;
 mod expr_support;
 mod fragment;
+mod json_ops;
 mod value;
 
 pub use dialect::{Dialect, Engine, POSTGRES, SQLITE};

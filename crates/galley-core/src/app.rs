@@ -1,0 +1,121 @@
+use crate::collections::persist;
+use crate::error::CoreError;
+use crate::settings::Settings;
+use arc_swap::ArcSwap;
+use galley_store::{Store, StoreConfig};
+use galley_types::Schema;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{Mutex, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub pool_size: usize,
+    pub sync_full: bool,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Password hashes computed at once; each argon2id hash takes ~19 MiB and tens of ms.
+    pub hash_concurrency: usize,
+}
+
+impl AppConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        AppConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            pool_size: 8,
+            sync_full: false,
+            body_limit: 32 << 20,
+            hash_concurrency: 4,
+        }
+    }
+}
+
+/// The running backend: store, current schema snapshot and settings.
+pub struct App {
+    pub store: Store,
+    pub config: AppConfig,
+    schema: ArcSwap<Schema>,
+    settings: ArcSwap<Settings>,
+    schema_reload: Mutex<u64>,
+    hash_permits: Semaphore,
+}
+
+impl App {
+    pub async fn open(config: AppConfig) -> Result<Arc<App>, CoreError> {
+        let store = Store::open(&StoreConfig {
+            database_url: config.database_url.clone(),
+            data_dir: config.data_dir.clone(),
+            pool_size: config.pool_size,
+            sync_full: config.sync_full,
+        })
+        .await
+        .map_err(|e| match e {
+            galley_store::StoreError::Config(m) => CoreError::Unavailable(m),
+            other => CoreError::from(other),
+        })?;
+        store.write(persist::bootstrap).await?;
+        let collections = store.read(persist::load_all).await?;
+        let settings = store.read(crate::settings::load).await?;
+        let app = App {
+            store,
+            hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
+            config,
+            schema: ArcSwap::from_pointee(Schema::new(1, collections)),
+            settings: ArcSwap::from_pointee(settings),
+            schema_reload: Mutex::new(1),
+        };
+        Ok(Arc::new(app))
+    }
+
+    pub fn schema(&self) -> Arc<Schema> {
+        self.schema.load_full()
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    pub(crate) fn set_settings(&self, s: Settings) {
+        self.settings.store(Arc::new(s));
+    }
+
+    /// Re-reads every collection after a committed schema change and swaps the snapshot.
+    /// Serialised, so the last reload always reflects the last commit.
+    pub async fn reload_schema(&self) -> Result<(), CoreError> {
+        let mut version = self.schema_reload.lock().await;
+        let collections = self.store.read(persist::load_all).await?;
+        *version += 1;
+        self.schema.store(Arc::new(Schema::new(*version, collections)));
+        Ok(())
+    }
+
+    /// Hashes a password on the blocking pool, a bounded number at a time.
+    pub async fn hash_password(&self, password: String) -> Result<String, CoreError> {
+        let _permit = self.hash_permits.acquire().await.map_err(|e| CoreError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || galley_auth::password::hash(&password))
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))?
+            .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+
+    /// Verifies a password off the async threads; `None` hash does the same work and fails.
+    pub async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
+        let Ok(_permit) = self.hash_permits.acquire().await else { return false };
+        tokio::task::spawn_blocking(move || match hash {
+            Some(h) => galley_auth::password::verify(&password, &h),
+            None => {
+                galley_auth::password::verify_dummy(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,163 @@
+//! `POST /api/batch`: several record writes in one transaction.
+
+use crate::caller::Caller;
+use crate::error::CoreError;
+use crate::records::{self, delete, output, write, Input, RequestMeta, WriteCtx};
+use crate::App;
+use galley_sql::Sql;
+use galley_store::{Conn, ConnExt};
+use galley_types::Collection;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct BatchRequest {
+    pub method: String,
+    pub url: String,
+    pub body: Map<String, Value>,
+    pub headers: Map<String, Value>,
+}
+
+enum Action {
+    Create,
+    Upsert,
+    Update(String),
+    Delete(String),
+}
+
+struct Op {
+    action: Action,
+    collection: Arc<Collection>,
+    input: Input,
+    fields: Option<String>,
+}
+
+fn failed_at(i: usize, e: &CoreError) -> CoreError {
+    CoreError::BadRequest {
+        message: "Batch transaction failed.".into(),
+        data: json!({"requests": {i.to_string(): {
+            "code": "batch_request_failed",
+            "message": "Batch request failed.",
+            "response": e.to_body(),
+        }}}),
+    }
+}
+
+fn parse_url(url: &str) -> (Vec<String>, Map<String, Value>) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segments = path.trim_matches('/').split('/').map(|s| {
+        percent_decode(s)
+    }).collect();
+    let mut q = Map::new();
+    for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default() {
+        q.entry(k).or_insert(Value::String(v));
+    }
+    (segments, q)
+}
+
+fn percent_decode(s: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={}", s.replace('+', "%2B")))
+        .ok()
+        .and_then(|v| v.into_iter().next().map(|(_, v)| v))
+        .unwrap_or_else(|| s.to_owned())
+}
+
+fn resolve(app: &App, r: &BatchRequest) -> Result<(Action, Arc<Collection>, Map<String, Value>), CoreError> {
+    let (seg, query) = parse_url(&r.url);
+    let unsupported = || CoreError::bad_request(format!("Unsupported batch action {} {}.", r.method, r.url));
+    if seg.len() < 4 || seg[0] != "api" || seg[1] != "collections" || seg[3] != "records" || seg.len() > 5 {
+        return Err(unsupported());
+    }
+    let col = records::find_collection(app, &seg[2])?;
+    let action = match (r.method.to_ascii_uppercase().as_str(), seg.get(4)) {
+        ("POST", None) => Action::Create,
+        ("PUT", None) => Action::Upsert,
+        ("PATCH", Some(id)) => Action::Update(id.clone()),
+        ("DELETE", Some(id)) => Action::Delete(id.clone()),
+        _ => return Err(unsupported()),
+    };
+    Ok((action, col, query))
+}
+
+pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Result<Value, CoreError> {
+    let settings = app.settings();
+    if !settings.batch_enabled() {
+        return Err(CoreError::Forbidden("Batch requests are not allowed.".into()));
+    }
+    if requests.is_empty() {
+        return Err(CoreError::BadRequest {
+            message: "Invalid batch request data.".into(),
+            data: json!({"requests": {"code": "validation_required", "message": "Cannot be blank."}}),
+        });
+    }
+    let max = settings.batch_max_requests();
+    if requests.len() > max {
+        return Err(CoreError::BadRequest {
+            message: "Invalid batch request data.".into(),
+            data: json!({"requests": {"code": "validation_length_too_long", "message": format!("The length must be no more than {max}.")}}),
+        });
+    }
+    let mut ops = Vec::with_capacity(requests.len());
+    for (i, r) in requests.iter().enumerate() {
+        let (action, collection, query) = resolve(app, r).map_err(|e| failed_at(i, &e))?;
+        let is_create = matches!(action, Action::Create | Action::Upsert);
+        let input = match action {
+            Action::Delete(_) => Input::default(),
+            _ => records::prepare_input(app, &collection, r.body.clone(), is_create).await.map_err(|e| failed_at(i, &e))?,
+        };
+        let fields = query.get("fields").and_then(Value::as_str).map(str::to_owned);
+        ops.push((Op { action, collection, input, fields }, r.headers.clone(), query));
+    }
+    let schema = app.schema();
+    let caller2 = caller.clone();
+    let results = app
+        .store
+        .write(move |c: &mut dyn Conn| -> Result<Vec<(Arc<Collection>, Option<Map<String, Value>>, Option<String>)>, CoreError> {
+            let mut out = Vec::new();
+            for (i, (op, headers, query)) in ops.into_iter().enumerate() {
+                let ctx = WriteCtx {
+                    schema: schema.clone(),
+                    caller: caller2.clone(),
+                    meta: RequestMeta { method: String::new(), context: "batch".into(), query, headers },
+                };
+                let col = op.collection.clone();
+                let r = match op.action {
+                    Action::Create => write::create(c, &ctx, &col, op.input).map(Some),
+                    Action::Update(id) => write::update(c, &ctx, &col, &id, op.input).map(Some),
+                    Action::Delete(id) => delete::delete(c, &ctx, &col, &id).map(|_| None),
+                    Action::Upsert => {
+                        let id = op.input.values.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                        let exists = !id.is_empty() && {
+                            let mut s = Sql::new(c.dialect());
+                            s.push("SELECT 1 AS x FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id.as_str());
+                            !c.query_sql(&s)?.is_empty()
+                        };
+                        if exists {
+                            write::update(c, &ctx, &col, &id, op.input).map(Some)
+                        } else {
+                            write::create(c, &ctx, &col, op.input).map(Some)
+                        }
+                    }
+                };
+                let rec = r.map_err(|e| failed_at(i, &e))?;
+                out.push((col, rec, op.fields));
+            }
+            Ok(out)
+        })
+        .await?;
+    let items = results
+        .into_iter()
+        .map(|(col, rec, fields)| match rec {
+            Some(r) => {
+                let body = output::present(&col, &r, caller);
+                let body = match fields {
+                    Some(f) => crate::picker::pick(body, &f),
+                    None => body,
+                };
+                json!({"body": body, "status": 200})
+            }
+            None => json!({"body": null, "status": 204}),
+        })
+        .collect();
+    Ok(Value::Array(items))
+}

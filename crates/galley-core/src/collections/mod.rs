@@ -1,0 +1,222 @@
+//! The collections service: list, view, create, update, delete and truncate collections.
+//! A schema change and its DDL run in one write job, so they commit together or not at all.
+
+pub mod ddl;
+pub mod index;
+pub mod persist;
+mod validate;
+
+use crate::error::CoreError;
+use crate::records;
+use crate::App;
+use galley_sql::{Sql, SqlValue};
+use galley_store::{Conn, ConnExt};
+use galley_types::{Collection, Field};
+use index::IndexDef;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub use validate::parse_collection;
+
+/// The list endpoint's paging, shared with records.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: usize,
+    pub per_page: usize,
+    pub skip_total: bool,
+}
+
+pub fn list(app: &App, page: Page) -> Value {
+    let schema = app.schema();
+    let all: Vec<&Arc<Collection>> = schema.all().iter().collect();
+    let total = all.len();
+    let start = (page.page - 1).saturating_mul(page.per_page);
+    let items: Vec<Value> = all.iter().skip(start).take(page.per_page).map(|c| c.to_json()).collect();
+    records::list_result(items, page, Some(total))
+}
+
+pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
+    app.schema().find(id_or_name).cloned().ok_or_else(CoreError::not_found)
+}
+
+pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
+    let schema = app.schema();
+    let col = parse_collection(&schema, None, &body)?;
+    let out = col.clone();
+    app.store
+        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+            let d = c.dialect();
+            c.batch(&ddl::create_table(d, &col))?;
+            for s in ddl::index_statements(d, &col)? {
+                c.batch(&s)?;
+            }
+            persist::insert_row(c, &col).map_err(|e| unique_name_error(e, "Failed to create collection."))
+        })
+        .await?;
+    app.reload_schema().await?;
+    Ok(out.to_json())
+}
+
+fn unique_name_error(e: CoreError, message: &str) -> CoreError {
+    match e {
+        CoreError::Internal(m) if m.contains("unique") || m.contains("UNIQUE") => CoreError::BadRequest {
+            message: message.into(),
+            data: json!({"name": {"code": "validation_collection_name_exists", "message": "Collection name must be unique (case insensitive)."}}),
+        },
+        other => other,
+    }
+}
+
+pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, CoreError> {
+    let schema = app.schema();
+    let old = find(app, id_or_name)?;
+    let new = parse_collection(&schema, Some(&old), &body)?;
+    let out = new.clone();
+    let old = (*old).clone();
+    app.store
+        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+            apply_schema_change(c, &old, &new)?;
+            persist::update_row(c, &new).map_err(|e| unique_name_error(e, "Failed to update collection."))
+        })
+        .await?;
+    app.reload_schema().await?;
+    Ok(out.to_json())
+}
+
+/// Alters the table of `old` into the table of `new` (rename, columns, indexes).
+fn apply_schema_change(c: &mut dyn Conn, old: &Collection, new: &Collection) -> Result<(), CoreError> {
+    let d = c.dialect();
+    for s in ddl::drop_index_statements(d, old) {
+        c.batch(&s)?;
+    }
+    if old.name != new.name {
+        c.batch(&format!("ALTER TABLE {} RENAME TO {}", d.quote(&old.name), d.quote(&new.name)))?;
+    }
+    let table = d.quote(&new.name);
+    for of in &old.fields {
+        if !new.fields.iter().any(|f| f.id == of.id) {
+            c.batch(&format!("ALTER TABLE {table} DROP COLUMN {}", d.quote(&of.name)))?;
+        }
+    }
+    for nf in &new.fields {
+        let Some(of) = old.fields.iter().find(|f| f.id == nf.id) else {
+            c.batch(&format!("ALTER TABLE {table} ADD COLUMN {}", ddl::column_def(d, nf)))?;
+            continue;
+        };
+        if of.name != nf.name {
+            c.batch(&format!(
+                "ALTER TABLE {table} RENAME COLUMN {} TO {}",
+                d.quote(&of.name),
+                d.quote(&nf.name)
+            ))?;
+        }
+        if of.column_type() != nf.column_type() {
+            convert_column(c, &new.name, of, nf)?;
+        }
+    }
+    for s in ddl::index_statements(d, new)? {
+        c.batch(&s)?;
+    }
+    Ok(())
+}
+
+/// Rewrites a column whose storage changes (single ↔ multiple value), converting every
+/// value with the new field's casting rules.
+fn convert_column(c: &mut dyn Conn, table: &str, old: &Field, new: &Field) -> Result<(), CoreError> {
+    let d = c.dialect();
+    let mut sel = Sql::new(d);
+    sel.push("SELECT ").ident("id").push(", ").ident(&new.name).push(" AS v FROM ").ident(table);
+    let rows = c.query_sql(&sel)?;
+    let converted: Vec<(String, SqlValue)> = rows
+        .into_iter()
+        .map(|mut r| {
+            let id = r.text("id");
+            let v = old.from_sql(r.take("v"));
+            let v = new.prepare(&v).unwrap_or_else(|_| new.zero_value());
+            (id, new.to_sql(&v, d))
+        })
+        .collect();
+    c.batch(&format!("ALTER TABLE {} DROP COLUMN {}", d.quote(table), d.quote(&new.name)))?;
+    c.batch(&format!("ALTER TABLE {} ADD COLUMN {}", d.quote(table), ddl::column_def(d, new)))?;
+    for (id, v) in converted {
+        let mut up = Sql::new(d);
+        up.push("UPDATE ").ident(table).push(" SET ").ident(&new.name).push(" = ").push_param(v);
+        up.push(" WHERE ").ident("id").push(" = ").push_param(id);
+        c.execute_sql(&up)?;
+    }
+    Ok(())
+}
+
+pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
+    let col = find(app, id_or_name)?;
+    if col.system {
+        return Err(CoreError::bad_request("System collections cannot be deleted."));
+    }
+    let schema = app.schema();
+    let referencing: Vec<String> = schema
+        .all()
+        .iter()
+        .filter(|o| o.id != col.id)
+        .filter(|o| o.fields.iter().any(|f| f.relation().is_some_and(|r| r.collection_id == col.id)))
+        .map(|o| o.name.clone())
+        .collect();
+    if !referencing.is_empty() {
+        return Err(CoreError::bad_request(format!(
+            "The collection is referenced by the relation fields of {}. Remove those fields first.",
+            referencing.join(", ")
+        )));
+    }
+    let col = (*col).clone();
+    app.store
+        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+            let d = c.dialect();
+            for s in ddl::drop_index_statements(d, &col) {
+                c.batch(&s)?;
+            }
+            c.batch(&format!("DROP TABLE {}", d.quote(&col.name)))?;
+            persist::delete_row(c, &col.id)
+        })
+        .await?;
+    app.reload_schema().await
+}
+
+/// Deletes every record of a collection, with the same cascade rules as deleting each one.
+pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
+    let col = find(app, id_or_name)?;
+    let schema = app.schema();
+    app.store
+        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+            let mut sel = Sql::new(c.dialect());
+            sel.push("SELECT ").ident("id").push(" FROM ").ident(&col.name);
+            let ids: Vec<String> = c.query_sql(&sel)?.iter().map(|r| r.text("id")).collect();
+            for id in ids {
+                records::delete::delete_cascading(c, &schema, &col, &id, 0)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Validates an index list against the fields and returns the canonical strings.
+pub(crate) fn normalize_indexes(
+    table: &str,
+    fields: &[Field],
+    raw: &[String],
+) -> Result<Vec<String>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let idx = IndexDef::parse(s).map_err(|e| (i, e))?;
+        for col in idx.columns.iter().map(|c| c.name.clone()).chain(idx.where_columns()) {
+            if !fields.iter().any(|f| f.name == col) {
+                return Err((i, format!("unknown column {col:?}")));
+            }
+        }
+        if names.contains(&idx.name.to_lowercase()) {
+            return Err((i, "duplicated index name".into()));
+        }
+        names.push(idx.name.to_lowercase());
+        out.push(idx.display(table));
+    }
+    Ok(out)
+}

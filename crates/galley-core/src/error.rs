@@ -1,0 +1,79 @@
+use galley_store::StoreError;
+use galley_types::FieldErrors;
+use serde_json::Value;
+
+/// Every failure a service can report. The API turns each into PocketBase's
+/// `{data, message, status}` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// 400 with a message and optional per-field errors or other data.
+    #[error("{message}")]
+    BadRequest { message: String, data: Value },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Never shown to the client beyond a generic message; logged in full.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub const GENERIC_400: &str = "Something went wrong while processing your request.";
+pub const NOT_FOUND: &str = "The requested resource wasn't found.";
+pub const SUPERUSER_ONLY: &str = "Only superusers can perform this action.";
+
+impl CoreError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        CoreError::BadRequest { message: message.into(), data: Value::Object(Default::default()) }
+    }
+    pub fn validation(message: impl Into<String>, errors: FieldErrors) -> Self {
+        CoreError::BadRequest { message: message.into(), data: errors.to_json() }
+    }
+    pub fn not_found() -> Self {
+        CoreError::NotFound(NOT_FOUND.into())
+    }
+    pub fn superuser_only() -> Self {
+        CoreError::Forbidden(SUPERUSER_ONLY.into())
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => CoreError::Unavailable(m),
+            StoreError::Closed => CoreError::Unavailable("the server is shutting down".into()),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl CoreError {
+    /// The HTTP status, message and `data` of PocketBase's error shape. Internal details
+    /// are never exposed.
+    pub fn public_parts(&self) -> (u16, String, Value) {
+        let empty = || Value::Object(Default::default());
+        match self {
+            CoreError::BadRequest { message, data } => (400, message.clone(), data.clone()),
+            CoreError::Unauthorized(m) => (401, m.clone(), empty()),
+            CoreError::Forbidden(m) => (403, m.clone(), empty()),
+            CoreError::NotFound(m) => (404, m.clone(), empty()),
+            CoreError::TooLarge(m) => (413, m.clone(), empty()),
+            CoreError::Unavailable(_) => {
+                (503, "The database is temporarily unavailable. Try again shortly.".into(), empty())
+            }
+            CoreError::Internal(_) => (500, GENERIC_400.into(), empty()),
+        }
+    }
+
+    /// PocketBase's error body.
+    pub fn to_body(&self) -> Value {
+        let (status, message, data) = self.public_parts();
+        serde_json::json!({"data": data, "message": message, "status": status})
+    }
+}

@@ -1,0 +1,79 @@
+//! Record deletion with PocketBase's cascade over relation references.
+
+use super::{load_checked, WriteCtx};
+use crate::error::CoreError;
+use crate::rules::RuleCtx;
+use galley_sql::{Sql, SqlValue};
+use galley_store::{Conn, ConnExt};
+use galley_types::field::string_list;
+use galley_types::{Collection, Schema};
+use serde_json::Value;
+
+/// Deep cascades beyond this are refused rather than risking unbounded work.
+const MAX_CASCADE_DEPTH: usize = 16;
+
+const BLOCKED: &str =
+    "Failed to delete record. Make sure that the record is not part of a required relation reference.";
+
+pub fn delete(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str) -> Result<(), CoreError> {
+    let rctx = RuleCtx { schema: &ctx.schema, collection: col, caller: &ctx.caller, meta: &ctx.meta, dialect: c.dialect() };
+    load_checked(c, &rctx, &col.rules.delete_rule, id)?;
+    delete_cascading(c, &ctx.schema, col, id, 0)
+}
+
+/// Removes `id` from every relation that references it (deleting referencing records whose
+/// `cascadeDelete` relation becomes empty, refusing when a required one would), then the
+/// record itself.
+pub fn delete_cascading(c: &mut dyn Conn, schema: &Schema, col: &Collection, id: &str, depth: usize) -> Result<(), CoreError> {
+    if depth > MAX_CASCADE_DEPTH {
+        return Err(CoreError::bad_request("Failed to delete record: the cascade is too deep."));
+    }
+    let d = c.dialect();
+    // Delete first so that self-references and cycles see the record gone.
+    let mut del = Sql::new(d);
+    del.push("DELETE FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id);
+    if c.execute_sql(&del)? == 0 {
+        return Ok(());
+    }
+    for other in schema.all() {
+        for f in &other.fields {
+            let Some(rel) = f.relation() else { continue };
+            if rel.collection_id != col.id {
+                continue;
+            }
+            let mut sel = Sql::new(d);
+            sel.push("SELECT ").ident("id").push(", ").ident(&f.name).push(" AS v FROM ").ident(&other.name).push(" WHERE ");
+            if f.is_multiple() {
+                let col_ref = format!("{}.{}", d.quote(&other.name), d.quote(&f.name));
+                sel.push_param_with(SqlValue::from(id), |p| d.json_array_contains(&col_ref, p));
+            } else {
+                sel.ident(&f.name).push(" = ").push_param(id);
+            }
+            let rows = c.query_sql(&sel)?;
+            for mut r in rows {
+                let rid = r.text("id");
+                let current = f.from_sql(r.take("v"));
+                let remaining: Vec<String> = string_list(&current).into_iter().filter(|x| x != id).collect();
+                if remaining.is_empty() {
+                    if rel.cascade_delete {
+                        delete_cascading(c, schema, other, &rid, depth + 1)?;
+                        continue;
+                    }
+                    if rel.required {
+                        return Err(CoreError::bad_request(BLOCKED));
+                    }
+                }
+                let next = if f.is_multiple() {
+                    Value::Array(remaining.into_iter().map(Value::String).collect())
+                } else {
+                    Value::String(remaining.into_iter().next_back().unwrap_or_default())
+                };
+                let mut up = Sql::new(d);
+                up.push("UPDATE ").ident(&other.name).push(" SET ").ident(&f.name).push(" = ").push_param(f.to_sql(&next, d));
+                up.push(" WHERE ").ident("id").push(" = ").push_param(rid);
+                c.execute_sql(&up)?;
+            }
+        }
+    }
+    Ok(())
+}

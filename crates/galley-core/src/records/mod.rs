@@ -1,0 +1,238 @@
+//! The records service: list, view, create, update, delete, with the collection's rules.
+
+pub mod delete;
+pub mod input;
+pub mod output;
+pub mod write;
+
+use crate::caller::Caller;
+use crate::collections::Page;
+use crate::error::CoreError;
+use crate::rules::{Access, RuleCtx};
+use crate::App;
+use galley_sql::Sql;
+use galley_store::{Conn, ConnExt};
+use galley_types::{Collection, CollectionType, Schema};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The parts of a request that rules may look at (`@request.*`).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub method: String,
+    pub context: String,
+    pub query: Map<String, Value>,
+    pub headers: Map<String, Value>,
+}
+
+/// What a write job needs besides the connection.
+#[derive(Clone)]
+pub struct WriteCtx {
+    pub schema: Arc<Schema>,
+    pub caller: Caller,
+    pub meta: RequestMeta,
+}
+
+/// A submitted record body; `password` plain text is replaced by its hash before the
+/// write job runs, so no hashing happens on the writer.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub values: Map<String, Value>,
+    pub password_hash: Option<String>,
+}
+
+pub fn list_result(items: Vec<Value>, page: Page, total: Option<usize>) -> Value {
+    let (total_items, total_pages): (i64, i64) = match total {
+        Some(t) => (t as i64, t.div_ceil(page.per_page.max(1)) as i64),
+        None => (-1, -1),
+    };
+    json!({"items": items, "page": page.page, "perPage": page.per_page, "totalItems": total_items, "totalPages": total_pages})
+}
+
+pub fn find_collection(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
+    app.schema().find(id_or_name).cloned().ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
+}
+
+pub struct ListQuery {
+    pub page: Page,
+    pub filter: String,
+    pub sort: String,
+}
+
+fn where_clause(sql: &mut Sql, conds: &[Sql]) {
+    for (i, c) in conds.iter().enumerate() {
+        sql.push(if i == 0 { " WHERE (" } else { " AND (" });
+        sql.append(c);
+        sql.push(")");
+    }
+}
+
+pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta, q: ListQuery) -> Result<Value, CoreError> {
+    let col = find_collection(app, col_name)?;
+    let schema = app.schema();
+    let d = app.store.dialect();
+    let ctx = RuleCtx { schema: &schema, collection: &col, caller, meta, dialect: d };
+    let mut conds = Vec::new();
+    match ctx.access(&col.rules.list_rule)? {
+        Access::SuperuserOnly => return Err(CoreError::superuser_only()),
+        Access::Allow => {}
+        Access::Where(s) => conds.push(s),
+    }
+    if let Some(f) = ctx.filter(&q.filter)? {
+        conds.push(f);
+    }
+    let order = ctx.sort(&q.sort)?;
+    let mut sql = Sql::new(d);
+    sql.push("SELECT * FROM ").ident(&col.name);
+    where_clause(&mut sql, &conds);
+    sql.push(" ORDER BY ");
+    if let Some(o) = order {
+        sql.append(&o).push(", ");
+    }
+    sql.qualified(&col.name, d.rowid());
+    sql.push(" LIMIT ").push_param(q.page.per_page as i64);
+    sql.push(" OFFSET ").push_param(((q.page.page - 1) * q.page.per_page) as i64);
+    let count = (!q.page.skip_total).then(|| {
+        let mut c = Sql::new(d);
+        c.push("SELECT COUNT(*) AS n FROM ").ident(&col.name);
+        where_clause(&mut c, &conds);
+        c
+    });
+    let col2 = col.clone();
+    let (rows, total) = app
+        .store
+        .read(move |c: &mut dyn Conn| -> Result<_, CoreError> {
+            let rows = c.query_sql(&sql)?;
+            let total = match count {
+                Some(cs) => Some(c.query_sql(&cs)?.first().map(|r| r.int("n")).unwrap_or(0) as usize),
+                None => None,
+            };
+            Ok((rows, total))
+        })
+        .await?;
+    let items = rows.into_iter().map(|r| output::present(&col2, &output::from_row(&col2, r), caller)).collect();
+    Ok(list_result(items, q.page, total))
+}
+
+/// Loads one record if `rule` lets `caller` see it.
+pub(crate) fn load_checked(
+    c: &mut dyn Conn,
+    ctx: &RuleCtx<'_>,
+    rule: &Option<String>,
+    id: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    let mut sql = Sql::new(c.dialect());
+    sql.push("SELECT * FROM ").ident(&ctx.collection.name).push(" WHERE ");
+    sql.qualified(&ctx.collection.name, "id").push(" = ").push_param(id);
+    match ctx.access(rule)? {
+        Access::SuperuserOnly => return Err(CoreError::superuser_only()),
+        Access::Allow => {}
+        Access::Where(w) => {
+            sql.push(" AND (").append(&w).push(")");
+        }
+    }
+    let row = c.query_sql(&sql)?.into_iter().next().ok_or_else(CoreError::not_found)?;
+    Ok(output::from_row(ctx.collection, row))
+}
+
+pub async fn view(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<Value, CoreError> {
+    let col = find_collection(app, col_name)?;
+    let schema = app.schema();
+    let (caller2, meta2, id2, col2) = (caller.clone(), meta.clone(), id.to_owned(), col.clone());
+    let rec = app
+        .store
+        .read(move |c: &mut dyn Conn| {
+            let ctx = RuleCtx { schema: &schema, collection: &col2, caller: &caller2, meta: &meta2, dialect: c.dialect() };
+            load_checked(c, &ctx, &col2.rules.view_rule, &id2)
+        })
+        .await?;
+    Ok(output::present(&col, &rec, caller))
+}
+
+fn writable(col: &Collection) -> Result<(), CoreError> {
+    if col.kind == CollectionType::View {
+        return Err(CoreError::bad_request("Unsupported collection type."));
+    }
+    Ok(())
+}
+
+/// Validates and hashes a submitted `password` before the write job.
+pub async fn prepare_input(
+    app: &App,
+    col: &Collection,
+    mut values: Map<String, Value>,
+    is_create: bool,
+) -> Result<Input, CoreError> {
+    let mut input = Input::default();
+    if col.is_auth() {
+        let failed = if is_create { "Failed to create record." } else { "Failed to update record." };
+        let password = values.remove("password");
+        let confirm = values.remove("passwordConfirm");
+        values.remove("oldPassword");
+        let pw = password.as_ref().and_then(Value::as_str).unwrap_or_default().to_owned();
+        if is_create || password.is_some() {
+            let field = col.field("password").cloned();
+            let mut errors = galley_types::FieldErrors::new();
+            if let Some(f) = &field {
+                if let Err(e) = f.validate(&json!(pw)) {
+                    errors.add("password", e);
+                }
+            }
+            if confirm.as_ref().and_then(Value::as_str).unwrap_or_default() != pw {
+                errors.add(
+                    "passwordConfirm",
+                    galley_types::FieldError::new("validation_values_mismatch", "Values don't match."),
+                );
+            }
+            if !errors.is_empty() {
+                return Err(CoreError::validation(failed, errors));
+            }
+            if !pw.is_empty() {
+                input.password_hash = Some(app.hash_password(pw).await?);
+            }
+        }
+    }
+    input.values = values;
+    Ok(input)
+}
+
+pub async fn create(
+    app: &App,
+    col_name: &str,
+    values: Map<String, Value>,
+    caller: &Caller,
+    meta: &RequestMeta,
+) -> Result<Value, CoreError> {
+    let col = find_collection(app, col_name)?;
+    writable(&col)?;
+    let input = prepare_input(app, &col, values, true).await?;
+    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let col2 = col.clone();
+    let rec = app.store.write(move |c: &mut dyn Conn| write::create(c, &ctx, &col2, input)).await?;
+    Ok(output::present(&col, &rec, caller))
+}
+
+pub async fn update(
+    app: &App,
+    col_name: &str,
+    id: &str,
+    values: Map<String, Value>,
+    caller: &Caller,
+    meta: &RequestMeta,
+) -> Result<Value, CoreError> {
+    let col = find_collection(app, col_name)?;
+    writable(&col)?;
+    let input = prepare_input(app, &col, values, false).await?;
+    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let (col2, id2) = (col.clone(), id.to_owned());
+    let rec = app.store.write(move |c: &mut dyn Conn| write::update(c, &ctx, &col2, &id2, input)).await?;
+    Ok(output::present(&col, &rec, caller))
+}
+
+pub async fn remove(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<(), CoreError> {
+    let col = find_collection(app, col_name)?;
+    writable(&col)?;
+    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let id2 = id.to_owned();
+    app.store.write(move |c: &mut dyn Conn| delete::delete(c, &ctx, &col, &id2)).await
+}

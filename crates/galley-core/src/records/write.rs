@@ -1,0 +1,190 @@
+//! Record create and update inside a write job.
+
+use super::{input, load_checked, Input, WriteCtx};
+use crate::error::CoreError;
+use crate::rules::{Access, RuleCtx};
+use galley_sql::{Sql, SqlValue};
+use galley_store::{Conn, ConnExt, StoreError};
+use galley_types::field::{as_strings, FieldKind};
+use galley_types::{Collection, FieldError, FieldErrors};
+use serde_json::{json, Map, Value};
+
+fn rule_ctx<'a>(ctx: &'a WriteCtx, col: &'a Collection, c: &dyn Conn) -> RuleCtx<'a> {
+    RuleCtx { schema: &ctx.schema, collection: col, caller: &ctx.caller, meta: &ctx.meta, dialect: c.dialect() }
+}
+
+/// Validates every field and checks that relations point at existing records.
+fn validate(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, values: &Map<String, Value>, mut errors: FieldErrors) -> Result<FieldErrors, CoreError> {
+    for f in &col.fields {
+        if errors.0.contains_key(&f.name) || matches!(f.kind, FieldKind::Password(_)) {
+            continue;
+        }
+        let v = values.get(&f.name).cloned().unwrap_or_else(|| f.zero_value());
+        if let Err(e) = f.validate(&v) {
+            errors.add(&f.name, e);
+            continue;
+        }
+        if let Some(rel) = f.relation() {
+            let ids = as_strings(&v);
+            if ids.is_empty() {
+                continue;
+            }
+            let target = if rel.collection_id == col.id {
+                Some(col.name.clone())
+            } else {
+                ctx.schema.by_id(&rel.collection_id).map(|t| t.name.clone())
+            };
+            let Some(target) = target else {
+                errors.add(&f.name, FieldError::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+                continue;
+            };
+            let mut sql = Sql::new(c.dialect());
+            sql.push("SELECT COUNT(*) AS n FROM ").ident(&target).push(" WHERE ").ident("id").push(" IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push_param(id.as_str());
+            }
+            sql.push(")");
+            let found = c.query_sql(&sql)?.first().map(|r| r.int("n")).unwrap_or(0);
+            if found != ids.len() as i64 {
+                errors.add(&f.name, FieldError::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+            }
+        }
+    }
+    Ok(errors)
+}
+
+fn unique_error(columns: Vec<String>, message: &str) -> CoreError {
+    let mut errors = FieldErrors::new();
+    for c in if columns.is_empty() { vec!["id".to_owned()] } else { columns } {
+        errors.add(&c, FieldError::new("validation_not_unique", "Value must be unique."));
+    }
+    CoreError::validation(message, errors)
+}
+
+fn map_write_err(e: StoreError, message: &str) -> CoreError {
+    match e {
+        StoreError::UniqueViolation { columns } => unique_error(columns, message),
+        other => other.into(),
+    }
+}
+
+fn check_rule_after_write(c: &mut dyn Conn, rctx: &RuleCtx<'_>, access: Access, id: &str, fail: CoreError) -> Result<(), CoreError> {
+    if let Access::Where(w) = access {
+        let mut sql = Sql::new(c.dialect());
+        sql.push("SELECT 1 AS ok FROM ").ident(&rctx.collection.name).push(" WHERE ");
+        sql.qualified(&rctx.collection.name, "id").push(" = ").push_param(id).push(" AND (").append(&w).push(")");
+        if c.query_sql(&sql)?.is_empty() {
+            return Err(fail);
+        }
+    }
+    Ok(())
+}
+
+pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) -> Result<Map<String, Value>, CoreError> {
+    const FAILED: &str = "Failed to create record.";
+    let rctx = rule_ctx(ctx, col, c);
+    let access = rctx.access(&col.rules.create_rule)?;
+    if let Access::SuperuserOnly = access {
+        return Err(CoreError::superuser_only());
+    }
+    let superuser = ctx.caller.is_superuser();
+    let mut values: Map<String, Value> = col.fields.iter().map(|f| (f.name.clone(), f.zero_value())).collect();
+    let errors = input::apply(col, &mut values, &input.values, true, superuser);
+    let now = galley_types::datetime::now_string();
+    for f in &col.fields {
+        match &f.kind {
+            FieldKind::Autodate(o) if o.on_create => {
+                values.insert(f.name.clone(), json!(now));
+            }
+            FieldKind::Text(o) if !o.autogenerate_pattern.is_empty() => {
+                if values.get(&f.name).and_then(Value::as_str).unwrap_or_default().is_empty() {
+                    let gen = galley_types::ids::generate_from_pattern(&o.autogenerate_pattern).unwrap_or_default();
+                    values.insert(f.name.clone(), json!(gen));
+                }
+            }
+            FieldKind::Password(_) => {
+                values.insert(f.name.clone(), json!(input.password_hash.clone().unwrap_or_default()));
+            }
+            _ => {}
+        }
+    }
+    if col.is_auth() && !superuser {
+        values.insert("verified".into(), json!(false));
+    }
+    let errors = validate(c, ctx, col, &values, errors)?;
+    if !errors.is_empty() {
+        return Err(CoreError::validation(FAILED, errors));
+    }
+    let id = values.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let d = c.dialect();
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO ").ident(&col.name).push(" (");
+    for (i, f) in col.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(&f.name);
+    }
+    sql.push(") VALUES (");
+    for (i, f) in col.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
+        sql.push_param(f.to_sql(&v, d));
+    }
+    sql.push(")");
+    c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+    // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
+    check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
+    Ok(values)
+}
+
+pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, input: Input) -> Result<Map<String, Value>, CoreError> {
+    const FAILED: &str = "Failed to update record.";
+    let rctx = rule_ctx(ctx, col, c);
+    let mut values = load_checked(c, &rctx, &col.rules.update_rule, id)?;
+    let superuser = ctx.caller.is_superuser();
+    let errors = input::apply(col, &mut values, &input.values, false, superuser);
+    let now = galley_types::datetime::now_string();
+    let mut rotate_token_key = false;
+    for f in &col.fields {
+        match &f.kind {
+            FieldKind::Autodate(o) if o.on_update => {
+                values.insert(f.name.clone(), json!(now));
+            }
+            FieldKind::Password(_) => {
+                if let Some(h) = &input.password_hash {
+                    values.insert(f.name.clone(), json!(h));
+                    rotate_token_key = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    if rotate_token_key && col.is_auth() {
+        values.insert("tokenKey".into(), json!(galley_types::ids::secret(50)));
+    }
+    let errors = validate(c, ctx, col, &values, errors)?;
+    if !errors.is_empty() {
+        return Err(CoreError::validation(FAILED, errors));
+    }
+    let d = c.dialect();
+    let mut sql = Sql::new(d);
+    sql.push("UPDATE ").ident(&col.name).push(" SET ");
+    let mut first = true;
+    for f in col.fields.iter().filter(|f| f.name != "id") {
+        if !first {
+            sql.push(", ");
+        }
+        first = false;
+        let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
+        sql.ident(&f.name).push(" = ").push_param(f.to_sql(&v, d));
+    }
+    sql.push(" WHERE ").ident("id").push(" = ").push_param(SqlValue::from(id));
+    c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+    Ok(values)
+}

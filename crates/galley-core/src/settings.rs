@@ -1,0 +1,123 @@
+//! Runtime settings stored in `_params` (row `settings`), PocketBase's shape.
+
+use crate::error::CoreError;
+use crate::App;
+use galley_sql::{Sql, SqlValue};
+use galley_store::{Conn, ConnExt};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct Settings(pub Value);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings(json!({
+            "superuserIPs": [],
+            "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "authMethod": "", "tls": false, "localName": ""},
+            "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false}},
+            "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false},
+            "meta": {"accentColor": "#1055c9", "appName": "Galley", "appURL": "http://localhost:8090", "senderName": "Support", "senderAddress": "support@example.com", "hideControls": false},
+            "rateLimits": {"rules": [], "excludedIPs": [], "enabled": false},
+            "trustedProxy": {"headers": [], "useLeftmostIP": false},
+            "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
+            "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false}
+        }))
+    }
+}
+
+impl Settings {
+    pub fn batch_enabled(&self) -> bool {
+        self.0.pointer("/batch/enabled").and_then(Value::as_bool).unwrap_or(false)
+    }
+    pub fn batch_max_requests(&self) -> usize {
+        self.0.pointer("/batch/maxRequests").and_then(Value::as_u64).unwrap_or(50) as usize
+    }
+    /// The settings as sent to clients (write-only secrets removed).
+    pub fn public_json(&self) -> Value {
+        let mut v = self.0.clone();
+        for p in ["/smtp", "/s3", "/backups/s3"] {
+            if let Some(Value::Object(o)) = v.pointer_mut(p) {
+                o.remove("password");
+                o.remove("secret");
+            }
+        }
+        v
+    }
+}
+
+/// Recursively merges `patch` into `base` (objects merge, everything else replaces).
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+pub fn load(c: &mut dyn Conn) -> Result<Settings, CoreError> {
+    let mut sql = Sql::new(c.dialect());
+    sql.push("SELECT \"value\" FROM \"_params\" WHERE \"id\" = ").push_param("settings");
+    let mut s = Settings::default();
+    if let Some(row) = c.query_sql(&sql)?.into_iter().next() {
+        merge(&mut s.0, &row.json("value"));
+    }
+    Ok(s)
+}
+
+/// Applies a partial update, validating the few settings Galley acts on.
+pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
+    if !patch.is_object() {
+        return Err(CoreError::bad_request("Failed to load the submitted data due to invalid formatting."));
+    }
+    let mut next = app.settings().as_ref().clone();
+    merge(&mut next.0, &patch);
+    let batch = next.0.get("batch").cloned().unwrap_or(Value::Null);
+    let mut errors = serde_json::Map::new();
+    if !batch.get("enabled").is_some_and(Value::is_boolean) {
+        errors.insert("enabled".into(), json!({"code": "validation_invalid_value", "message": "Must be a boolean."}));
+    }
+    match batch.get("maxRequests").and_then(Value::as_i64) {
+        Some(n) if (1..=10_000).contains(&n) => {}
+        _ => {
+            errors.insert("maxRequests".into(), json!({"code": "validation_invalid_value", "message": "Must be between 1 and 10000."}));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CoreError::BadRequest {
+            message: "An error occurred while submitting the form.".into(),
+            data: json!({"batch": errors}),
+        });
+    }
+    let value = next.0.clone();
+    app.store
+        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+            let d = c.dialect();
+            let now = galley_types::datetime::now();
+            let mut del = Sql::new(d);
+            del.push("DELETE FROM \"_params\" WHERE \"id\" = ").push_param("settings");
+            c.execute_sql(&del)?;
+            let mut ins = Sql::new(d);
+            ins.push("INSERT INTO \"_params\" (\"id\", \"value\", \"created\", \"updated\") VALUES (")
+                .push_param("settings")
+                .push(", ")
+                .push_param(SqlValue::Json(value))
+                .push(", ")
+                .push_param(SqlValue::Timestamp(now))
+                .push(", ")
+                .push_param(SqlValue::Timestamp(now))
+                .push(")");
+            c.execute_sql(&ins)?;
+            Ok(())
+        })
+        .await?;
+    app.set_settings(next.clone());
+    Ok(next)
+}
