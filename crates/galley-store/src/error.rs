@@ -1,11 +1,13 @@
 /// Store failures, engine-neutral. The API maps `Unavailable` to 503 and
 /// `UniqueViolation` to a `validation_not_unique` field error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
     /// A unique index was violated; `columns` names the columns when the engine says so.
     #[error("unique constraint failed: {columns:?}")]
     UniqueViolation { columns: Vec<String> },
-    /// The database cannot be reached right now (connection refused, restarting).
+    /// The database cannot be reached right now (connection refused, restarting, no free
+    /// connection within the pool's wait timeout, SQLite file locked by another process).
+    /// Transient: the same call may succeed later; the store recovers by itself.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The store is shutting down.

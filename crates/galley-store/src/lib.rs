@@ -16,6 +16,8 @@ pub mod migrations;
 pub mod postgres;
 mod row;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::StoreError;
 pub use row::Row;
@@ -23,6 +25,12 @@ pub use row::Row;
 use galley_sql::{Dialect, Sql, SqlValue};
 
 /// A connection inside a read or a write job.
+///
+/// In a write job, a statement that fails fails the whole job on both engines, even if the
+/// job returns `Ok` afterwards (PostgreSQL aborts the transaction after an error, and SQLite
+/// follows suit so code behaves the same on both): avoid expected errors in SQL instead
+/// (`ON CONFLICT`, `IF NOT EXISTS`). Jobs must not run `BEGIN`/`COMMIT`/`ROLLBACK`.
+/// Read jobs run each statement on its own (no snapshot across statements).
 pub trait Conn {
     fn dialect(&self) -> &'static Dialect;
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
@@ -72,11 +80,20 @@ impl Store {
                 Store::Postgres(postgres::PgStore::open(url, cfg.pool_size).await?)
             }
             Some(url) => {
+                // Never echo a password.
+                let shown = match (url.find("://"), url.rfind('@')) {
+                    (Some(s), Some(at)) if at > s => format!("{}://…{}", &url[..s], &url[at..]),
+                    _ => url.chars().take(40).collect(),
+                };
                 return Err(StoreError::Config(format!(
-                    "unsupported database URL {url:?}: use postgres://USER@HOST:PORT/DB, or omit it for embedded SQLite"
-                )))
+                    "unsupported database URL {shown:?}: use postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or omit it for embedded SQLite"
+                )));
             }
-            None => Store::Sqlite(sqlite::SqliteStore::open(&cfg.data_dir, cfg.pool_size, cfg.sync_full)?),
+            None => Store::Sqlite(sqlite::SqliteStore::open(
+                &cfg.data_dir,
+                cfg.pool_size,
+                cfg.sync_full,
+            )?),
         };
         store.write(migrations::run).await?;
         Ok(store)
@@ -116,11 +133,12 @@ impl Store {
         }
     }
 
-    /// Stops accepting writes and waits for queued ones to commit.
+    /// Stops accepting writes and waits for queued (SQLite) or running (PostgreSQL) ones to
+    /// commit; later writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,
-            Store::Postgres(p) => p.close(),
+            Store::Postgres(p) => p.close().await,
         }
     }
 }

@@ -1,95 +1,411 @@
 //! PostgreSQL engine: a deadpool pool of tokio-postgres clients. A job runs on a blocking
 //! thread that drives the async client with `Handle::block_on`, so service code is written
 //! once, synchronously, for both engines.
+//!
+//! Failure behaviour callers rely on:
+//! * the server unreachable, restarting or out of connections, or no free pooled connection
+//!   within [`PgOptions::wait_timeout`] → [`StoreError::Unavailable`]; dead connections are
+//!   dropped from the pool and the next job connects again, so the store recovers by itself;
+//! * a write job is one transaction; its error, its panic, or any failed statement inside it
+//!   rolls it back (PostgreSQL aborts a transaction after a failed statement, so a job that
+//!   swallows a statement error and returns `Ok` still fails);
+//! * a connection whose state is unknown after a job (panic, failed ROLLBACK) is discarded,
+//!   never handed to the next job.
 
 use crate::{Conn, Row, StoreError};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use galley_sql::{Dialect, SqlValue, POSTGRES};
+use std::io::ErrorKind;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::runtime::Handle;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
+
+/// Options of [`PgStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Most pooled connections (at least 2).
+    pub pool_size: usize,
+    /// How long a job waits for a free connection before failing with `Unavailable`.
+    pub wait_timeout: Duration,
+    /// How long opening one connection may take (unless the URL sets `connect_timeout`).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 8,
+            wait_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 pub struct PgStore {
     pool: Pool,
+    /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
+    /// writer) waits for the jobs in flight.
+    gate: Arc<tokio::sync::RwLock<bool>>,
 }
 
 impl PgStore {
     pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let cfg: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Config(format!(
-                "invalid database URL: {e}. Expected postgres://USER[:PASSWORD]@HOST:PORT/DATABASE"
-            ))
-        })?;
-        let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(mgr)
-            .max_size(pool_size.max(2))
-            .build()
-            .map_err(|e| StoreError::Config(format!("cannot create the connection pool: {e}")))?;
-        // Fail at start-up with a clear message rather than on the first request.
-        let client = pool.get().await.map_err(|e| {
-            StoreError::Config(format!(
-                "cannot connect to PostgreSQL: {e}. Check the host, port, user, password and database in --database-url"
-            ))
-        })?;
-        drop(client);
-        Ok(PgStore { pool })
+        Self::open_with(
+            url,
+            &PgOptions {
+                pool_size,
+                ..PgOptions::default()
+            },
+        )
+        .await
     }
 
+    pub async fn open_with(url: &str, opts: &PgOptions) -> Result<Self, StoreError> {
+        let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Config(format!(
+                "invalid database URL: {e}. Expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+            ))
+        })?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(opts.connect_timeout);
+        }
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("galley");
+        }
+        // Notice a vanished server on idle pooled connections within about a minute.
+        if cfg.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            cfg.keepalives_idle(Duration::from_secs(30));
+        }
+        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Config(
+                "sslmode=require is set in the database URL, but this build of Galley has no TLS support for PostgreSQL: \
+                 use sslmode=disable or sslmode=prefer, or connect through a local TLS tunnel"
+                    .into(),
+            ));
+        }
+        let target = describe_target(&cfg);
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(opts.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.wait_timeout))
+            .create_timeout(Some(opts.connect_timeout + Duration::from_secs(1)))
+            .recycle_timeout(Some(opts.wait_timeout))
+            .build()
+            .map_err(|e| {
+                StoreError::Config(format!("cannot create the PostgreSQL connection pool: {e}"))
+            })?;
+        // Fail at start-up with a clear message rather than on the first request.
+        let client = pool.get().await.map_err(|e| startup_error(&target, e))?;
+        drop(client);
+        Ok(PgStore {
+            pool,
+            gate: Arc::new(tokio::sync::RwLock::new(false)),
+        })
+    }
+
+    /// Runs `f` on a pooled connection; as one transaction when `write`.
     pub async fn run<T, E, F>(&self, write: bool, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let guard = self.gate.clone().read_owned().await;
+        if *guard {
+            return Err(StoreError::Closed.into());
+        }
+        let client = self.pool.get().await.map_err(pool_error)?;
         let handle = Handle::current();
+        let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut c = PgConn { client, handle };
-            if !write {
-                return f(&mut c);
+            let _guard = guard;
+            let mut c = PgConn {
+                client,
+                handle,
+                write,
+                failure: None,
+                ddl: false,
+                broken: false,
+            };
+            let r = c.run_job(f);
+            if c.ddl {
+                // Cached statements of every pooled connection may now describe old columns.
+                pool.manager().statement_caches.clear();
             }
-            c.batch("BEGIN")?;
-            match f(&mut c) {
-                Ok(v) => {
-                    c.batch("COMMIT")?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    let _ = c.batch("ROLLBACK");
-                    Err(e)
-                }
+            if c.broken || c.client.is_closed() {
+                drop(Object::take(c.client));
             }
+            r
         })
         .await
-        .unwrap_or_else(|_| Err(StoreError::Query("database job panicked".into()).into()))
+        .unwrap_or_else(|_| Err(StoreError::Query("the database task failed".into()).into()))
     }
 
-    pub fn close(&self) {
+    /// Stops accepting jobs, waits for the ones in flight, closes the pool.
+    pub async fn close(&self) {
+        let mut closed = self.gate.write().await;
+        *closed = true;
         self.pool.close();
     }
 }
 
+/// `host:port` of the configured server, for messages.
+fn describe_target(cfg: &tokio_postgres::Config) -> String {
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let db = cfg.get_dbname().or(cfg.get_user()).unwrap_or("postgres");
+    format!("{host}:{port}, database \"{db}\"")
+}
+
+fn io_kind(e: &tokio_postgres::Error) -> Option<ErrorKind> {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        src = s.source();
+    }
+    None
+}
+
+fn startup_error(target: &str, e: PoolError) -> StoreError {
+    let msg = match &e {
+        PoolError::Timeout(_) => format!(
+            "timed out connecting to PostgreSQL at {target}. Check the host and port in the database URL, and that no firewall drops the connection"
+        ),
+        PoolError::Backend(be) => match be.as_db_error() {
+            Some(db) if *db.code() == SqlState::INVALID_CATALOG_NAME => format!(
+                "{} (at {target}). Create the database first (e.g. `createdb NAME` or `CREATE DATABASE NAME`), or fix the database name in the URL",
+                db.message()
+            ),
+            Some(db)
+                if *db.code() == SqlState::INVALID_PASSWORD
+                    || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+            {
+                format!(
+                    "PostgreSQL at {target} refused the login: {}. Check the user and password in the database URL (and pg_hba.conf)",
+                    db.message()
+                )
+            }
+            Some(db) => format!("PostgreSQL at {target} refused the connection: {}", db.message()),
+            None => match io_kind(be) {
+                Some(ErrorKind::ConnectionRefused) => format!(
+                    "cannot connect to PostgreSQL at {target}: connection refused. Is PostgreSQL running there, and are the host and port in the database URL right?"
+                ),
+                Some(ErrorKind::TimedOut) => format!(
+                    "timed out connecting to PostgreSQL at {target}. Check the host and port in the database URL, and that no firewall drops the connection"
+                ),
+                _ => format!(
+                    "cannot connect to PostgreSQL at {target}: {be}. Check the host, port, user, password and database in the database URL"
+                ),
+            },
+        },
+        other => format!("cannot connect to PostgreSQL at {target}: {other}"),
+    };
+    StoreError::Config(msg)
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Closed => StoreError::Closed,
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Unavailable("no free database connection within the wait timeout".into())
+        }
+        PoolError::Timeout(t) => {
+            StoreError::Unavailable(format!("timed out connecting to the database ({t:?})"))
+        }
+        PoolError::Backend(be) => match map_err(be) {
+            StoreError::Query(m) => StoreError::Unavailable(m),
+            other => other,
+        },
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
 struct PgConn {
-    client: deadpool_postgres::Object,
+    client: Object,
     handle: Handle,
+    write: bool,
+    /// First statement error of a write job: PostgreSQL has aborted its transaction.
+    failure: Option<StoreError>,
+    /// The job changed the schema; cached statements must be forgotten.
+    ddl: bool,
+    /// The connection's state is unknown; drop it rather than return it to the pool.
+    broken: bool,
+}
+
+impl PgConn {
+    fn run_job<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut dyn Conn) -> Result<T, E>,
+    {
+        if self.write {
+            if let Err(e) = self.simple("BEGIN").map_err(map_err) {
+                self.broken = true;
+                self.ddl = false;
+                return Err(e.into());
+            }
+        }
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(self)));
+        let failure = self.failure.take();
+        match r {
+            Err(_) => {
+                tracing::error!("a database job panicked; its changes were rolled back");
+                self.rollback();
+                if !self.write {
+                    self.broken = true;
+                }
+                Err(StoreError::Query(
+                    "the database job panicked; its changes were rolled back".into(),
+                )
+                .into())
+            }
+            Ok(Err(e)) => {
+                self.rollback();
+                Err(e)
+            }
+            Ok(Ok(v)) if !self.write => Ok(v),
+            Ok(Ok(v)) => {
+                if let Some(fail) = failure {
+                    self.rollback();
+                    return Err(swallowed(fail).into());
+                }
+                match self.simple("COMMIT") {
+                    Ok(()) => Ok(v),
+                    Err(e) => {
+                        let err = map_err(e);
+                        if matches!(err, StoreError::Unavailable(_)) {
+                            self.broken = true;
+                        }
+                        self.rollback();
+                        Err(err.into())
+                    }
+                }
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        if self.write && self.simple("ROLLBACK").is_err() {
+            self.broken = true;
+        }
+        self.ddl = false;
+    }
+
+    fn simple(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.handle.block_on(self.client.batch_execute(sql))
+    }
+
+    /// Maps an error, remembering the first one of a write job.
+    fn fail<T>(&mut self, sql: &str, e: tokio_postgres::Error) -> Result<T, StoreError> {
+        if let Some(db) = e.as_db_error() {
+            if *db.code() == SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan")
+            {
+                // "cached plan must not change result type": the table changed under a cached
+                // statement (possibly by another node); prepare it afresh next time.
+                self.client.statement_cache.remove(sql, &[]);
+            }
+        }
+        let err = match (&self.failure, e.code()) {
+            (Some(first), Some(&SqlState::IN_FAILED_SQL_TRANSACTION)) => StoreError::Query(format!(
+                "an earlier statement of this write job failed ({first}); PostgreSQL ignores the rest of the transaction"
+            )),
+            _ => map_err(e),
+        };
+        if matches!(err, StoreError::Unavailable(_)) {
+            self.broken = true;
+        }
+        if self.write && self.failure.is_none() {
+            self.failure = Some(err.clone());
+        }
+        Err(err)
+    }
+
+    fn note_ddl(&mut self, sql: &str) {
+        let head = sql
+            .trim_start()
+            .get(..8)
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if ["CREATE", "ALTER", "DROP", "TRUNCATE", "COMMENT"]
+            .iter()
+            .any(|k| head.starts_with(k))
+        {
+            self.ddl = true;
+        }
+    }
+
+    fn run_query(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let client = &self.client;
+        let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        self.handle.block_on(async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, &refs).await
+        })
+    }
+}
+
+/// See the SQLite engine: a job that swallowed a statement error cannot commit.
+fn swallowed(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Query(m) => StoreError::Query(format!(
+            "a statement in this write job failed ({m}); the job was rolled back"
+        )),
+        other => other,
+    }
 }
 
 fn map_err(e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
-        if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
-            // detail: "Key (title)=(x) already exists."
+        let code = db.code();
+        if *code == SqlState::UNIQUE_VIOLATION {
+            // detail: "Key (title)=(x) already exists." / "Key (lower(name::text))=(x) …"
             let columns = db
                 .detail()
                 .and_then(|d| d.strip_prefix("Key ("))
-                .and_then(|d| d.split_once(")="))
-                .map(|(cols, _)| cols.split(',').map(|c| c.trim().trim_matches('"').to_owned()).collect())
+                .and_then(|d| d.split_once(")=("))
+                .map(|(cols, _)| crate::row::index_columns(cols))
                 .unwrap_or_default();
             return StoreError::UniqueViolation { columns };
         }
-        return StoreError::Query(format!("{}: {}", db.code().code(), db.message()));
+        let c = code.code();
+        if c.starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+            || *code == SqlState::INVALID_CATALOG_NAME
+        {
+            return StoreError::Unavailable(format!("{c}: {}", db.message()));
+        }
+        return StoreError::Query(format!("{c}: {}", db.message()));
     }
-    if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) {
+    if e.is_closed() || io_kind(&e).is_some() {
         return StoreError::Unavailable(e.to_string());
     }
     StoreError::Query(e.to_string())
@@ -100,32 +416,60 @@ struct Param<'a>(&'a SqlValue);
 
 type BoxErr = Box<dyn std::error::Error + Sync + Send>;
 
+fn bad(v: &str, ty: &Type) -> BoxErr {
+    format!("cannot store {v:?} in a {ty} column").into()
+}
+
+fn parse_num<N: std::str::FromStr + Default>(s: &str, ty: &Type) -> Result<N, BoxErr> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(N::default());
+    }
+    t.parse().map_err(|_| bad(s, ty))
+}
+
 impl ToSql for Param<'_> {
     fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, BoxErr> {
         use SqlValue as V;
-        let text_like = matches!(*ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN);
+        let text_like = matches!(
+            *ty,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+        );
         match self.0 {
             V::Null => Ok(IsNull::Yes),
             V::Text(s) => match *ty {
-                Type::FLOAT8 => s.trim().parse::<f64>().unwrap_or(0.0).to_sql(ty, out),
-                Type::FLOAT4 => (s.trim().parse::<f64>().unwrap_or(0.0) as f32).to_sql(ty, out),
-                Type::INT8 => s.trim().parse::<i64>().unwrap_or(0).to_sql(ty, out),
-                Type::INT4 => s.trim().parse::<i32>().unwrap_or(0).to_sql(ty, out),
-                Type::INT2 => s.trim().parse::<i16>().unwrap_or(0).to_sql(ty, out),
-                Type::BOOL => (s == "1" || s.eq_ignore_ascii_case("true")).to_sql(ty, out),
+                Type::FLOAT8 => parse_num::<f64>(s, ty)?.to_sql(ty, out),
+                Type::FLOAT4 => parse_num::<f32>(s, ty)?.to_sql(ty, out),
+                Type::INT8 => parse_num::<i64>(s, ty)?.to_sql(ty, out),
+                Type::INT4 => parse_num::<i32>(s, ty)?.to_sql(ty, out),
+                Type::INT2 => parse_num::<i16>(s, ty)?.to_sql(ty, out),
+                Type::BOOL => match s.trim() {
+                    "1" | "true" | "TRUE" | "True" | "t" => true.to_sql(ty, out),
+                    "" | "0" | "false" | "FALSE" | "False" | "f" => false.to_sql(ty, out),
+                    _ => Err(bad(s, ty)),
+                },
                 Type::JSON | Type::JSONB => serde_json::from_str::<serde_json::Value>(s)
                     .unwrap_or_else(|_| serde_json::Value::String(s.clone()))
                     .to_sql(ty, out),
-                Type::TIMESTAMPTZ => match parse_ts(s) {
-                    Some(t) => t.to_sql(ty, out),
-                    None => Ok(IsNull::Yes),
-                },
+                // An empty datetime is NULL on PostgreSQL (`''` on SQLite).
+                Type::TIMESTAMPTZ | Type::TIMESTAMP if s.trim().is_empty() => Ok(IsNull::Yes),
+                Type::TIMESTAMPTZ => crate::row::parse_timestamp(s)
+                    .ok_or_else(|| bad(s, ty))?
+                    .to_sql(ty, out),
+                Type::TIMESTAMP => crate::row::parse_timestamp(s)
+                    .ok_or_else(|| bad(s, ty))?
+                    .naive_utc()
+                    .to_sql(ty, out),
                 _ => s.as_str().to_sql(&Type::TEXT, out),
             },
             V::Int(i) => match *ty {
                 Type::INT8 => i.to_sql(ty, out),
-                Type::INT4 => (*i as i32).to_sql(ty, out),
-                Type::INT2 => (*i as i16).to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)
+                    .map_err(|_| bad(&i.to_string(), ty))?
+                    .to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)
+                    .map_err(|_| bad(&i.to_string(), ty))?
+                    .to_sql(ty, out),
                 Type::FLOAT4 => (*i as f32).to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::JSON | Type::JSONB => serde_json::Value::from(*i).to_sql(ty, out),
@@ -143,9 +487,10 @@ impl ToSql for Param<'_> {
                 _ => f.to_sql(&Type::FLOAT8, out),
             },
             V::Bool(b) => match *ty {
-                Type::INT8 => (*b as i64).to_sql(ty, out),
-                Type::INT4 => (*b as i32).to_sql(ty, out),
-                Type::FLOAT8 => (*b as i64 as f64).to_sql(ty, out),
+                Type::INT8 => i64::from(*b).to_sql(ty, out),
+                Type::INT4 => i32::from(*b).to_sql(ty, out),
+                Type::INT2 => i16::from(*b).to_sql(ty, out),
+                Type::FLOAT8 => f64::from(u8::from(*b)).to_sql(ty, out),
                 Type::JSON | Type::JSONB => serde_json::Value::Bool(*b).to_sql(ty, out),
                 _ if text_like => b.to_string().to_sql(&Type::TEXT, out),
                 _ => b.to_sql(&Type::BOOL, out),
@@ -156,7 +501,10 @@ impl ToSql for Param<'_> {
                 _ => j.to_sql(&Type::JSONB, out),
             },
             V::Timestamp(t) => match *ty {
-                _ if text_like => t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string().to_sql(&Type::TEXT, out),
+                _ if text_like => t
+                    .format("%Y-%m-%d %H:%M:%S%.3fZ")
+                    .to_string()
+                    .to_sql(&Type::TEXT, out),
                 Type::TIMESTAMP => t.naive_utc().to_sql(ty, out),
                 _ => t.to_sql(&Type::TIMESTAMPTZ, out),
             },
@@ -170,39 +518,180 @@ impl ToSql for Param<'_> {
     to_sql_checked!();
 }
 
-fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let s = s.trim();
-    chrono::DateTime::parse_from_rfc3339(s)
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&s.replacen(' ', "T", 1)))
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
+/// `numeric` decoded from PostgreSQL's binary form (base-10000 digits), to `Int` when it is
+/// whole and fits, else `Real`: `SUM(bigint)` and `AVG(…)` return numeric.
+struct Numeric(SqlValue);
+
+impl<'a> FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxErr> {
+        let word = |i: usize| -> Result<u16, BoxErr> {
+            raw.get(i..i + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "short numeric".into())
+        };
+        let ndigits = word(0)? as usize;
+        let weight = word(2)? as i16 as i32;
+        let sign = word(4)?;
+        let dscale = word(6)?;
+        match sign {
+            0xC000 => return Ok(Numeric(SqlValue::Real(f64::NAN))),
+            0xD000 => return Ok(Numeric(SqlValue::Real(f64::INFINITY))),
+            0xF000 => return Ok(Numeric(SqlValue::Real(f64::NEG_INFINITY))),
+            _ => {}
+        }
+        let digits = (0..ndigits)
+            .map(|i| word(8 + 2 * i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut int_part = String::new();
+        if weight >= 0 {
+            for idx in 0..=weight as usize {
+                let d = digits.get(idx).copied().unwrap_or(0);
+                if int_part.is_empty() {
+                    int_part.push_str(&d.to_string());
+                } else {
+                    int_part.push_str(&format!("{d:04}"));
+                }
+            }
+        }
+        let mut frac = "0000".repeat((-weight - 1).max(0) as usize);
+        for (idx, d) in digits.iter().enumerate() {
+            if weight < idx as i32 {
+                frac.push_str(&format!("{d:04}"));
+            }
+        }
+        if int_part.is_empty() {
+            int_part.push('0');
+        }
+        let neg = if sign == 0x4000 { "-" } else { "" };
+        if dscale == 0 {
+            if let Ok(i) = format!("{neg}{int_part}").parse::<i64>() {
+                return Ok(Numeric(SqlValue::Int(i)));
+            }
+        }
+        let text = format!(
+            "{neg}{int_part}.{}",
+            if frac.is_empty() { "0" } else { &frac }
+        );
+        Ok(Numeric(SqlValue::Real(
+            text.parse().map_err(|_| "bad numeric")?,
+        )))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
 }
 
-fn decode(row: &tokio_postgres::Row, i: usize) -> SqlValue {
+/// `uuid` as its usual hyphenated text.
+struct Uuid(String);
+
+impl<'a> FromSql<'a> for Uuid {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxErr> {
+        if raw.len() != 16 {
+            return Err("bad uuid".into());
+        }
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Uuid(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::UUID
+    }
+}
+
+/// `void` (the result of `SELECT pg_advisory_xact_lock(…)` and friends).
+struct Void;
+
+impl<'a> FromSql<'a> for Void {
+    fn from_sql(_: &Type, _: &'a [u8]) -> Result<Self, BoxErr> {
+        Ok(Void)
+    }
+    fn from_sql_null(_: &Type) -> Result<Self, BoxErr> {
+        Ok(Void)
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::VOID
+    }
+}
+
+fn decode(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, tokio_postgres::Error> {
+    fn get<'a, T: FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+    ) -> Result<Option<T>, tokio_postgres::Error> {
+        row.try_get::<_, Option<T>>(i)
+    }
     let ty = row.columns()[i].type_();
     let v = match *ty {
-        Type::BOOL => row.try_get::<_, Option<bool>>(i).ok().flatten().map(SqlValue::Bool),
-        Type::INT2 => row.try_get::<_, Option<i16>>(i).ok().flatten().map(|v| SqlValue::Int(v.into())),
-        Type::INT4 => row.try_get::<_, Option<i32>>(i).ok().flatten().map(|v| SqlValue::Int(v.into())),
-        Type::INT8 => row.try_get::<_, Option<i64>>(i).ok().flatten().map(SqlValue::Int),
-        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).ok().flatten().map(|v| SqlValue::Real(v.into())),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).ok().flatten().map(SqlValue::Real),
-        Type::JSON | Type::JSONB => {
-            row.try_get::<_, Option<serde_json::Value>>(i).ok().flatten().map(SqlValue::Json)
+        Type::BOOL => get::<bool>(row, i)?.map(SqlValue::Bool),
+        Type::INT2 => get::<i16>(row, i)?.map(|v| SqlValue::Int(v.into())),
+        Type::INT4 => get::<i32>(row, i)?.map(|v| SqlValue::Int(v.into())),
+        Type::INT8 => get::<i64>(row, i)?.map(SqlValue::Int),
+        Type::OID => get::<u32>(row, i)?.map(|v| SqlValue::Int(v.into())),
+        Type::FLOAT4 => get::<f32>(row, i)?.map(|v| SqlValue::Real(v.into())),
+        Type::FLOAT8 => get::<f64>(row, i)?.map(SqlValue::Real),
+        Type::NUMERIC => get::<Numeric>(row, i)?.map(|n| n.0),
+        Type::JSON | Type::JSONB => get::<serde_json::Value>(row, i)?.map(SqlValue::Json),
+        Type::TIMESTAMPTZ => get::<chrono::DateTime<chrono::Utc>>(row, i)?.map(SqlValue::Timestamp),
+        Type::TIMESTAMP => {
+            get::<chrono::NaiveDateTime>(row, i)?.map(|n| SqlValue::Timestamp(n.and_utc()))
         }
-        Type::TIMESTAMPTZ => row
-            .try_get::<_, Option<chrono::DateTime<chrono::Utc>>>(i)
-            .ok()
-            .flatten()
-            .map(SqlValue::Timestamp),
-        Type::TIMESTAMP => row
-            .try_get::<_, Option<chrono::NaiveDateTime>>(i)
-            .ok()
-            .flatten()
-            .map(|n| SqlValue::Timestamp(n.and_utc())),
-        _ => row.try_get::<_, Option<String>>(i).ok().flatten().map(SqlValue::Text),
+        Type::DATE => get::<chrono::NaiveDate>(row, i)?
+            .map(|d| SqlValue::Text(d.format("%Y-%m-%d").to_string())),
+        Type::TIME => get::<chrono::NaiveTime>(row, i)?
+            .map(|t| SqlValue::Text(t.format("%H:%M:%S%.f").to_string())),
+        Type::UUID => get::<Uuid>(row, i)?.map(|u| SqlValue::Text(u.0)),
+        Type::BYTEA => get::<Vec<u8>>(row, i)?
+            .map(|b| SqlValue::Text(String::from_utf8_lossy(&b).into_owned())),
+        Type::CHAR => get::<i8>(row, i)?.map(|c| SqlValue::Text(char::from(c as u8).to_string())),
+        Type::VOID => get::<Void>(row, i)?.map(|_| SqlValue::Null),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::NAME_ARRAY => {
+            get::<Vec<Option<String>>>(row, i)?.map(|v| SqlValue::Json(serde_json::json!(v)))
+        }
+        Type::INT8_ARRAY => {
+            get::<Vec<Option<i64>>>(row, i)?.map(|v| SqlValue::Json(serde_json::json!(v)))
+        }
+        Type::INT4_ARRAY => {
+            get::<Vec<Option<i32>>>(row, i)?.map(|v| SqlValue::Json(serde_json::json!(v)))
+        }
+        // text, varchar, bpchar, name, citext, …; anything else fails with its type name.
+        _ => get::<String>(row, i)?.map(SqlValue::Text),
     };
-    v.unwrap_or(SqlValue::Null)
+    Ok(v.unwrap_or(SqlValue::Null))
+}
+
+fn decode_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Row>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let values = (0..columns.len())
+                .map(|i| {
+                    decode(r, i).map_err(|e| {
+                        StoreError::Query(format!(
+                            "cannot read column \"{}\" of type {}: {e}; cast it in the query (e.g. ::text)",
+                            columns[i],
+                            r.columns()[i].type_()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Row { columns: columns.clone(), values })
+        })
+        .collect()
 }
 
 impl Conn for PgConn {
@@ -211,36 +700,46 @@ impl Conn for PgConn {
     }
 
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let client = &self.client;
-        let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = self.handle.block_on(async {
-            let stmt = client.prepare_cached(sql).await?;
-            client.query(&stmt, &refs).await
-        });
-        let rows = rows.map_err(map_err)?;
-        let Some(first) = rows.first() else { return Ok(Vec::new()) };
-        let columns: Arc<[String]> = first.columns().iter().map(|c| c.name().to_owned()).collect();
-        Ok(rows
-            .iter()
-            .map(|r| Row { columns: columns.clone(), values: (0..columns.len()).map(|i| decode(r, i)).collect() })
-            .collect())
+        self.note_ddl(sql);
+        let mut rows = self.run_query(sql, params);
+        if !self.write {
+            // Outside a transaction a statement whose cached plan went stale can simply be
+            // prepared again.
+            if let Err(e) = &rows {
+                if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) {
+                    self.client.statement_cache.remove(sql, &[]);
+                    rows = self.run_query(sql, params);
+                }
+            }
+        }
+        match rows {
+            Ok(rows) => decode_rows(&rows),
+            Err(e) => self.fail(sql, e),
+        }
     }
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        self.note_ddl(sql);
         let client = &self.client;
         let bound: Vec<Param<'_>> = params.iter().map(Param).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.handle
-            .block_on(async {
-                let stmt = client.prepare_cached(sql).await?;
-                client.execute(&stmt, &refs).await
-            })
-            .map_err(map_err)
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let r = self.handle.block_on(async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.execute(&stmt, &refs).await
+        });
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) => self.fail(sql, e),
+        }
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let client = &self.client;
-        self.handle.block_on(client.batch_execute(sql)).map_err(map_err)
+        // Batches are for DDL and migrations: assume they changed the schema.
+        self.ddl = true;
+        match self.simple(sql) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(sql, e),
+        }
     }
 }

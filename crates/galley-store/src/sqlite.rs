@@ -9,21 +9,84 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Most jobs committed in one transaction; bounds the latency a job can add to others.
 const MAX_GROUP: usize = 256;
 
-type Deliver = Box<dyn FnOnce(Option<StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut dyn Conn) -> (bool, Deliver) + Send>;
+/// How long a statement waits for a lock held by another process before failing.
+const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Reader connections (at least 1).
+    pub readers: usize,
+    /// `synchronous=FULL` instead of NORMAL.
+    pub sync_full: bool,
+    /// SQLite `busy_timeout`: how long to wait for another process's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 4,
+            sync_full: false,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+/// A write job queued for the writer thread.
+trait WriteJob: Send {
+    /// Runs the job inside its savepoint; true when it returned `Ok`. May panic.
+    fn run(&mut self, c: &mut SqliteConn) -> bool;
+    /// Hands the outcome to the caller: `None` once the job's changes are committed (or it
+    /// returned its own error), `Some(e)` when they were not.
+    fn finish(self: Box<Self>, err: Option<StoreError>);
+}
+
+struct Pending<T, E, F> {
+    f: Option<F>,
+    out: Option<Result<T, E>>,
+    tx: tokio::sync::oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> WriteJob for Pending<T, E, F>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+{
+    fn run(&mut self, c: &mut SqliteConn) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let r = f(c);
+        let ok = r.is_ok();
+        self.out = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, err: Option<StoreError>) {
+        let r = match (self.out, err) {
+            (Some(Ok(_)), Some(e)) => Err(E::from(e)),
+            (Some(r), _) => r,
+            (None, e) => Err(E::from(e.unwrap_or_else(|| {
+                StoreError::Query("the write job did not run".into())
+            }))),
+        };
+        let _ = self.tx.send(r);
+    }
+}
 
 pub struct SqliteStore {
     path: PathBuf,
-    jobs: Mutex<Option<Sender<Job>>>,
+    jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: (Sender<Connection>, Receiver<Connection>),
 }
 
-fn open_conn(path: &Path, sync_full: bool, read_only: bool) -> Result<Connection, StoreError> {
+fn open_conn(path: &Path, opts: &SqliteOptions, read_only: bool) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -34,26 +97,64 @@ fn open_conn(path: &Path, sync_full: bool, read_only: bool) -> Result<Connection
             path.display()
         ))
     })?;
-    let sync = if sync_full { "FULL" } else { "NORMAL" };
+    let sync = if opts.sync_full { "FULL" } else { "NORMAL" };
+    conn.busy_timeout(opts.busy_timeout).map_err(map_err)?;
+    // Only the writer switches the journal mode (that needs a write lock); WAL is then a
+    // property of the file that readers pick up.
+    if !read_only {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| startup_err(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Config(format!(
+                "cannot switch {} to WAL mode (it stays {mode:?}); put the data directory on a local file system",
+                path.display()
+            )));
+        }
+    }
     conn.execute_batch(&format!(
-        "PRAGMA busy_timeout = 10000;
-         PRAGMA journal_mode = WAL;
-         PRAGMA journal_size_limit = 200000000;
+        "PRAGMA journal_size_limit = 200000000;
          PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -32000;"
     ))
-    .map_err(map_err)?;
+    .map_err(|e| startup_err(path, e))?;
     if read_only {
-        conn.execute_batch("PRAGMA query_only = 1;").map_err(map_err)?;
+        conn.execute_batch("PRAGMA query_only = 1;")
+            .map_err(map_err)?;
     }
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
+fn startup_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    match map_err(e) {
+        StoreError::Unavailable(m) => StoreError::Config(format!(
+            "the database {} is locked by another process ({m}); stop the other Galley using this data directory",
+            path.display()
+        )),
+        StoreError::Query(m) | StoreError::Config(m) => StoreError::Config(format!(
+            "cannot set up the database {}: {m}. Is it a SQLite database on a local, writable file system?",
+            path.display()
+        )),
+        other => other,
+    }
+}
+
 impl SqliteStore {
     pub fn open(dir: &Path, readers: usize, sync_full: bool) -> Result<Self, StoreError> {
+        Self::open_with(
+            dir,
+            &SqliteOptions {
+                readers,
+                sync_full,
+                ..SqliteOptions::default()
+            },
+        )
+    }
+
+    pub fn open_with(dir: &Path, opts: &SqliteOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create the data directory {}: {e}. Pass --dir with a writable folder",
@@ -69,18 +170,18 @@ impl SqliteStore {
         })?;
         let _ = std::fs::remove_file(&probe);
         let path = dir.join("data.db");
-        let writer_conn = open_conn(&path, sync_full, false)?;
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let writer = std::thread::Builder::new()
-            .name("galley-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx))
-            .map_err(|e| StoreError::Query(format!("cannot start the writer thread: {e}")))?;
+        let writer_conn = open_conn(&path, opts, false)?;
         let pool = crossbeam_channel::unbounded();
-        for _ in 0..readers.max(1) {
+        for _ in 0..opts.readers.max(1) {
             pool.0
-                .send(open_conn(&path, sync_full, true)?)
+                .send(open_conn(&path, opts, true)?)
                 .map_err(|_| StoreError::Closed)?;
         }
+        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        let writer = std::thread::Builder::new()
+            .name("galley-sqlite-writer".into())
+            .spawn(move || writer_loop(SqliteConn::new(writer_conn, true), rx))
+            .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
             jobs: Mutex::new(Some(tx)),
@@ -102,44 +203,47 @@ impl SqliteStore {
         let (put, take) = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let conn = take.recv().map_err(|_| StoreError::Closed)?;
-            let mut c = SqliteConn(conn);
+            let mut c = SqliteConn::new(conn, false);
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut c)));
-            let _ = put.send(c.0);
-            r.unwrap_or_else(|_| Err(StoreError::Query("read job panicked".into()).into()))
+            // A job that left a transaction open would pin an old snapshot for every later
+            // reader of this connection.
+            if !c.conn.is_autocommit() {
+                let _ = c.conn.execute_batch("ROLLBACK");
+            }
+            let _ = put.send(c.conn);
+            r.unwrap_or_else(|_| Err(StoreError::Query("the read job panicked".into()).into()))
         })
         .await
-        .unwrap_or_else(|_| Err(StoreError::Query("read task failed".into()).into()))
+        .unwrap_or_else(|_| Err(StoreError::Query("the read task failed".into()).into()))
     }
 
+    /// Queues `f` for the writer thread. Returns after the group holding it has committed;
+    /// the job's own error (or any statement error inside it) rolls back only this job.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        let (otx, orx) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |c: &mut dyn Conn| {
-            let r = f(c);
-            let ok = r.is_ok();
-            let deliver: Deliver = Box::new(move |commit_err| {
-                let r = match (r, commit_err) {
-                    (Ok(_), Some(e)) => Err(E::from(e)),
-                    (r, _) => r,
-                };
-                let _ = otx.send(r);
-            });
-            (ok, deliver)
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Box<dyn WriteJob> = Box::new(Pending {
+            f: Some(f),
+            out: None,
+            tx,
         });
         let sent = match self.jobs.lock() {
-            Ok(g) => g.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false),
+            Ok(g) => g.as_ref().is_some_and(|q| q.send(job).is_ok()),
             Err(_) => false,
         };
         if !sent {
             return Err(StoreError::Closed.into());
         }
-        orx.await.unwrap_or_else(|_| Err(StoreError::Query("write job failed".into()).into()))
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Query("the writer thread stopped".into()).into()))
     }
 
+    /// Stops accepting writes, waits until every queued write has committed, checkpoints the
+    /// WAL. Reads keep working.
     pub async fn close(&self) {
         if let Ok(mut g) = self.jobs.lock() {
             g.take();
@@ -151,53 +255,191 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, rx: Receiver<Job>) {
-    let mut c = SqliteConn(conn);
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and stop on its own.
+        if let Ok(mut g) = self.jobs.lock() {
+            g.take();
+        }
+    }
+}
+
+fn writer_loop(mut c: SqliteConn, rx: Receiver<Box<dyn WriteJob>>) {
     while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
+        let mut group = Vec::with_capacity(16);
+        group.push(first);
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(j) => group.push(j),
                 Err(_) => break,
             }
         }
-        if let Err(e) = c.0.execute_batch("BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "cannot begin a write transaction");
-            // Run each job in its own attempt below; they will fail and report.
-        }
-        let mut delivers = Vec::with_capacity(group.len());
-        for job in group {
-            if c.0.execute_batch("SAVEPOINT job").is_err() {
-                continue;
-            }
-            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut c))) {
-                Ok((ok, deliver)) => {
-                    if !ok {
-                        let _ = c.0.execute_batch("ROLLBACK TO job");
-                    }
-                    let _ = c.0.execute_batch("RELEASE job");
-                    delivers.push(deliver);
-                }
-                Err(_) => {
-                    tracing::error!("a write job panicked; its changes were rolled back");
-                    let _ = c.0.execute_batch("ROLLBACK TO job; RELEASE job");
-                }
-            }
-        }
-        match c.0.execute_batch("COMMIT") {
-            Ok(()) => delivers.into_iter().for_each(|d| d(None)),
-            Err(e) => {
-                let _ = c.0.execute_batch("ROLLBACK");
-                let msg = e.to_string();
-                delivers.into_iter().for_each(|d| d(Some(StoreError::Query(msg.clone()))));
-            }
-        }
+        run_group(&mut c, group);
     }
     // Flush the WAL into the main file on a clean shutdown.
-    let _ = c.0.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    let _ = c.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
-struct SqliteConn(Connection);
+/// Runs a group of jobs in one transaction, each in its own savepoint, and commits it.
+/// Every job is finished exactly once, whatever fails.
+fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
+    let mut queue = group.into_iter();
+    loop {
+        if let Err(e) = c.conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = map_err(e);
+            tracing::error!(error = %err, "cannot begin a write transaction");
+            if !c.conn.is_autocommit() {
+                let _ = c.conn.execute_batch("ROLLBACK");
+            }
+            queue.for_each(|j| j.finish(Some(err.clone())));
+            return;
+        }
+        let mut ran: Vec<Box<dyn WriteJob>> = Vec::new();
+        let mut restart = false;
+        for mut job in queue.by_ref() {
+            if let Err(e) = c.conn.execute_batch("SAVEPOINT job") {
+                job.finish(Some(map_err(e)));
+                continue;
+            }
+            c.failure = None;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(c)));
+            let failure = c.failure.take();
+            if c.conn.is_autocommit() {
+                // The transaction ended inside the job: it ran COMMIT/ROLLBACK itself, or
+                // SQLite rolled everything back (disk full, I/O error). What the earlier jobs
+                // of the group wrote is not known to be durable; they all fail.
+                let err = failure.unwrap_or_else(|| {
+                    StoreError::Query("the write transaction ended inside a job (jobs must not run BEGIN/COMMIT/ROLLBACK)".into())
+                });
+                tracing::error!(error = %err, "write transaction lost; failing its group");
+                job.finish(Some(err.clone()));
+                ran.drain(..).for_each(|j| j.finish(Some(err.clone())));
+                restart = true;
+                break;
+            }
+            let keep = match (&outcome, &failure) {
+                (Ok(true), None) => true,
+                (Err(_), _) => {
+                    tracing::error!("a write job panicked; its changes were rolled back");
+                    false
+                }
+                _ => false,
+            };
+            if !keep {
+                let _ = c.conn.execute_batch("ROLLBACK TO job");
+            }
+            let _ = c.conn.execute_batch("RELEASE job");
+            match outcome {
+                Ok(true) if failure.is_none() => ran.push(job),
+                Ok(true) => job.finish(failure.map(swallowed)),
+                // The job's own error is its result.
+                Ok(false) => job.finish(None),
+                Err(_) => job.finish(Some(StoreError::Query(
+                    "the write job panicked; its changes were rolled back".into(),
+                ))),
+            }
+        }
+        if !restart || !c.conn.is_autocommit() {
+            match c.conn.execute_batch("COMMIT") {
+                Ok(()) => ran.into_iter().for_each(|j| j.finish(None)),
+                Err(e) => {
+                    let err = map_err(e);
+                    tracing::error!(error = %err, "group commit failed");
+                    if !c.conn.is_autocommit() {
+                        let _ = c.conn.execute_batch("ROLLBACK");
+                    }
+                    ran.into_iter().for_each(|j| j.finish(Some(err.clone())));
+                }
+            }
+        }
+        if !restart {
+            return;
+        }
+    }
+}
+
+/// The error a job gets when one of its statements failed but it returned `Ok` anyway.
+/// PostgreSQL aborts the transaction after a failed statement, so both engines refuse to
+/// commit such a job; a job that means to recover must avoid the error (`ON CONFLICT`).
+fn swallowed(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Query(m) => StoreError::Query(format!(
+            "a statement in this write job failed ({m}); the job was rolled back"
+        )),
+        other => other,
+    }
+}
+
+pub(crate) struct SqliteConn {
+    conn: Connection,
+    /// The writer records the first statement error of the running job here.
+    track: bool,
+    failure: Option<StoreError>,
+}
+
+impl SqliteConn {
+    fn new(conn: Connection, track: bool) -> Self {
+        SqliteConn {
+            conn,
+            track,
+            failure: None,
+        }
+    }
+
+    fn fail<T>(&mut self, e: rusqlite::Error) -> Result<T, StoreError> {
+        let mut err = map_err(e);
+        if let StoreError::UniqueViolation { columns } = &mut err {
+            resolve_index(&self.conn, columns);
+        }
+        if self.track && self.failure.is_none() {
+            self.failure = Some(err.clone());
+        }
+        Err(err)
+    }
+}
+
+/// SQLite names an expression index instead of its columns (`index 'idx_x'`); look the
+/// index up to report the columns it covers.
+fn resolve_index(conn: &Connection, columns: &mut Vec<String>) {
+    let [only] = columns.as_slice() else { return };
+    let Some(name) = only
+        .strip_prefix("index '")
+        .and_then(|n| n.strip_suffix('\''))
+    else {
+        return;
+    };
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(sql) = sql else { return };
+    // CREATE UNIQUE INDEX "idx" ON "t" (LOWER("name")) [WHERE …]
+    let Some(on) = sql.find(" ON ").or_else(|| sql.find(" on ")) else {
+        return;
+    };
+    let rest = &sql[on..];
+    let Some(open) = rest.find('(') else { return };
+    let mut depth = 0;
+    for (i, ch) in rest[open..].char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    let found = crate::row::index_columns(&rest[open + 1..open + i]);
+                    if !found.is_empty() {
+                        *columns = found;
+                    }
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 fn to_sqlite(v: &SqlValue) -> SqlV {
     match v {
@@ -216,11 +458,21 @@ fn from_sqlite(v: ValueRef<'_>) -> SqlValue {
         ValueRef::Null => SqlValue::Null,
         ValueRef::Integer(i) => SqlValue::Int(i),
         ValueRef::Real(f) => SqlValue::Real(f),
-        ValueRef::Text(t) | ValueRef::Blob(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            SqlValue::Text(String::from_utf8_lossy(t).into_owned())
+        }
     }
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
+            return StoreError::Unavailable(e.to_string());
+        }
+    }
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
             || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -247,31 +499,55 @@ impl Conn for SqliteConn {
     }
 
     fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql).map_err(map_err)?;
-        let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
-        let n = columns.len();
-        let bound: Vec<SqlV> = params.iter().map(to_sqlite).collect();
-        let mut rows = stmt.query(rusqlite::params_from_iter(bound.iter())).map_err(map_err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(map_err)? {
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(from_sqlite(r.get_ref(i).map_err(map_err)?));
-            }
-            out.push(Row { columns: columns.clone(), values });
+        match query_rows(&self.conn, sql, params) {
+            Ok(rows) => Ok(rows),
+            Err(e) => self.fail(e),
         }
-        Ok(out)
     }
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql).map_err(map_err)?;
-        let bound: Vec<SqlV> = params.iter().map(to_sqlite).collect();
-        stmt.execute(rusqlite::params_from_iter(bound.iter()))
-            .map(|n| n as u64)
-            .map_err(map_err)
+        let r = self.conn.prepare_cached(sql).and_then(|mut stmt| {
+            let bound: Vec<SqlV> = params.iter().map(to_sqlite).collect();
+            stmt.execute(rusqlite::params_from_iter(bound.iter()))
+        });
+        match r {
+            Ok(n) => Ok(n as u64),
+            Err(e) => self.fail(e),
+        }
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.0.execute_batch(sql).map_err(map_err)
+        match self.conn.execute_batch(sql) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
     }
+}
+
+fn query_rows(conn: &Connection, sql: &str, params: &[SqlValue]) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let bound: Vec<SqlV> = params.iter().map(to_sqlite).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(bound.iter()))?;
+    let mut out = Vec::new();
+    // Column names are read after the first step: a cached statement is re-prepared there
+    // when the schema changed (ALTER TABLE), and may then have other columns.
+    let mut columns: Option<Arc<[String]>> = None;
+    while let Some(r) = rows.next()? {
+        let cols = columns.get_or_insert_with(|| {
+            r.as_ref()
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        });
+        let mut values = Vec::with_capacity(cols.len());
+        for i in 0..cols.len() {
+            values.push(from_sqlite(r.get_ref(i)?));
+        }
+        out.push(Row {
+            columns: cols.clone(),
+            values,
+        });
+    }
+    Ok(out)
 }
