@@ -113,7 +113,6 @@ fn has_unique_index(c: &Collection, field: &str) -> bool {
         let cols: Vec<&str> = idx[open + 1..open + close].split(',').collect();
         cols.len() == 1 && {
             let col = cols[0]
-                .trim()
                 .split_whitespace()
                 .next()
                 .unwrap_or("")
@@ -532,6 +531,7 @@ impl<'a> Compiler<'a> {
 
     /// Registers (or reuses, by path key) a join. `make` gets the alias and returns
     /// the ` LEFT JOIN … ON …` fragment.
+    #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
         scope: &mut Scope,

@@ -238,3 +238,88 @@ impl CmpOp {
         matches!(self.base(), CmpOp::Like | CmpOp::NotLike)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(src: &str) -> ExprError {
+        parse(src).expect_err(src)
+    }
+
+    #[test]
+    fn precedence_and_over_or() {
+        let ast = parse("a = 1 || b = 2 && c = 3").expect("parse");
+        let Node::Or(items) = ast.root else {
+            panic!("expected or")
+        };
+        assert!(matches!(items[0], Node::Cmp(_)));
+        assert!(matches!(&items[1], Node::And(v) if v.len() == 2));
+        assert_eq!(ast.comparisons, 3);
+    }
+
+    #[test]
+    fn tokens_and_spans() {
+        let toks = tokenize("tags.title ?!= 'a\\'b' // c\n&& -1.5>=x").expect("lex");
+        let kinds: Vec<Tok> = toks.iter().map(|t| t.tok.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Tok::Ident("tags.title".into()),
+                Tok::Op(CmpOp::AnyNeq),
+                Tok::Text("a'b".into()),
+                Tok::And,
+                Tok::Number("-1.5".into()),
+                Tok::Op(CmpOp::Gte),
+                Tok::Ident("x".into()),
+            ]
+        );
+        assert_eq!(toks[1].span, Span::new(11, 14));
+        assert_eq!(toks[2].span, Span::new(15, 21));
+    }
+
+    #[test]
+    fn functions() {
+        let ast = parse("geoDistance(loc.lon, loc.lat, 1, 2.5) < 3").expect("parse");
+        let Node::Cmp(c) = ast.root else {
+            panic!("cmp")
+        };
+        assert!(
+            matches!(&c.left, Operand::Func { name, args, .. } if name == "geoDistance" && args.len() == 4)
+        );
+        assert!(matches!(
+            err("f(f(f(1))) = 1"),
+            ExprError::TooDeep { pos: 4, .. }
+        ));
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        assert_eq!(err(""), ExprError::Empty);
+        assert_eq!(err("  // just a comment"), ExprError::Empty);
+        assert_eq!(err("a = 'x"), ExprError::syntax(4, "unterminated text"));
+        assert_eq!(err("a = 1 &"), ExprError::syntax(6, "expected \"&&\""));
+        assert_eq!(err("a 1"), ExprError::syntax(2, "expected an operator"));
+        assert_eq!(err("a ="), ExprError::syntax(3, "expected an operand"));
+        assert_eq!(err("(a = 1"), ExprError::syntax(0, "unclosed \"(\""));
+        assert_eq!(err("a = 1)"), ExprError::syntax(5, "unexpected \")\""));
+        assert_eq!(
+            err("a = 1 b = 2"),
+            ExprError::syntax(6, "expected \"&&\" or \"||\"")
+        );
+        assert_eq!(err("a ! b"), ExprError::syntax(2, "invalid operator"));
+        assert_eq!(err("a = 12abc"), ExprError::syntax(6, "invalid number"));
+        assert_eq!(
+            err("a = $"),
+            ExprError::syntax(4, "unexpected character '$'")
+        );
+        assert_eq!(err("()"), ExprError::syntax(0, "empty group"));
+        assert!(err("a = 1 ||").to_string().contains("position 8"));
+    }
+
+    #[test]
+    fn comments_and_whitespace() {
+        let ast = parse("// first\n a=1 // trailing\n\t&&\r\nb!=\"x\"").expect("parse");
+        assert_eq!(ast.comparisons, 2);
+    }
+}
