@@ -1,1 +1,36 @@
+//! Galley's HTTP layer: one axum router per API group, merged in [`router`]. Handlers parse
+//! input into domain types, call a `galley-core` service and shape the JSON; every error
+//! becomes PocketBase's `{data, message, status}` in [`error`].
+//!
+//! Architecture invariant: no SQL and no business rule lives here.
 
+pub mod error;
+pub mod extract;
+mod middleware;
+mod routes;
+
+use axum::Router;
+use galley_core::App;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub type AppState = Arc<App>;
+
+/// The whole API.
+pub fn router(app: AppState) -> Router {
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::authenticate))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(middleware::cors())
+        .with_state(app)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, svc).with_graceful_shutdown(shutdown).await
+}

@@ -1,1 +1,175 @@
-fn main() {}
+//! The `galley` binary: the CLI and the composition root that wires store, services and
+//! the HTTP API together.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use galley_core::{App, AppConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "galley", version, about = "A PocketBase-compatible backend in one binary: database, REST API, auth, rules.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// Data directory (SQLite database and files).
+    #[arg(long, default_value = "./galley_data", env = "GALLEY_DIR")]
+    dir: PathBuf,
+    /// Run on PostgreSQL instead of embedded SQLite: postgres://USER[:PASS]@HOST:PORT/DB.
+    #[arg(long, env = "GALLEY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// SQLite reader connections, or the PostgreSQL pool size.
+    #[arg(long, default_value_t = 8, env = "GALLEY_POOL_SIZE")]
+    pool_size: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTP server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090", env = "GALLEY_HTTP")]
+        http: String,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 32 << 20, env = "GALLEY_BODY_LIMIT")]
+        body_limit: usize,
+        /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
+        #[arg(long, env = "GALLEY_SYNC_FULL")]
+        sync_full: bool,
+    },
+    /// Manage superusers.
+    Superuser {
+        #[command(subcommand)]
+        action: SuperuserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuperuserAction {
+    /// Create a superuser, or set the password of an existing one.
+    Upsert {
+        email: String,
+        password: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a superuser.
+    Delete {
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+fn config(data: &DataArgs) -> AppConfig {
+    let mut c = AppConfig::new(&data.dir);
+    c.database_url = data.database_url.clone().filter(|s| !s.is_empty());
+    c.pool_size = data.pool_size.max(1);
+    c
+}
+
+async fn open(cfg: AppConfig) -> anyhow::Result<std::sync::Arc<App>> {
+    App::open(cfg).await.map_err(|e| match e {
+        galley_core::CoreError::Unavailable(m) => anyhow::anyhow!(m),
+        other => anyhow::anyhow!(other.to_string()),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing open requests");
+}
+
+async fn serve(http: String, data: DataArgs, body_limit: usize, sync_full: bool) -> anyhow::Result<()> {
+    let mut cfg = config(&data);
+    cfg.body_limit = body_limit;
+    cfg.sync_full = sync_full;
+    let listener = tokio::net::TcpListener::bind(&http).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("address {http} is already in use: stop the other process or pick another address with --http")
+        } else {
+            anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
+        }
+    })?;
+    let app = open(cfg).await?;
+    let engine = if data.database_url.is_some() { "PostgreSQL".to_owned() } else { format!("SQLite in {}", data.dir.display()) };
+    let addr = listener.local_addr().context("reading the listen address")?;
+    println!("Galley {} serving on http://{addr}/api/ ({engine})", env!("CARGO_PKG_VERSION"));
+    if galley_core::superusers::count(&app).await.unwrap_or(1) == 0 {
+        let dir = if data.database_url.is_some() { "--database-url …".to_owned() } else { format!("--dir {}", data.dir.display()) };
+        println!("No superuser yet. Create one with:\n  galley superuser upsert EMAIL PASSWORD {dir}");
+    }
+    galley_api::serve(listener, app.clone(), shutdown_signal()).await.context("serving HTTP")?;
+    app.close().await;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { http, data, body_limit, sync_full } => serve(http, data, body_limit, sync_full).await,
+        Command::Superuser { action: SuperuserAction::Upsert { email, password, data } } => {
+            let app = open(config(&data)).await?;
+            let created = galley_core::superusers::upsert(&app, &email, &password).await.map_err(|e| match e {
+                galley_core::CoreError::BadRequest { message, data } => anyhow::anyhow!("{message} {data}"),
+                other => anyhow::anyhow!(other.to_string()),
+            })?;
+            app.close().await;
+            println!("{} superuser {email}", if created { "Created" } else { "Updated" });
+            Ok(())
+        }
+        Command::Superuser { action: SuperuserAction::Delete { email, data } } => {
+            let app = open(config(&data)).await?;
+            let existed = galley_core::superusers::delete(&app, &email).await.map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            app.close().await;
+            if !existed {
+                anyhow::bail!("no superuser with the email {email}");
+            }
+            println!("Deleted superuser {email}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Request extractors: caller, query parameters, request bodies in JSON, multipart and
+//! urlencoded form, each normalised to one JSON object.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use bytes::Bytes;
+use galley_core::{Caller, CoreError, RequestMeta};
+use serde_json::{Map, Value};
+
+/// Most keys read from a query string or form; more is hostile.
+const MAX_PARAMS: usize = 1000;
+
+/// The authenticated caller (set by the authentication middleware).
+pub struct Auth(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Auth(parts.extensions.get::<Caller>().cloned().unwrap_or_default()))
+    }
+}
+
+/// The first value of each query parameter.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Map<String, Value>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Result<Query, ApiError> {
+        let mut m = Map::new();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|_| ApiError::bad_request("Invalid query string."))?;
+        if pairs.len() > MAX_PARAMS {
+            return Err(ApiError::bad_request("Too many query parameters."));
+        }
+        for (k, v) in pairs {
+            m.entry(k).or_insert(Value::String(v));
+        }
+        Ok(Query(m))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::parse(parts.uri.query())
+    }
+}
+
+/// `X-Some-Header` → `x_some_header`, as `@request.headers.*` names them.
+fn snake_header(name: &str) -> String {
+    name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() }).collect()
+}
+
+pub fn meta(method: &Method, query: &Query, headers: &HeaderMap) -> RequestMeta {
+    let mut h = Map::new();
+    for (k, v) in headers {
+        if k == header::AUTHORIZATION {
+            continue;
+        }
+        if let Ok(s) = v.to_str() {
+            h.entry(snake_header(k.as_str())).or_insert(Value::String(s.to_owned()));
+        }
+    }
+    RequestMeta { method: method.as_str().to_owned(), context: "default".into(), query: query.0.clone(), headers: h }
+}
+
+/// Request info rules may use: method, query, headers.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = Query::parse(parts.uri.query())?;
+        Ok(Meta(meta(&parts.method, &q, &parts.headers)))
+    }
+}
+
+/// An uploaded file part (file fields arrive with the files issue; kept so nothing is lost).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub field: String,
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+/// A request body as one JSON object, whatever its content type.
+#[derive(Debug, Default)]
+pub struct Body {
+    pub values: Map<String, Value>,
+    pub files: Vec<Upload>,
+}
+
+fn invalid_body() -> ApiError {
+    ApiError::bad_request("Failed to load the submitted data due to invalid formatting.")
+}
+
+/// PocketBase's inference for form values: booleans and canonical numbers become JSON
+/// values, everything else stays a string.
+pub fn infer(s: &str) -> Value {
+    match s {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() {
+            let n = galley_types::field::number_json(f);
+            if n.to_string() == s {
+                return n;
+            }
+        }
+    }
+    Value::String(s.to_owned())
+}
+
+fn push_value(m: &mut Map<String, Value>, key: String, v: Value) {
+    match m.get_mut(&key) {
+        Some(Value::Array(a)) => a.push(v),
+        Some(existing) => {
+            let prev = existing.take();
+            *existing = Value::Array(vec![prev, v]);
+        }
+        None => {
+            m.insert(key, v);
+        }
+    }
+}
+
+pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(invalid_body()),
+    }
+}
+
+async fn parse_multipart(bytes: Bytes, boundary: String) -> Result<Body, ApiError> {
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut body = Body::default();
+    let mut count = 0;
+    while let Some(field) = mp.next_field().await.map_err(|_| invalid_body())? {
+        count += 1;
+        if count > MAX_PARAMS {
+            return Err(ApiError::bad_request("Too many form fields."));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let data = field.bytes().await.map_err(|_| invalid_body())?;
+        if let Some(filename) = filename {
+            body.files.push(Upload { field: name, filename, bytes: data });
+        } else if name == "@jsonPayload" {
+            for (k, v) in parse_json_object(&data)? {
+                body.values.insert(k, v);
+            }
+        } else {
+            let s = String::from_utf8(data.to_vec()).map_err(|_| invalid_body())?;
+            push_value(&mut body.values, name, infer(&s));
+        }
+    }
+    Ok(body)
+}
+
+impl Body {
+    pub async fn parse(headers: &HeaderMap, bytes: Bytes) -> Result<Body, ApiError> {
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body::default());
+        }
+        if ct.starts_with("multipart/form-data") {
+            let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let boundary = multer::parse_boundary(raw).map_err(|_| invalid_body())?;
+            return parse_multipart(bytes, boundary).await;
+        }
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| invalid_body())?;
+            if pairs.len() > MAX_PARAMS {
+                return Err(ApiError::bad_request("Too many form fields."));
+            }
+            let mut values = Map::new();
+            for (k, v) in pairs {
+                push_value(&mut values, k, infer(&v));
+            }
+            return Ok(Body { values, files: vec![] });
+        }
+        if ct.is_empty() || ct.starts_with("application/json") || ct.ends_with("+json") {
+            return Ok(Body { values: parse_json_object(&bytes)?, files: vec![] });
+        }
+        Err(ApiError::bad_request(format!("Unsupported Content-Type {ct:?}: send application/json, multipart/form-data or application/x-www-form-urlencoded.")))
+    }
+}
+
+impl FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let limit = app.config.body_limit;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+            ApiError(CoreError::TooLarge(format!("Request entity too large (the limit is {limit} bytes).")))
+        })?;
+        Body::parse(&parts.headers, bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn inference_matches_pocketbase() {
+        assert_eq!(infer("true"), json!(true));
+        assert_eq!(infer("12"), json!(12));
+        assert_eq!(infer("1.5"), json!(1.5));
+        assert_eq!(infer("012"), json!("012"));
+        assert_eq!(infer("1e3"), json!("1e3"));
+        assert_eq!(infer(""), json!(""));
+        assert_eq!(infer("abc"), json!("abc"));
+    }
+}

@@ -1,0 +1,53 @@
+use super::{no_content, ok, page, require_superuser};
+use crate::error::ApiResult;
+use crate::extract::{Auth, Body, Query};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{delete, get};
+use axum::Router;
+use galley_core::collections;
+use serde_json::Value;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/collections", get(list).post(create))
+        .route("/api/collections/{collection}", get(view).patch(update).delete(remove))
+        .route("/api/collections/{collection}/truncate", delete(truncate))
+}
+
+async fn list(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    let p = page(&q)?;
+    if q.get("filter").is_some_and(|f| !f.trim().is_empty()) {
+        return Err(crate::error::ApiError::bad_request("Invalid filter parameter: collections cannot be filtered yet."));
+    }
+    Ok(ok(collections::list(&app, p), &q))
+}
+
+async fn view(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    Ok(ok(collections::find(&app, &col)?.to_json(), &q))
+}
+
+async fn create(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    Ok(ok(collections::create(&app, Value::Object(body.values)).await?, &q))
+}
+
+async fn update(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    Ok(ok(collections::update(&app, &col, Value::Object(body.values)).await?, &q))
+}
+
+async fn remove(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    collections::delete(&app, &col).await?;
+    Ok(no_content())
+}
+
+async fn truncate(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    collections::truncate(&app, &col).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,78 @@
+mod auth;
+mod batch;
+mod collections;
+mod health;
+mod records;
+mod settings;
+
+use crate::error::{json_response, ApiError, ApiResult};
+use crate::extract::Query;
+use crate::AppState;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use galley_core::collections::Page;
+use galley_core::{Caller, CoreError};
+use serde_json::{json, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(collections::router())
+        .merge(records::router())
+        .merge(auth::router())
+        .merge(batch::router())
+        .merge(settings::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+}
+
+/// PocketBase has no 405: unknown GETs are "File not found.", everything else 404.
+async fn not_found(method: Method) -> Response {
+    let message = if method == Method::GET { "File not found." } else { galley_core::error::NOT_FOUND };
+    json_response(StatusCode::NOT_FOUND, &json!({"data": {}, "message": message, "status": 404}))
+}
+
+/// A 200 JSON response, with the generic `fields=` picker applied.
+pub fn ok(body: Value, q: &Query) -> Response {
+    let body = match q.get("fields") {
+        Some(f) => galley_core::picker::pick(body, f),
+        None => body,
+    };
+    json_response(StatusCode::OK, &body)
+}
+
+pub fn no_content() -> Response {
+    let mut r = Response::new(axum::body::Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+pub fn require_superuser(c: &Caller) -> ApiResult<()> {
+    match c {
+        _ if c.is_superuser() => Ok(()),
+        Caller::Guest => Err(ApiError(CoreError::Unauthorized("The request requires valid superuser authorization token.".into()))),
+        Caller::Record { .. } => Err(ApiError(CoreError::Forbidden("The authorized record is not allowed to perform this action.".into()))),
+    }
+}
+
+/// `page`, `perPage` and `skipTotal`, with PocketBase's defaults and Galley's limits.
+pub fn page(q: &Query) -> ApiResult<Page> {
+    let int = |key: &str, default: i64| -> ApiResult<i64> {
+        match q.get(key).map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("Invalid {key} parameter: must be an integer."))),
+        }
+    };
+    let page = int("page", 1)?;
+    let per_page = int("perPage", 30)?;
+    if per_page > 1000 {
+        return Err(ApiError::bad_request("Invalid perPage parameter: at most 1000 items per page."));
+    }
+    let skip_total = matches!(q.get("skipTotal"), Some("1" | "t" | "T" | "true" | "TRUE" | "True"));
+    Ok(Page {
+        page: if page <= 0 { 1 } else { page.min(1_000_000_000) as usize },
+        per_page: if per_page <= 0 { 30 } else { per_page as usize },
+        skip_total,
+    })
+}

@@ -1,0 +1,24 @@
+use super::{ok, require_superuser};
+use crate::error::ApiResult;
+use crate::extract::{Auth, Body, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::Value;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/settings", get(view).patch(update))
+}
+
+async fn view(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    Ok(ok(app.settings().public_json(), &q))
+}
+
+async fn update(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    let s = galley_core::settings::update(&app, Value::Object(body.values)).await?;
+    Ok(ok(s.public_json(), &q))
+}
