@@ -129,9 +129,9 @@ fn validate_rule_reports_unknown_fields() {
     let posts = schema.find("posts").expect("posts");
     assert!(validate_rule(&schema, posts, "author.name = @request.auth.name").is_ok());
     assert!(validate_rule(&schema, posts, "secretdoc = 'x'").is_ok());
-    let e = validate_rule(&schema, posts, "views > 1 && nope = 1").unwrap_err();
+    let e = validate_rule(&schema, posts, "views > 1 && nope = 1").expect_err("must fail");
     assert_eq!(e.to_string(), "unknown field \"nope\" at position 13");
-    let e = validate_rule(&schema, posts, "views >").unwrap_err();
+    let e = validate_rule(&schema, posts, "views >").expect_err("must fail");
     assert_eq!(
         e.to_string(),
         "syntax error at position 7: expected an operand"
