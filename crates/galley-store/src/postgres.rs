@@ -79,8 +79,16 @@ impl PgStore {
             cfg.application_name("galley");
         }
         // Notice a vanished server on idle pooled connections within about a minute.
+        // (A server that vanishes without closing the socket would otherwise hang a job for
+        // the kernel's default of about 11 minutes of probes.)
         if cfg.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
             cfg.keepalives_idle(Duration::from_secs(30));
+        }
+        if cfg.get_keepalives_interval().is_none() {
+            cfg.keepalives_interval(Duration::from_secs(10));
+        }
+        if cfg.get_keepalives_retries().is_none() {
+            cfg.keepalives_retries(3);
         }
         if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             return Err(StoreError::Config(
