@@ -297,7 +297,7 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
         let mut ran: Vec<Box<dyn WriteJob>> = Vec::new();
         let mut restart = false;
         for mut job in queue.by_ref() {
-            if let Err(e) = c.conn.execute_batch("SAVEPOINT job") {
+            if let Err(e) = c.conn.execute_batch("SAVEPOINT galley_job") {
                 job.finish(Some(map_err(e)));
                 continue;
             }
@@ -326,9 +326,9 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
                 _ => false,
             };
             if !keep {
-                let _ = c.conn.execute_batch("ROLLBACK TO job");
+                let _ = c.conn.execute_batch("ROLLBACK TO galley_job");
             }
-            let _ = c.conn.execute_batch("RELEASE job");
+            let _ = c.conn.execute_batch("RELEASE galley_job");
             match outcome {
                 Ok(true) if failure.is_none() => ran.push(job),
                 Ok(true) => job.finish(failure.map(swallowed)),
