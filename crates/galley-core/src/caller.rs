@@ -30,3 +30,18 @@ impl Caller {
         }
     }
 }
+
+impl Caller {
+    /// The view the expression engine gets of this caller (`@request.auth.*`).
+    pub fn auth_info(&self) -> Option<galley_expr::AuthInfo> {
+        match self {
+            Caller::Guest => None,
+            Caller::Record { collection, record } => Some(galley_expr::AuthInfo {
+                collection_id: collection.id.clone(),
+                collection_name: collection.name.clone(),
+                record: record.clone(),
+                is_superuser: self.is_superuser(),
+            }),
+        }
+    }
+}

@@ -1,10 +1,13 @@
-//! Access decisions for the five collection rules, and compiled filters and sorts.
+//! Access decisions for the five collection rules, and compiled filters and sorts, all
+//! through the one expression engine (galley-expr).
 
 use crate::caller::Caller;
-use crate::error::{CoreError, GENERIC_400};
+use crate::error::CoreError;
 use crate::records::RequestMeta;
+use galley_expr::{CompileOptions, ExprError, RequestInfo};
 use galley_sql::{Dialect, Sql};
 use galley_types::{Collection, Schema};
+use serde_json::{Map, Value};
 
 /// What a rule means for one caller.
 pub enum Access {
@@ -23,19 +26,60 @@ pub struct RuleCtx<'a> {
     pub caller: &'a Caller,
     pub meta: &'a RequestMeta,
     pub dialect: &'static Dialect,
+    /// `@request.body`: the submitted values after modifiers, for create and update.
+    pub body: Option<&'a Map<String, Value>>,
 }
 
-impl RuleCtx<'_> {
+impl<'a> RuleCtx<'a> {
+    pub fn new(
+        schema: &'a Schema,
+        collection: &'a Collection,
+        caller: &'a Caller,
+        meta: &'a RequestMeta,
+        dialect: &'static Dialect,
+    ) -> Self {
+        RuleCtx { schema, collection, caller, meta, dialect, body: None }
+    }
+
+    pub fn with_body(mut self, body: &'a Map<String, Value>) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn request(&self) -> RequestInfo {
+        RequestInfo {
+            method: self.meta.method.clone(),
+            context: if self.meta.context.is_empty() { "default".into() } else { self.meta.context.clone() },
+            query: self.meta.query.clone(),
+            headers: self.meta.headers.clone(),
+            body: self.body.cloned(),
+            auth: self.caller.auth_info(),
+        }
+    }
+
+    /// The caller's access under `rule`.
     pub fn access(&self, rule: &Option<String>) -> Result<Access, CoreError> {
         if self.caller.is_superuser() {
             return Ok(Access::Allow);
         }
-        match rule {
-            None => Ok(Access::SuperuserOnly),
-            Some(r) if r.trim().is_empty() => Ok(Access::Allow),
-            Some(_) => {
-                // Rule expressions are evaluated by the expression engine (galley-expr);
-                // until it is wired in, a non-empty rule admits no one but superusers.
+        let Some(rule) = rule else { return Ok(Access::SuperuserOnly) };
+        if rule.trim().is_empty() {
+            return Ok(Access::Allow);
+        }
+        let opts = CompileOptions::rule(chrono::Utc::now());
+        match galley_expr::compile_filter(
+            self.schema,
+            self.collection,
+            &self.collection.name,
+            rule,
+            &self.request(),
+            &opts,
+            self.dialect,
+        ) {
+            Ok(sql) => Ok(Access::Where(sql)),
+            Err(e) => {
+                // A stored rule that no longer compiles (a field was removed) admits nobody.
+                tracing::warn!(collection = %self.collection.name, %rule, error = %e, "rule does not compile; denying");
                 let mut s = Sql::new(self.dialect);
                 s.push("1 = 0");
                 Ok(Access::Where(s))
@@ -43,60 +87,61 @@ impl RuleCtx<'_> {
         }
     }
 
+    fn client_error(&self, what: &str, text: &str, e: ExprError) -> CoreError {
+        if e.is_forbidden() {
+            let which = if text.contains("@collection.") && !text.contains("@request.") {
+                "@collection."
+            } else {
+                "@request."
+            };
+            return CoreError::Forbidden(format!("Only superusers can {what} by {which}"));
+        }
+        CoreError::bad_request(format!("Invalid {what} parameter: {e}."))
+    }
+
     /// A `filter=` parameter as a condition.
     pub fn filter(&self, filter: &str) -> Result<Option<Sql>, CoreError> {
         if filter.trim().is_empty() {
             return Ok(None);
         }
-        Err(CoreError::bad_request("Invalid filter parameter: filtering is not available yet."))
+        let opts = CompileOptions::client(self.caller.is_superuser(), chrono::Utc::now());
+        galley_expr::compile_filter(
+            self.schema,
+            self.collection,
+            &self.collection.name,
+            filter,
+            &self.request(),
+            &opts,
+            self.dialect,
+        )
+        .map(Some)
+        .map_err(|e| self.client_error("filter", filter, e))
     }
 
     /// A `sort=` parameter as an ORDER BY list (without the keywords).
     pub fn sort(&self, sort: &str) -> Result<Option<Sql>, CoreError> {
-        let sort = sort.trim();
-        if sort.is_empty() {
+        if sort.trim().is_empty() {
             return Ok(None);
         }
-        let keys: Vec<&str> = sort.split(',').map(str::trim).collect();
-        if keys.len() > 8 {
-            return Err(CoreError::bad_request("Invalid sort parameter: at most 8 sort fields are allowed."));
-        }
-        let mut out = Sql::new(self.dialect);
-        for (i, key) in keys.iter().enumerate() {
-            let (desc, name) = match key.strip_prefix('-') {
-                Some(n) => (true, n),
-                None => (false, key.strip_prefix('+').unwrap_or(key)),
-            };
-            if i > 0 {
-                out.push(", ");
-            }
-            match name {
-                "@random" => {
-                    out.push(self.dialect.random());
-                }
-                "@rowid" => {
-                    out.qualified(&self.collection.name, self.dialect.rowid());
-                }
-                _ => {
-                    let visible = self.collection.field(name).filter(|f| {
-                        self.caller.is_superuser() || (!f.hidden && f.type_name() != "password")
-                    });
-                    let Some(f) = visible else {
-                        return Err(CoreError::BadRequest {
-                            message: format!("Invalid sort parameter: unknown field {name:?}."),
-                            data: serde_json::json!({}),
-                        });
-                    };
-                    out.qualified(&self.collection.name, &f.name);
-                }
-            }
-            if desc {
-                out.push(" DESC");
-            } else {
-                out.push(" ASC");
-            }
-        }
-        let _ = GENERIC_400;
-        Ok(Some(out))
+        let opts = CompileOptions::client(self.caller.is_superuser(), chrono::Utc::now());
+        galley_expr::compile_sort(
+            self.schema,
+            self.collection,
+            &self.collection.name,
+            sort,
+            &self.request(),
+            &opts,
+            self.dialect,
+        )
+        .map(Some)
+        .map_err(|e| self.client_error("sort", sort, e))
     }
+}
+
+/// Checks a rule's syntax and fields when a collection is saved.
+pub fn validate(schema: &Schema, collection: &Collection, rule: &str) -> Result<(), String> {
+    if rule.trim().is_empty() {
+        return Ok(());
+    }
+    galley_expr::validate_rule(schema, collection, rule).map_err(|e| e.to_string())
 }

@@ -153,13 +153,13 @@ pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, Core
     match existing {
         Some(r) => {
             let id = r.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            records::update(app, SUPERUSERS, &id, body, &su, &meta).await?;
+            records::update(app, SUPERUSERS, &id, body, &su, &meta, &[]).await?;
             Ok(false)
         }
         None => {
             body.insert("email".into(), json!(email));
             body.insert("verified".into(), json!(true));
-            records::create(app, SUPERUSERS, body, &su, &meta).await?;
+            records::create(app, SUPERUSERS, body, &su, &meta, &[]).await?;
             Ok(true)
         }
     }

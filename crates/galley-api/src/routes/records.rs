@@ -19,23 +19,28 @@ async fn list(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path(co
         page: page(&q)?,
         filter: q.get("filter").unwrap_or_default().to_owned(),
         sort: q.get("sort").unwrap_or_default().to_owned(),
+        expand: expand(&q)?,
     };
     Ok(ok(records::list(&app, &col, &c, &m, lq).await?, &q))
 }
 
 async fn view(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>, q: Query) -> ApiResult<Response> {
-    Ok(ok(records::view(&app, &col, &id, &c, &m).await?, &q))
+    Ok(ok(records::view(&app, &col, &id, &c, &m, &expand(&q)?).await?, &q))
 }
 
 async fn create(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path(col): Path<String>, q: Query, body: Body) -> ApiResult<Response> {
-    Ok(ok(records::create(&app, &col, body.values, &c, &m).await?, &q))
+    Ok(ok(records::create(&app, &col, body.values, &c, &m, &expand(&q)?).await?, &q))
 }
 
 async fn update(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>, q: Query, body: Body) -> ApiResult<Response> {
-    Ok(ok(records::update(&app, &col, &id, body.values, &c, &m).await?, &q))
+    Ok(ok(records::update(&app, &col, &id, body.values, &c, &m, &expand(&q)?).await?, &q))
 }
 
 async fn remove(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>) -> ApiResult<Response> {
     records::remove(&app, &col, &id, &c, &m).await?;
     Ok(no_content())
+}
+
+fn expand(q: &Query) -> ApiResult<Vec<Vec<String>>> {
+    Ok(records::expand::parse(q.get("expand").unwrap_or_default())?)
 }

@@ -20,8 +20,26 @@ fn err(code: &str, message: &str) -> Value {
     json!({"code": code, "message": message})
 }
 
+/// `^\w+$` as Go's RE2 reads it: ASCII letters, digits and `_` only.
 fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.chars().count() <= max && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+    !s.is_empty() && s.chars().count() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// PocketBase's checks of a collection or field name, in its order and with its codes.
+fn name_error(s: &str, max: usize) -> Option<Value> {
+    if s.is_empty() {
+        Some(err("validation_required", "Cannot be blank."))
+    } else if s.chars().count() > max {
+        let mut e = err("validation_length_out_of_range", &format!("The length must be between 1 and {max}."));
+        e["params"] = json!({"max": max, "min": 1});
+        Some(e)
+    } else if !valid_name(s, max) {
+        Some(err("validation_match_invalid", "Must be in a valid format."))
+    } else if s.contains("_via_") {
+        Some(err("validation_found_via", "The value cannot contain \"_via_\"."))
+    } else {
+        None
+    }
 }
 
 fn parse_rule(body: &Map<String, Value>, key: &str, current: Option<String>, errors: &mut Map<String, Value>) -> Option<String> {
@@ -70,10 +88,8 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
         Some(_) => return Err(bad_format()),
         None => String::new(),
     };
-    if name.is_empty() {
-        errors.insert("name".into(), err("validation_required", "Cannot be blank."));
-    } else if !valid_name(&name, 255) || name.contains("_via_") {
-        errors.insert("name".into(), err("validation_match_invalid", "Must be in a valid format."));
+    if let Some(e) = name_error(&name, 255) {
+        errors.insert("name".into(), e);
     } else if RESERVED_COLLECTION_NAMES.contains(&name.to_lowercase().as_str())
         || schema.find(&name).is_some_and(|c| old.is_none_or(|o| o.id != c.id))
     {
@@ -213,10 +229,7 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
         auth = Some(a);
     }
 
-    if !errors.is_empty() {
-        return Err(CoreError::BadRequest { message: failed.into(), data: Value::Object(errors) });
-    }
-    Ok(Collection {
+    let col = Collection {
         id,
         name,
         kind,
@@ -228,7 +241,28 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
         view_query: None,
         created: old.map(|o| o.created.clone()).unwrap_or_else(|| now.clone()),
         updated: now,
-    })
+    };
+    let rules_to_check = [
+        ("listRule", &col.rules.list_rule),
+        ("viewRule", &col.rules.view_rule),
+        ("createRule", &col.rules.create_rule),
+        ("updateRule", &col.rules.update_rule),
+        ("deleteRule", &col.rules.delete_rule),
+    ];
+    for (key, rule) in rules_to_check {
+        if let Some(r) = rule {
+            if errors.contains_key(key) || errors.contains_key("fields") {
+                continue;
+            }
+            if let Err(e) = crate::rules::validate(schema, &col, r) {
+                errors.insert(key.into(), err("validation_invalid_rule", &format!("Invalid rule. Raw error: {e}.")));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CoreError::BadRequest { message: failed.into(), data: Value::Object(errors) });
+    }
+    Ok(col)
 }
 
 /// Puts back the system fields a collection of this type must have.
@@ -247,12 +281,15 @@ fn ensure_system_fields(kind: CollectionType, fields: &mut Vec<Field>) {
 
 fn validate_field(schema: &Schema, old: Option<&Collection>, all: &[Field], i: usize, f: &Field, col_id: &str) -> Option<Value> {
     let mut e = Map::new();
-    if f.name.is_empty() {
-        e.insert("name".into(), err("validation_required", "Cannot be blank."));
-    } else if !valid_name(&f.name, 100) || f.name.contains("_via_") || RESERVED_FIELD_NAMES.contains(&f.name.to_lowercase().as_str()) {
-        e.insert("name".into(), err("validation_field_invalid_name", "The field name is invalid or reserved."));
-    } else if all.iter().enumerate().any(|(j, g)| j != i && g.name.eq_ignore_ascii_case(&f.name)) {
-        e.insert("name".into(), err("validation_duplicated_field_name", "Duplicated or invalid field name."));
+    if let Some(ne) = name_error(&f.name, 100) {
+        e.insert("name".into(), ne);
+    } else if RESERVED_FIELD_NAMES.contains(&f.name.to_lowercase().as_str()) {
+        e.insert("name".into(), err("validation_not_in_invalid", "Must not be in list."));
+    } else if all.iter().take(i).any(|g| g.name.eq_ignore_ascii_case(&f.name)) {
+        // As PocketBase: the later of two clashing names is the one reported.
+        let mut d = err("validation_duplicated_field_name", &format!("Duplicated or invalid field name {}.", f.name));
+        d["params"] = json!({"fieldName": f.name});
+        e.insert("name".into(), d);
     }
     if all.iter().enumerate().any(|(j, g)| j < i && g.id == f.id) {
         e.insert("id".into(), err("validation_duplicated_field_id", "Duplicated field id."));

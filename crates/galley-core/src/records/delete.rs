@@ -16,7 +16,7 @@ const BLOCKED: &str =
     "Failed to delete record. Make sure that the record is not part of a required relation reference.";
 
 pub fn delete(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str) -> Result<(), CoreError> {
-    let rctx = RuleCtx { schema: &ctx.schema, collection: col, caller: &ctx.caller, meta: &ctx.meta, dialect: c.dialect() };
+    let rctx = RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect());
     load_checked(c, &rctx, &col.rules.delete_rule, id)?;
     delete_cascading(c, &ctx.schema, col, id, 0)
 }

@@ -1,6 +1,7 @@
 //! The records service: list, view, create, update, delete, with the collection's rules.
 
 pub mod delete;
+pub mod expand;
 pub mod input;
 pub mod output;
 pub mod write;
@@ -57,6 +58,7 @@ pub struct ListQuery {
     pub page: Page,
     pub filter: String,
     pub sort: String,
+    pub expand: Vec<Vec<String>>,
 }
 
 fn where_clause(sql: &mut Sql, conds: &[Sql]) {
@@ -71,7 +73,7 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
     let d = app.store.dialect();
-    let ctx = RuleCtx { schema: &schema, collection: &col, caller, meta, dialect: d };
+    let ctx = RuleCtx::new(&schema, &col, caller, meta, d);
     let mut conds = Vec::new();
     match ctx.access(&col.rules.list_rule)? {
         Access::SuperuserOnly => return Err(CoreError::superuser_only()),
@@ -82,6 +84,7 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
         conds.push(f);
     }
     let order = ctx.sort(&q.sort)?;
+    drop(ctx);
     let mut sql = Sql::new(d);
     sql.push("SELECT * FROM ").ident(&col.name);
     where_clause(&mut sql, &conds);
@@ -98,20 +101,29 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
         where_clause(&mut c, &conds);
         c
     });
-    let col2 = col.clone();
-    let (rows, total) = app
+    let (col2, caller2, meta2) = (col.clone(), caller.clone(), meta.clone());
+    let (recs, total) = app
         .store
         .read(move |c: &mut dyn Conn| -> Result<_, CoreError> {
-            let rows = c.query_sql(&sql)?;
+            let mut recs: Vec<_> = c.query_sql(&sql)?.into_iter().map(|r| output::from_row(&col2, r)).collect();
             let total = match count {
                 Some(cs) => Some(c.query_sql(&cs)?.first().map(|r| r.int("n")).unwrap_or(0) as usize),
                 None => None,
             };
-            Ok((rows, total))
+            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &q.expand)?;
+            Ok((recs, total))
         })
         .await?;
-    let items = rows.into_iter().map(|r| output::present(&col2, &output::from_row(&col2, r), caller)).collect();
+    let items = recs.iter().map(|r| output::present(&col, r, caller)).collect();
     Ok(list_result(items, q.page, total))
+}
+
+/// Loads one record, whatever the rules say (404 when missing).
+pub(crate) fn load(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
+    let mut sql = Sql::new(c.dialect());
+    sql.push("SELECT * FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id);
+    let row = c.query_sql(&sql)?.into_iter().next().ok_or_else(CoreError::not_found)?;
+    Ok(output::from_row(col, row))
 }
 
 /// Loads one record if `rule` lets `caller` see it.
@@ -135,18 +147,46 @@ pub(crate) fn load_checked(
     Ok(output::from_row(ctx.collection, row))
 }
 
-pub async fn view(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<Value, CoreError> {
+pub async fn view(
+    app: &App,
+    col_name: &str,
+    id: &str,
+    caller: &Caller,
+    meta: &RequestMeta,
+    expand: &[Vec<String>],
+) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
-    let (caller2, meta2, id2, col2) = (caller.clone(), meta.clone(), id.to_owned(), col.clone());
+    let (caller2, meta2, id2, col2, expand) = (caller.clone(), meta.clone(), id.to_owned(), col.clone(), expand.to_vec());
     let rec = app
         .store
         .read(move |c: &mut dyn Conn| {
-            let ctx = RuleCtx { schema: &schema, collection: &col2, caller: &caller2, meta: &meta2, dialect: c.dialect() };
-            load_checked(c, &ctx, &col2.rules.view_rule, &id2)
+            let ctx = RuleCtx::new(&schema, &col2, &caller2, &meta2, c.dialect());
+            let mut rec = [load_checked(c, &ctx, &col2.rules.view_rule, &id2)?];
+            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut rec, &expand)?;
+            let [rec] = rec;
+            Ok::<_, CoreError>(rec)
         })
         .await?;
     Ok(output::present(&col, &rec, caller))
+}
+
+/// Expands a just-written record for the response (a read after the commit).
+async fn expanded(app: &App, col: &Arc<Collection>, rec: Map<String, Value>, caller: &Caller, meta: &RequestMeta, expand: &[Vec<String>]) -> Result<Value, CoreError> {
+    if expand.is_empty() {
+        return Ok(output::present(col, &rec, caller));
+    }
+    let (schema, col2, caller2, meta2, expand) = (app.schema(), col.clone(), caller.clone(), meta.clone(), expand.to_vec());
+    let rec = app
+        .store
+        .read(move |c: &mut dyn Conn| {
+            let mut recs = [rec];
+            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &expand)?;
+            let [rec] = recs;
+            Ok::<_, CoreError>(rec)
+        })
+        .await?;
+    Ok(output::present(col, &rec, caller))
 }
 
 fn writable(col: &Collection) -> Result<(), CoreError> {
@@ -202,6 +242,7 @@ pub async fn create(
     values: Map<String, Value>,
     caller: &Caller,
     meta: &RequestMeta,
+    expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
@@ -209,7 +250,7 @@ pub async fn create(
     let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
     let col2 = col.clone();
     let rec = app.store.write(move |c: &mut dyn Conn| write::create(c, &ctx, &col2, input)).await?;
-    Ok(output::present(&col, &rec, caller))
+    expanded(app, &col, rec, caller, meta, expand).await
 }
 
 pub async fn update(
@@ -219,6 +260,7 @@ pub async fn update(
     values: Map<String, Value>,
     caller: &Caller,
     meta: &RequestMeta,
+    expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
@@ -226,7 +268,7 @@ pub async fn update(
     let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
     let (col2, id2) = (col.clone(), id.to_owned());
     let rec = app.store.write(move |c: &mut dyn Conn| write::update(c, &ctx, &col2, &id2, input)).await?;
-    Ok(output::present(&col, &rec, caller))
+    expanded(app, &col, rec, caller, meta, expand).await
 }
 
 pub async fn remove(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<(), CoreError> {

@@ -1,6 +1,6 @@
 //! Record create and update inside a write job.
 
-use super::{input, load_checked, Input, WriteCtx};
+use super::{input, Input, WriteCtx};
 use crate::error::CoreError;
 use crate::rules::{Access, RuleCtx};
 use galley_sql::{Sql, SqlValue};
@@ -10,7 +10,30 @@ use galley_types::{Collection, FieldError, FieldErrors};
 use serde_json::{json, Map, Value};
 
 fn rule_ctx<'a>(ctx: &'a WriteCtx, col: &'a Collection, c: &dyn Conn) -> RuleCtx<'a> {
-    RuleCtx { schema: &ctx.schema, collection: col, caller: &ctx.caller, meta: &ctx.meta, dialect: c.dialect() }
+    RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect())
+}
+
+/// `@request.body`: every submitted key, with field keys (modifiers resolved) replaced by
+/// the field's resulting value.
+fn request_body(col: &Collection, input: &Map<String, Value>, values: &Map<String, Value>) -> Map<String, Value> {
+    let mut body = Map::new();
+    for (k, v) in input {
+        let name = k
+            .strip_suffix(":autogenerate")
+            .or_else(|| k.strip_prefix('+'))
+            .or_else(|| k.strip_suffix('+'))
+            .or_else(|| k.strip_suffix('-'))
+            .unwrap_or(k);
+        match col.field_ci(name) {
+            Some(f) => {
+                body.insert(f.name.clone(), values.get(&f.name).cloned().unwrap_or(Value::Null));
+            }
+            None => {
+                body.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    body
 }
 
 /// Validates every field and checks that relations point at existing records.
@@ -85,9 +108,7 @@ fn check_rule_after_write(c: &mut dyn Conn, rctx: &RuleCtx<'_>, access: Access, 
 
 pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to create record.";
-    let rctx = rule_ctx(ctx, col, c);
-    let access = rctx.access(&col.rules.create_rule)?;
-    if let Access::SuperuserOnly = access {
+    if !ctx.caller.is_superuser() && col.rules.create_rule.is_none() {
         return Err(CoreError::superuser_only());
     }
     let superuser = ctx.caller.is_superuser();
@@ -119,6 +140,9 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
         return Err(CoreError::validation(FAILED, errors));
     }
     let id = values.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let body = request_body(col, &input.values, &values);
+    let rctx = rule_ctx(ctx, col, c).with_body(&body);
+    let access = rctx.access(&col.rules.create_rule)?;
     let d = c.dialect();
     let mut sql = Sql::new(d);
     sql.push("INSERT INTO ").ident(&col.name).push(" (");
@@ -145,10 +169,18 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
 
 pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, input: Input) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to update record.";
-    let rctx = rule_ctx(ctx, col, c);
-    let mut values = load_checked(c, &rctx, &col.rules.update_rule, id)?;
     let superuser = ctx.caller.is_superuser();
+    if !superuser && col.rules.update_rule.is_none() {
+        return Err(CoreError::superuser_only());
+    }
+    // Load without the rule: the rule needs `@request.body`, which depends on the stored
+    // values through the modifiers.
+    let mut values = super::load(c, col, id)?;
     let errors = input::apply(col, &mut values, &input.values, false, superuser);
+    let body = request_body(col, &input.values, &values);
+    let rctx = rule_ctx(ctx, col, c).with_body(&body);
+    let access = rctx.access(&col.rules.update_rule)?;
+    check_rule_after_write(c, &rctx, access, id, CoreError::not_found())?;
     let now = galley_types::datetime::now_string();
     let mut rotate_token_key = false;
     for f in &col.fields {
