@@ -1,0 +1,627 @@
+//! Black-box tests of the `galley` binary: crash safety under write load (kill -9, restart,
+//! every acknowledged write is there) on SQLite and PostgreSQL, and the CLI's behaviour on
+//! start-up errors and signals.
+//!
+//! PostgreSQL tests use `GALLEY_TEST_DATABASE_URL` (a fresh database per test) and are skipped
+//! only when `GALLEY_SKIP_POSTGRES=1`.
+
+use galley_store::testing::TempPgDatabase;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_galley");
+const EMAIL: &str = "crash-admin@example.com";
+const PASSWORD: &str = "Crash-Admin-Pass-123";
+const WRITERS: usize = 8;
+const LOAD: Duration = Duration::from_millis(1500);
+
+/// `galley ARGS`, without any GALLEY_* settings inherited from the environment.
+fn galley(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("GALLEY_DIR")
+        .env_remove("GALLEY_HTTP")
+        .env_remove("GALLEY_DATABASE_URL")
+        .env_remove("GALLEY_POOL_SIZE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Copies everything a pipe produces into a shared string, on a thread of its own.
+fn drain(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let out = buf.clone();
+    std::thread::spawn(move || {
+        let mut pipe = pipe;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out
+                    .lock()
+                    .expect("output buffer")
+                    .push_str(&String::from_utf8_lossy(&chunk[..n])),
+            }
+        }
+    });
+    buf
+}
+
+/// A running `galley` process with its output captured.
+struct Proc {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = galley(args).spawn().expect("spawn galley");
+        let stdout = drain(child.stdout.take().expect("stdout"));
+        let stderr = drain(child.stderr.take().expect("stderr"));
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().expect("stdout").clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    /// Waits for the process to exit; `None` on timeout (the process keeps running).
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the drain threads read what is left in the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stdout contains `needle`; panics (with the output) on exit or timeout.
+    fn wait_stdout(&mut self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) {
+                return out;
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "galley exited ({status}) before printing {needle:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "galley did not print {needle:?} within {timeout:?}\nstdout:\n{out}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
+    fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs a command that should end by itself, with a time limit.
+fn run(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+    let mut p = Proc::spawn(args);
+    let status = p.wait_exit(timeout).unwrap_or_else(|| {
+        panic!(
+            "galley {args:?} did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+            p.stdout(),
+            p.stderr()
+        )
+    });
+    (status, p.stdout(), p.stderr())
+}
+
+/// `--dir DIR [--database-url URL]`
+fn data_args(dir: &Path, db: Option<&str>) -> Vec<String> {
+    let mut v = vec!["--dir".to_owned(), dir.display().to_string()];
+    if let Some(url) = db {
+        v.push("--database-url".to_owned());
+        v.push(url.to_owned());
+    }
+    v
+}
+
+fn upsert_superuser(dir: &Path, db: Option<&str>) {
+    let mut args = vec!["superuser", "upsert", EMAIL, PASSWORD];
+    let data = data_args(dir, db);
+    args.extend(data.iter().map(String::as_str));
+    let (status, out, err) = run(&args, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "superuser upsert failed ({status})\nstdout:\n{out}\nstderr:\n{err}"
+    );
+}
+
+/// A server on a free port; returns it with its base URL `http://127.0.0.1:PORT`.
+fn start_server(dir: &Path, db: Option<&str>) -> (Proc, String) {
+    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    let data = data_args(dir, db);
+    args.extend(data.iter().map(String::as_str));
+    let mut p = Proc::spawn(&args);
+    let out = p.wait_stdout("/api/ (", Duration::from_secs(60));
+    let url = out
+        .split("serving on ")
+        .nth(1)
+        .and_then(|s| s.split("/api/").next())
+        .unwrap_or_else(|| panic!("no address in {out:?}"))
+        .to_owned();
+    (p, url)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+async fn superuser_token(client: &reqwest::Client, url: &str) -> String {
+    let r = client
+        .post(format!(
+            "{url}/api/collections/_superusers/auth-with-password"
+        ))
+        .json(&json!({"identity": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("auth request");
+    assert_eq!(r.status(), 200, "superuser login failed");
+    let body: Value = r.json().await.expect("auth json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// Every record of `collection` as id → (writer, seq), paging with perPage=1000&skipTotal=1.
+async fn all_records(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    collection: &str,
+) -> HashMap<String, (i64, i64)> {
+    let mut out = HashMap::new();
+    for page in 1.. {
+        let r = client
+            .get(format!(
+                "{url}/api/collections/{collection}/records?page={page}&perPage=1000&skipTotal=1"
+            ))
+            .header("Authorization", token)
+            .send()
+            .await
+            .expect("list request");
+        assert_eq!(r.status(), 200, "list page {page} failed");
+        let body: Value = r.json().await.expect("list json");
+        assert_eq!(body["totalItems"], -1, "skipTotal gives -1");
+        let items = body["items"].as_array().expect("items");
+        for it in items {
+            let id = it["id"].as_str().expect("id").to_owned();
+            let key = (
+                it["writer"].as_i64().expect("writer"),
+                it["seq"].as_i64().expect("seq"),
+            );
+            assert!(
+                out.insert(id.clone(), key).is_none(),
+                "record {id} listed twice"
+            );
+        }
+        if items.len() < 1000 {
+            break;
+        }
+    }
+    out
+}
+
+/// One writer: creates records as a guest (createRule "") until told to stop or the server
+/// goes away; returns (id, seq) of every create answered with 200.
+async fn writer(
+    url: String,
+    collection: String,
+    writer: i64,
+    stop: Arc<AtomicBool>,
+) -> (Vec<(String, i64)>, usize) {
+    let client = http();
+    let mut acked = Vec::new();
+    let mut failures = 0;
+    let mut seq = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let body = json!({"writer": writer, "seq": seq, "payload": format!("w{writer}-s{seq}-{}", "x".repeat(200))});
+        let sent = client
+            .post(format!("{url}/api/collections/{collection}/records"))
+            .json(&body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(_) => {
+                // Killed server: connection refused/reset. Not acknowledged.
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        if resp.status() != 200 {
+            failures += 1;
+            continue;
+        }
+        // Acknowledged only once the whole body (with the id) has arrived.
+        if let Ok(v) = resp.json::<Value>().await {
+            if let Some(id) = v["id"].as_str() {
+                acked.push((id.to_owned(), seq));
+            }
+        }
+    }
+    (acked, failures)
+}
+
+async fn kill9_keeps_acknowledged_writes(db: Option<&str>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    upsert_superuser(&data, db);
+    let (mut server, url) = start_server(&data, db);
+    let client = http();
+    let token = superuser_token(&client, &url).await;
+
+    let collection = "crash_load";
+    let r = client
+        .post(format!("{url}/api/collections"))
+        .header("Authorization", &token)
+        .json(&json!({
+            "name": collection,
+            "type": "base",
+            "createRule": "",
+            "fields": [
+                {"name": "writer", "type": "number"},
+                {"name": "seq", "type": "number"},
+                {"name": "payload", "type": "text"},
+            ],
+        }))
+        .send()
+        .await
+        .expect("create collection");
+    assert_eq!(
+        r.status(),
+        200,
+        "create collection: {}",
+        r.text().await.unwrap_or_default()
+    );
+
+    // One guest create before the load, so a broken createRule fails here clearly.
+    let r = client
+        .post(format!("{url}/api/collections/{collection}/records"))
+        .json(&json!({"writer": -1, "seq": 0, "payload": "probe"}))
+        .send()
+        .await
+        .expect("probe create");
+    assert_eq!(
+        r.status(),
+        200,
+        "guest create with createRule \"\": {}",
+        r.text().await.unwrap_or_default()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..WRITERS as i64)
+        .map(|w| tokio::spawn(writer(url.clone(), collection.to_owned(), w, stop.clone())))
+        .collect();
+    tokio::time::sleep(LOAD).await;
+    // kill -9 while the writers are still sending.
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    let mut acked: Vec<(i64, String, i64)> = Vec::new();
+    let mut failures = 0;
+    for (w, t) in tasks.into_iter().enumerate() {
+        let (ids, f) = t.await.expect("writer task");
+        failures += f;
+        acked.extend(ids.into_iter().map(|(id, seq)| (w as i64, id, seq)));
+    }
+    eprintln!(
+        "crash test ({}): {} creates acknowledged before kill -9, {failures} failed or cut off",
+        if db.is_some() { "PostgreSQL" } else { "SQLite" },
+        acked.len()
+    );
+    assert!(
+        acked.len() >= 2 * WRITERS,
+        "too few writes acknowledged ({}) for a meaningful test",
+        acked.len()
+    );
+
+    // Restart on the same data and check every acknowledged write.
+    let (server2, url2) = start_server(&data, db);
+    let token2 = superuser_token(&client, &url2).await;
+    let stored = all_records(&client, &url2, &token2, collection).await;
+    let missing: Vec<_> = acked
+        .iter()
+        .filter(|(_, id, _)| !stored.contains_key(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged records are missing after kill -9 and restart, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
+    for (w, id, seq) in &acked {
+        assert_eq!(
+            stored[id],
+            (*w, *seq),
+            "record {id} has the wrong content after restart"
+        );
+    }
+    // Not acknowledged creates may or may not be there; nothing else may be.
+    assert!(
+        stored.len() <= acked.len() + failures + 1,
+        "more records than were ever sent"
+    );
+
+    // The restarted server takes writes.
+    let r = client
+        .post(format!("{url2}/api/collections/{collection}/records"))
+        .json(&json!({"writer": -2, "seq": 0, "payload": "after restart"}))
+        .send()
+        .await
+        .expect("create after restart");
+    assert_eq!(r.status(), 200);
+    drop(server2);
+}
+
+mod kill9 {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        kill9_keeps_acknowledged_writes(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        // Declared first so it is dropped last, after the server processes.
+        let Some(db) = TempPgDatabase::create().await else {
+            eprintln!("PostgreSQL crash test skipped (GALLEY_SKIP_POSTGRES=1)");
+            return;
+        };
+        kill9_keeps_acknowledged_writes(Some(db.url())).await;
+    }
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let (status, out, err) = run(&["--version"], Duration::from_secs(10));
+    assert!(status.success(), "--version failed: {err}");
+    assert_eq!(out.trim(), format!("galley {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn serve_on_a_port_in_use_fails_clearly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (status, out, err) = run(
+        &[
+            "serve",
+            "--http",
+            &addr,
+            "--dir",
+            &data.display().to_string(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !status.success(),
+        "serve on a taken port succeeded\nstdout:\n{out}"
+    );
+    assert!(err.contains("already in use"), "stderr: {err}");
+    assert!(err.contains(&addr), "stderr should name {addr}: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn serve_with_an_unwritable_dir_fails_clearly() {
+    let (status, out, err) = run(
+        &["serve", "--http", "127.0.0.1:0", "--dir", "/proc/forbidden"],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !status.success(),
+        "serve with --dir /proc/forbidden succeeded\nstdout:\n{out}"
+    );
+    assert!(
+        err.contains("/proc/forbidden"),
+        "stderr should name the directory: {err}"
+    );
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn first_start_without_superuser_says_how_to_create_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (mut server, _url) = start_server(&data, None);
+    let out = server.wait_stdout("galley superuser upsert", Duration::from_secs(30));
+    assert!(
+        out.contains(&format!("--dir {}", data.display())),
+        "stdout: {out}"
+    );
+    drop(server);
+
+    // Once there is a superuser, the hint is gone.
+    upsert_superuser(&data, None);
+    let (mut server, url) = start_server(&data, None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = rt.block_on(async {
+        http()
+            .get(format!("{url}/api/health"))
+            .send()
+            .await
+            .expect("health")
+            .status()
+    });
+    assert_eq!(status, 200);
+    server.sigterm();
+    assert!(
+        server.wait_exit(Duration::from_secs(30)).is_some(),
+        "no exit after SIGTERM"
+    );
+    assert!(
+        !server.stdout().contains("superuser upsert"),
+        "stdout: {}",
+        server.stdout()
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_with_exit_code_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    upsert_superuser(&data, None);
+    let (mut server, url) = start_server(&data, None);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The client keeps an idle keep-alive connection open across the signal: shutdown must
+    // not wait for it forever.
+    let client = http();
+    rt.block_on(async {
+        let token = superuser_token(&client, &url).await;
+        let r = client
+            .get(format!("{url}/api/collections?perPage=1"))
+            .header("Authorization", &token)
+            .send()
+            .await
+            .expect("list collections");
+        assert_eq!(r.status(), 200);
+    });
+    server.sigterm();
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| {
+            panic!(
+                "galley did not exit within 30 s of SIGTERM\nstderr:\n{}",
+                server.stderr()
+            )
+        });
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}\nstderr:\n{}",
+        server.stderr()
+    );
+    assert!(
+        !server.stderr().contains("panicked"),
+        "stderr: {}",
+        server.stderr()
+    );
+    drop(client);
+
+    // The data survives a clean restart.
+    let (server2, url2) = start_server(&data, None);
+    rt.block_on(async {
+        superuser_token(&http(), &url2).await;
+    });
+    drop(server2);
+}
+
+#[test]
+fn unreachable_database_url_fails_clearly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let url = "postgres://postgres@127.0.0.1:1/x";
+    let (status, out, err) = run(
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--dir",
+            &data.display().to_string(),
+            "--database-url",
+            url,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        !status.success(),
+        "serve with an unreachable database succeeded\nstdout:\n{out}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "a panic instead of an error message: {err}"
+    );
+    assert!(
+        err.contains("127.0.0.1:1"),
+        "stderr should name the server: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains("postgres"),
+        "stderr should say it is PostgreSQL: {err}"
+    );
+
+    // The CLI commands fail the same way.
+    let (status, _, err) = run(
+        &[
+            "superuser",
+            "upsert",
+            EMAIL,
+            PASSWORD,
+            "--dir",
+            &data.display().to_string(),
+            "--database-url",
+            url,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!status.success());
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(err.contains("127.0.0.1:1"), "stderr: {err}");
+}
