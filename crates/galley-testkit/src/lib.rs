@@ -47,7 +47,10 @@ impl TestServer {
         Self::start_with(engine, |_| {}).await
     }
 
-    pub async fn start_with(engine: Engine, configure: impl FnOnce(&mut AppConfig)) -> Option<TestServer> {
+    pub async fn start_with(
+        engine: Engine,
+        configure: impl FnOnce(&mut AppConfig),
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = AppConfig::new(dir.path().join("data"));
         cfg.pool_size = 4;
@@ -61,8 +64,12 @@ impl TestServer {
         };
         configure(&mut cfg);
         let app = App::open(cfg).await.expect("open app");
-        galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD).await.expect("superuser");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
+            .await
+            .expect("superuser");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
@@ -104,7 +111,13 @@ impl TestServer {
     }
 
     /// Sends a JSON request with an optional token, returning status and JSON body.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut rb = self.request(method, path);
         if let Some(t) = token {
             rb = rb.header("Authorization", t);
@@ -120,12 +133,17 @@ impl TestServer {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body, headers }
+        Reply {
+            status,
+            body,
+            headers,
+        }
     }
 
     /// As the superuser.
     pub async fn su(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.send(method, path, Some(&self.token.clone()), body).await
+        self.send(method, path, Some(&self.token.clone()), body)
+            .await
     }
 
     /// As a guest.
@@ -142,7 +160,13 @@ impl TestServer {
 
     /// Creates a record as the superuser, panicking on failure.
     pub async fn create_record(&self, collection: &str, body: Value) -> Value {
-        let r = self.su(Method::POST, &format!("/api/collections/{collection}/records"), Some(body)).await;
+        let r = self
+            .su(
+                Method::POST,
+                &format!("/api/collections/{collection}/records"),
+                Some(body),
+            )
+            .await;
         assert_eq!(r.status, 200, "create record failed: {}", r.body);
         r.body
     }
@@ -192,4 +216,221 @@ macro_rules! both_engines {
             }
         )*
     };
+}
+
+/// Like [`both_engines!`], with a configuration applied to each server before it starts:
+///
+/// ```ignore
+/// galley_testkit::both_engines_with! {
+///     config = |cfg| cfg.body_limit = 1024;
+///     async fn small_bodies(srv) { /* ... */ }
+/// }
+/// ```
+#[macro_export]
+macro_rules! both_engines_with {
+    (config = $conf:expr; $(async fn $name:ident($srv:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($srv: $crate::TestServer) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let srv = $crate::TestServer::start_with($crate::Engine::Sqlite, $conf).await.expect("sqlite server");
+                    run(srv).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(srv) = $crate::TestServer::start_with($crate::Engine::Postgres, $conf).await {
+                        run(srv).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl TestServer {
+    /// Sends raw bytes with an explicit content type (hostile or non-JSON bodies).
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut rb = self
+            .request(method, path)
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            rb = rb.header("Authorization", t);
+        }
+        Self::read(rb.send().await.expect("request")).await
+    }
+
+    /// Every record of a collection as the superuser (up to 1000).
+    pub async fn all_records(&self, collection: &str) -> Vec<Value> {
+        let r = self
+            .su(
+                Method::GET,
+                &format!("/api/collections/{collection}/records?perPage=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "list {collection} failed: {}", r.body);
+        r.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Turns batch requests on (`PATCH /api/settings`).
+    pub async fn enable_batch(&self) {
+        let r = self
+            .su(
+                Method::PATCH,
+                "/api/settings",
+                Some(json!({"batch": {"enabled": true}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "enable batch failed: {}", r.body);
+    }
+
+    /// `/api/health` still answers 200 (after a hostile request).
+    pub async fn assert_healthy(&self) {
+        let r = self.guest(Method::GET, "/api/health", None).await;
+        assert_eq!(r.status, 200, "server unhealthy: {}", r.body);
+        assert_eq!(r.body["message"], "API is healthy.");
+    }
+}
+
+impl Reply {
+    /// Asserts PocketBase's error shape: exactly `{data: object, message: string, status}`
+    /// with `status` equal to the HTTP status and a sentence as the message.
+    pub fn assert_error_shape(&self) -> &Self {
+        let obj = self.body.as_object().unwrap_or_else(|| {
+            panic!(
+                "error body is not an object: {:?} (status {})",
+                self.body, self.status
+            )
+        });
+        let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["data", "message", "status"],
+            "error keys: {}",
+            self.body
+        );
+        assert!(
+            self.body["data"].is_object(),
+            "data must be an object: {}",
+            self.body
+        );
+        let msg = self.body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("message must be a string: {}", self.body));
+        assert!(
+            !msg.is_empty() && msg.ends_with('.'),
+            "message must be a sentence: {msg:?}"
+        );
+        assert_eq!(
+            self.body["status"],
+            json!(self.status),
+            "status field must equal the HTTP status: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "error content type"
+        );
+        self
+    }
+
+    /// Asserts an error with this status and message (and the error shape).
+    pub fn assert_error(&self, status: u16, message: &str) -> &Self {
+        assert_eq!(
+            (self.status, self.body["message"].as_str()),
+            (status, Some(message)),
+            "body: {}",
+            self.body
+        );
+        self.assert_error_shape()
+    }
+
+    /// The `code` of the validation error at a `data` JSON pointer such as `/title`.
+    pub fn code_at(&self, pointer: &str) -> Option<&str> {
+        self.body
+            .pointer(&format!("/data{pointer}/code"))
+            .and_then(Value::as_str)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmmZ`, PocketBase's datetime format.
+pub fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// A default record id: 15 characters of `[a-z0-9]`.
+pub fn is_record_id(s: &str) -> bool {
+    s.len() == 15
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// The sorted keys of a JSON object.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort_unstable();
+    k
+}
+
+impl TestServer {
+    /// Creates an auth collection `members` (open create rule) with one member and returns
+    /// that member's auth token: a valid record token that is not a superuser's.
+    pub async fn member_token(&self) -> String {
+        if self
+            .su(Method::GET, "/api/collections/members", None)
+            .await
+            .status
+            == 404
+        {
+            self.create_collection(json!({"name": "members", "type": "auth", "createRule": ""}))
+                .await;
+        }
+        let creds = json!({"email": "member@example.com", "password": "Member-Pass-1", "passwordConfirm": "Member-Pass-1"});
+        let r = self
+            .guest(
+                Method::POST,
+                "/api/collections/members/records",
+                Some(creds),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create member: {}", r.body);
+        let r = self
+            .guest(
+                Method::POST,
+                "/api/collections/members/auth-with-password",
+                Some(json!({"identity": "member@example.com", "password": "Member-Pass-1"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "member login: {}", r.body);
+        r.body["token"].as_str().expect("token").to_owned()
+    }
 }

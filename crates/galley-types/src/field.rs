@@ -77,9 +77,16 @@ pub struct RequiredOnly {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DomainOptions {
+    #[serde(serialize_with = "list_or_empty")]
     pub except_domains: Option<Vec<String>>,
+    #[serde(serialize_with = "list_or_empty")]
     pub only_domains: Option<Vec<String>>,
     pub required: bool,
+}
+
+/// PocketBase prints unset domain lists as `[]`, never `null`.
+fn list_or_empty<S: serde::Serializer>(v: &Option<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_deref().unwrap_or_default().serialize(s)
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

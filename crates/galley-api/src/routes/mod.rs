@@ -51,7 +51,8 @@ pub fn no_content() -> Response {
 pub fn require_superuser(c: &Caller) -> ApiResult<()> {
     match c {
         _ if c.is_superuser() => Ok(()),
-        Caller::Guest => Err(ApiError(CoreError::Unauthorized("The request requires valid superuser authorization token.".into()))),
+        // PocketBase says "record" here even on superuser-only endpoints.
+        Caller::Guest => Err(ApiError(CoreError::Unauthorized("The request requires valid record authorization token.".into()))),
         Caller::Record { .. } => Err(ApiError(CoreError::Forbidden("The authorized record is not allowed to perform this action.".into()))),
     }
 }

@@ -47,9 +47,7 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let d = c.dialect();
             c.batch(&ddl::create_table(d, &col))?;
-            for s in ddl::index_statements(d, &col)? {
-                c.batch(&s)?;
-            }
+            create_indexes(c, &col, "Failed to create collection.")?;
             persist::insert_row(c, &col).map_err(|e| unique_name_error(e, "Failed to create collection."))
         })
         .await?;
@@ -114,8 +112,26 @@ fn apply_schema_change(c: &mut dyn Conn, old: &Collection, new: &Collection) -> 
             convert_column(c, &new.name, of, nf)?;
         }
     }
-    for s in ddl::index_statements(d, new)? {
-        c.batch(&s)?;
+    create_indexes(c, new, "Failed to update collection.")
+}
+
+/// Creates the indexes of `col`. An index the data cannot satisfy (a unique index over
+/// duplicate values) is the client's error, reported on that index as PocketBase does.
+fn create_indexes(c: &mut dyn Conn, col: &Collection, message: &str) -> Result<(), CoreError> {
+    for (i, s) in ddl::index_statements(c.dialect(), col)?.into_iter().enumerate() {
+        match c.batch(&s) {
+            Ok(()) => {}
+            Err(galley_store::StoreError::UniqueViolation { .. }) => {
+                return Err(CoreError::BadRequest {
+                    message: message.into(),
+                    data: json!({"indexes": {i.to_string(): {
+                        "code": "validation_invalid_index_expression",
+                        "message": "Failed to create the index: the existing values are not unique.",
+                    }}}),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }
