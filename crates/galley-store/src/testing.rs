@@ -151,3 +151,86 @@ mod tests {
         );
     }
 }
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// The `host:port` of a PostgreSQL URL (`localhost` as 127.0.0.1).
+///
+/// # Panics
+/// On a URL that does not parse.
+pub fn server_addr(url: &str) -> SocketAddr {
+    let cfg: tokio_postgres::Config = url.parse().expect("proxy");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let host = if host == "localhost" {
+        "127.0.0.1".to_owned()
+    } else {
+        host
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}").parse().expect("proxy")
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut (listener closed, every
+/// connection dropped: clients see refused connections) and restore on the same port.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy");
+        let addr = listener.local_addr().expect("proxy");
+        let p = Proxy {
+            addr,
+            upstream,
+            tasks: Arc::default(),
+            listener: Mutex::new(None),
+        };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let tasks = self.tasks.clone();
+        let upstream = self.upstream;
+        let h = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let t = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                tasks.lock().expect("proxy").push(t);
+            }
+        });
+        *self.listener.lock().expect("proxy") = Some(h);
+    }
+
+    pub async fn cut(&self) {
+        let l = self.listener.lock().expect("proxy").take();
+        if let Some(l) = l {
+            l.abort();
+            let _ = l.await;
+        }
+        let tasks: Vec<_> = self.tasks.lock().expect("proxy").drain(..).collect();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    pub async fn restore(&self) {
+        let sock = tokio::net::TcpSocket::new_v4().expect("proxy");
+        sock.set_reuseaddr(true).expect("proxy");
+        sock.bind(self.addr).expect("proxy");
+        self.serve(sock.listen(128).expect("proxy"));
+    }
+}

@@ -6,8 +6,7 @@ use galley_sql::{Dialect, Engine};
 pub use galley_store::testing::TempPgDatabase;
 use galley_store::{Store, StoreConfig};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use tokio::task::JoinHandle;
+use std::sync::Arc;
 
 /// A store under test and what keeps its database alive.
 pub struct Ctx {
@@ -107,77 +106,4 @@ pub fn via(url: &str, addr: SocketAddr) -> String {
 }
 
 /// The PostgreSQL server address of `url`.
-pub fn server_addr(url: &str) -> SocketAddr {
-    let cfg: tokio_postgres::Config = url.parse().unwrap();
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let host = if host == "localhost" {
-        "127.0.0.1".to_owned()
-    } else {
-        host
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}").parse().unwrap()
-}
-
-/// A TCP proxy in front of PostgreSQL that a test can cut (listener closed, every
-/// connection dropped: clients see refused connections) and restore on the same port.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    upstream: SocketAddr,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    listener: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let p = Proxy {
-            addr,
-            upstream,
-            tasks: Arc::default(),
-            listener: Mutex::new(None),
-        };
-        p.serve(listener);
-        p
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let tasks = self.tasks.clone();
-        let upstream = self.upstream;
-        let h = tokio::spawn(async move {
-            while let Ok((mut down, _)) = listener.accept().await {
-                let t = tokio::spawn(async move {
-                    if let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-                tasks.lock().unwrap().push(t);
-            }
-        });
-        *self.listener.lock().unwrap() = Some(h);
-    }
-
-    pub async fn cut(&self) {
-        let l = self.listener.lock().unwrap().take();
-        if let Some(l) = l {
-            l.abort();
-            let _ = l.await;
-        }
-        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-
-    pub async fn restore(&self) {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.set_reuseaddr(true).unwrap();
-        sock.bind(self.addr).unwrap();
-        self.serve(sock.listen(128).unwrap());
-    }
-}
+pub use galley_store::testing::{server_addr, Proxy};
