@@ -8,6 +8,29 @@ use galley_expr::{CompileOptions, ExprError, RequestInfo};
 use galley_sql::{Dialect, Sql};
 use galley_types::{Collection, Schema};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Parsed stored rules by their text. Parsing is independent of the schema and the request,
+/// so a rule is parsed once; resolution and SQL generation still run per request because
+/// `@request.*` values are bound then. Bounded: cleared when it grows past the limit.
+const RULE_CACHE_LIMIT: usize = 10_000;
+
+fn parsed_rule(rule: &str) -> Result<Arc<galley_expr::Ast>, ExprError> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<galley_expr::Ast>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(ast) = cache.lock().ok().and_then(|c| c.get(rule).cloned()) {
+        return Ok(ast);
+    }
+    let ast = Arc::new(galley_expr::parse(rule)?);
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= RULE_CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(rule.to_owned(), ast.clone());
+    }
+    Ok(ast)
+}
 
 /// What a rule means for one caller.
 pub enum Access {
@@ -67,15 +90,18 @@ impl<'a> RuleCtx<'a> {
             return Ok(Access::Allow);
         }
         let opts = CompileOptions::rule(chrono::Utc::now());
-        match galley_expr::compile_filter(
-            self.schema,
-            self.collection,
-            &self.collection.name,
-            rule,
-            &self.request(),
-            &opts,
-            self.dialect,
-        ) {
+        let compiled = parsed_rule(rule).and_then(|ast| {
+            galley_expr::compile_ast(
+                self.schema,
+                self.collection,
+                &self.collection.name,
+                &ast,
+                &self.request(),
+                &opts,
+                self.dialect,
+            )
+        });
+        match compiled {
             Ok(sql) => Ok(Access::Where(sql)),
             Err(e) => {
                 // A stored rule that no longer compiles (a field was removed) admits nobody.

@@ -134,6 +134,20 @@ pub fn compile_filter(
     compile::Compiler::new(schema, collection, main_alias, req, opts, dialect).compile(&ast)
 }
 
+/// Compiles an already parsed rule (see [`parse`]); callers cache the [`Ast`] of a stored
+/// rule so that only resolution against the schema and the request runs per request.
+pub fn compile_ast(
+    schema: &Schema,
+    collection: &Collection,
+    main_alias: &str,
+    ast: &Ast,
+    req: &RequestInfo,
+    opts: &CompileOptions,
+    dialect: &'static Dialect,
+) -> Result<Sql, ExprError> {
+    compile::Compiler::new(schema, collection, main_alias, req, opts, dialect).compile(ast)
+}
+
 /// One key of a `sort` parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
