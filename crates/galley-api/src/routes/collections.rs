@@ -19,10 +19,8 @@ pub fn router() -> Router<AppState> {
 async fn list(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
     require_superuser(&c)?;
     let p = page(&q)?;
-    if q.get("filter").is_some_and(|f| !f.trim().is_empty()) {
-        return Err(crate::error::ApiError::bad_request("Invalid filter parameter: collections cannot be filtered yet."));
-    }
-    Ok(ok(collections::list(&app, p), &q))
+    let list = collections::list(&app, &c, p, q.get("filter").unwrap_or_default(), q.get("sort").unwrap_or_default()).await?;
+    Ok(ok(list, &q))
 }
 
 async fn view(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query) -> ApiResult<Response> {

@@ -26,13 +26,64 @@ pub struct Page {
     pub skip_total: bool,
 }
 
-pub fn list(app: &App, page: Page) -> Value {
-    let schema = app.schema();
-    let all: Vec<&Arc<Collection>> = schema.all().iter().collect();
-    let total = all.len();
-    let start = (page.page - 1).saturating_mul(page.per_page);
-    let items: Vec<Value> = all.iter().skip(start).take(page.per_page).map(|c| c.to_json()).collect();
-    records::list_result(items, page, Some(total))
+/// `_collections` described as a collection, so that the collections list takes the same
+/// `filter` and `sort` language as records (fields id, name, type, system, created, updated).
+fn meta_collection() -> Collection {
+    use galley_types::field::{AutodateOptions, FieldKind, RequiredOnly, TextOptions};
+    let mut fields = vec![galley_types::collection::id_field()];
+    fields.push(Field::new("name", FieldKind::Text(TextOptions::default())));
+    fields.push(Field::new("type", FieldKind::Text(TextOptions::default())));
+    fields.push(Field::new("system", FieldKind::Bool(RequiredOnly::default())));
+    for n in ["created", "updated"] {
+        fields.push(Field::new(n, FieldKind::Autodate(AutodateOptions { on_create: true, on_update: n == "updated" })));
+    }
+    Collection {
+        id: "_collections".into(),
+        name: "_collections".into(),
+        kind: galley_types::CollectionType::Base,
+        system: true,
+        fields,
+        indexes: vec![],
+        rules: Default::default(),
+        auth: None,
+        view_query: None,
+        created: String::new(),
+        updated: String::new(),
+    }
+}
+
+pub async fn list(app: &App, caller: &crate::Caller, page: Page, filter: &str, sort: &str) -> Result<Value, CoreError> {
+    let meta = meta_collection();
+    let schema = galley_types::Schema::new(0, vec![meta.clone()]);
+    let d = app.store.dialect();
+    let req = crate::RequestMeta::default();
+    let ctx = crate::rules::RuleCtx::new(&schema, &meta, caller, &req, d);
+    let cond = ctx.filter(filter)?;
+    let order = ctx.sort(sort)?;
+    let mut sql = Sql::new(d);
+    sql.push("SELECT * FROM ").ident("_collections");
+    let mut count = Sql::new(d);
+    count.push("SELECT COUNT(*) AS n FROM ").ident("_collections");
+    if let Some(c) = &cond {
+        sql.push(" WHERE ").append(c);
+        count.push(" WHERE ").append(c);
+    }
+    sql.push(" ORDER BY ");
+    if let Some(o) = &order {
+        sql.append(o).push(", ");
+    }
+    sql.ident("created").push(", ").ident("name");
+    sql.push(" LIMIT ").push_param(page.per_page as i64).push(" OFFSET ").push_param(((page.page - 1) * page.per_page) as i64);
+    let skip = page.skip_total;
+    let (cols, total) = app
+        .store
+        .read(move |c: &mut dyn Conn| -> Result<_, CoreError> {
+            let cols = c.query_sql(&sql)?.iter().map(persist::parse_row).collect::<Result<Vec<_>, _>>()?;
+            let total = if skip { None } else { Some(c.query_sql(&count)?.first().map(|r| r.int("n")).unwrap_or(0) as usize) };
+            Ok((cols, total))
+        })
+        .await?;
+    Ok(records::list_result(cols.iter().map(Collection::to_json).collect(), page, total))
 }
 
 pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {

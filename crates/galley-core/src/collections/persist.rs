@@ -8,7 +8,7 @@ use galley_types::collection::superusers_collection;
 use galley_types::{AuthOptions, Collection, CollectionType, Field, Rules};
 use serde_json::Value;
 
-fn parse_row(row: &Row) -> Result<Collection, CoreError> {
+pub(crate) fn parse_row(row: &Row) -> Result<Collection, CoreError> {
     let kind = match row.text("type").as_str() {
         "auth" => CollectionType::Auth,
         "view" => CollectionType::View,
