@@ -94,7 +94,7 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
     if requests.len() > max {
         return Err(CoreError::BadRequest {
             message: "Invalid batch request data.".into(),
-            data: json!({"requests": {"code": "validation_length_too_long", "message": format!("The length must be no more than {max}.")}}),
+            data: json!({"requests": {"code": "validation_length_too_long", "message": format!("The length must be no more than {max}."), "params": {"max": max, "min": 0}}}),
         });
     }
     let mut ops = Vec::with_capacity(requests.len());

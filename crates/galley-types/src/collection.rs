@@ -46,20 +46,136 @@ pub struct PasswordAuth {
     pub identity_fields: Vec<String>,
 }
 
-/// Options of an auth collection. Token secrets are stored but never sent to clients.
+/// A mail template: subject and HTML body with `{APP_NAME}`, `{APP_URL}`, `{TOKEN}`,
+/// `{OTP}`, `{ALERT_INFO}` placeholders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailTemplate {
+    pub subject: String,
+    pub body: String,
+}
+
+impl EmailTemplate {
+    fn new(subject: &str, body: &str) -> Self {
+        EmailTemplate { subject: subject.into(), body: body.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthAlert {
+    pub enabled: bool,
+    pub email_template: EmailTemplate,
+}
+
+/// OAuth2 options. Provider entries keep PocketBase's shape (`name`, `clientId`,
+/// `clientSecret`, `authURL`, ...); `clientSecret` is never sent to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2Options {
+    #[serde(default)]
+    pub providers: Vec<Value>,
+    #[serde(default = "default_mapped_fields")]
+    pub mapped_fields: Value,
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+fn default_mapped_fields() -> Value {
+    json!({"id": "", "name": "", "username": "", "avatarURL": ""})
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MfaOptions {
+    pub enabled: bool,
+    pub duration: i64,
+    #[serde(default)]
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpOptions {
+    pub enabled: bool,
+    pub duration: i64,
+    pub length: i64,
+    pub email_template: EmailTemplate,
+}
+
+const FOOTER: &str = "<p>\n  Thanks,<br/>\n  {APP_NAME} team\n</p>";
+
+fn default_auth_alert() -> AuthAlert {
+    AuthAlert {
+        enabled: true,
+        email_template: EmailTemplate::new(
+            "Login from a new location",
+            &format!("<p>Hello,</p>\n<p>We noticed a login to your {{APP_NAME}} account from a new location:</p>\n<p><em>{{ALERT_INFO}}</em></p>\n<p><strong>If this wasn't you, you should immediately change your {{APP_NAME}} account password to revoke access from all other locations.</strong></p>\n<p>If this was you, you may disregard this email.</p>\n{FOOTER}"),
+        ),
+    }
+}
+fn default_oauth2() -> OAuth2Options {
+    OAuth2Options { providers: vec![], mapped_fields: default_mapped_fields(), enabled: false }
+}
+fn default_mfa() -> MfaOptions {
+    MfaOptions { enabled: false, duration: 600, rule: String::new() }
+}
+fn default_otp() -> OtpOptions {
+    OtpOptions {
+        enabled: false,
+        duration: 180,
+        length: 8,
+        email_template: EmailTemplate::new(
+            "OTP for {APP_NAME}",
+            &format!("<p>Hello,</p>\n<p>Your one-time password is: <strong>{{OTP}}</strong></p>\n<p><i>If you didn't ask for the one-time password, you can ignore this email.</i></p>\n{FOOTER}"),
+        ),
+    }
+}
+fn default_verification_template() -> EmailTemplate {
+    EmailTemplate::new(
+        "Verify your {APP_NAME} email",
+        &format!("<p>Hello,</p>\n<p>Thank you for joining us at {{APP_NAME}}.</p>\n<p>Click on the button below to verify your email address.</p>\n<p>\n  <a class=\"btn\" href=\"{{APP_URL}}/_/#/auth/confirm-verification/{{TOKEN}}\" target=\"_blank\" rel=\"noopener\">Verify</a>\n</p>\n<p><i>If you didn't recently register, please ignore this email.</i></p>\n{FOOTER}"),
+    )
+}
+fn default_reset_password_template() -> EmailTemplate {
+    EmailTemplate::new(
+        "Reset your {APP_NAME} password",
+        &format!("<p>Hello,</p>\n<p>Click on the button below to reset your password.</p>\n<p>\n  <a class=\"btn\" href=\"{{APP_URL}}/_/#/auth/confirm-password-reset/{{TOKEN}}\" target=\"_blank\" rel=\"noopener\">Reset password</a>\n</p>\n<p><i>If you didn't ask to reset your password, please ignore this email.</i></p>\n{FOOTER}"),
+    )
+}
+fn default_confirm_email_change_template() -> EmailTemplate {
+    EmailTemplate::new(
+        "Confirm your {APP_NAME} new email address",
+        &format!("<p>Hello,</p>\n<p>Click on the button below to confirm your new email address.</p>\n<p>\n  <a class=\"btn\" href=\"{{APP_URL}}/_/#/auth/confirm-email-change/{{TOKEN}}\" target=\"_blank\" rel=\"noopener\">Confirm new email</a>\n</p>\n<p><i>If you didn't ask to change your email address, please ignore this email.</i></p>\n{FOOTER}"),
+    )
+}
+
+/// Options of an auth collection, in PocketBase's key order. Token secrets and OAuth2
+/// client secrets are stored but never sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthOptions {
     pub auth_rule: Option<String>,
     pub manage_rule: Option<String>,
+    #[serde(default = "default_auth_alert")]
+    pub auth_alert: AuthAlert,
+    #[serde(default = "default_oauth2")]
+    pub oauth2: OAuth2Options,
     pub password_auth: PasswordAuth,
+    #[serde(default = "default_mfa")]
+    pub mfa: MfaOptions,
+    #[serde(default = "default_otp")]
+    pub otp: OtpOptions,
     pub auth_token: TokenConfig,
     pub password_reset_token: TokenConfig,
     pub email_change_token: TokenConfig,
     pub verification_token: TokenConfig,
     pub file_token: TokenConfig,
-    /// Options Galley keeps and returns but does not interpret yet (oauth2, mfa, otp,
-    /// templates), so that a round trip through the API loses nothing.
+    #[serde(default = "default_verification_template")]
+    pub verification_template: EmailTemplate,
+    #[serde(default = "default_reset_password_template")]
+    pub reset_password_template: EmailTemplate,
+    #[serde(default = "default_confirm_email_change_template")]
+    pub confirm_email_change_template: EmailTemplate,
+    /// Any other option submitted, kept and returned so a round trip loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -73,15 +189,22 @@ impl AuthOptions {
         AuthOptions {
             auth_rule: Some(String::new()),
             manage_rule: None,
+            auth_alert: default_auth_alert(),
+            oauth2: default_oauth2(),
             password_auth: PasswordAuth {
                 enabled: true,
                 identity_fields: vec!["email".into()],
             },
+            mfa: default_mfa(),
+            otp: default_otp(),
             auth_token: tok(auth_duration),
             password_reset_token: tok(1800),
             email_change_token: tok(1800),
             verification_token: tok(86400),
             file_token: tok(180),
+            verification_template: default_verification_template(),
+            reset_password_template: default_reset_password_template(),
+            confirm_email_change_template: default_confirm_email_change_template(),
             extra: Map::new(),
         }
     }
@@ -153,6 +276,11 @@ impl Collection {
                 ] {
                     if let Some(Value::Object(t)) = o.get_mut(key) {
                         t.remove("secret");
+                    }
+                }
+                if let Some(Value::Array(ps)) = o.get_mut("oauth2").and_then(|v| v.get_mut("providers")) {
+                    for p in ps.iter_mut().filter_map(Value::as_object_mut) {
+                        p.remove("clientSecret");
                     }
                 }
                 m.extend(o);
@@ -249,6 +377,15 @@ pub fn auth_system_fields() -> Vec<Field> {
     ]
 }
 
+/// The unique indexes every auth collection has (tokenKey, non-empty email), as PocketBase
+/// names and prints them.
+pub fn auth_indexes(id: &str, name: &str) -> Vec<String> {
+    vec![
+        format!("CREATE UNIQUE INDEX `idx_tokenKey_{id}` ON `{name}` (`tokenKey`)"),
+        format!("CREATE UNIQUE INDEX `idx_email_{id}` ON `{name}` (`email`) WHERE `email` != ''"),
+    ]
+}
+
 /// The `_superusers` collection of a fresh instance.
 pub fn superusers_collection(now: &str) -> Collection {
     let mut fields = vec![id_field()];
@@ -262,10 +399,7 @@ pub fn superusers_collection(now: &str) -> Collection {
         kind: CollectionType::Auth,
         system: true,
         fields,
-        indexes: vec![
-            "CREATE UNIQUE INDEX \"idx_tokenKey_pbc_3142635823\" ON \"_superusers\" (\"tokenKey\")".into(),
-            "CREATE UNIQUE INDEX \"idx_email_pbc_3142635823\" ON \"_superusers\" (\"email\") WHERE \"email\" != ''".into(),
-        ],
+        indexes: auth_indexes("pbc_3142635823", "_superusers"),
         rules: Rules::default(),
         auth: Some(auth),
         view_query: None,

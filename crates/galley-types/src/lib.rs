@@ -9,6 +9,7 @@ pub mod datetime;
 pub mod error;
 pub mod field;
 pub mod ids;
+pub mod index;
 pub mod schema;
 
 pub use collection::{AuthOptions, Collection, CollectionType, Rules};

@@ -1,7 +1,7 @@
 //! DDL for record tables, through the dialect. Identifiers come only from validated
 //! collection and field names and are always quoted.
 
-use super::index::IndexDef;
+use galley_types::index::IndexDef;
 use crate::error::CoreError;
 use galley_sql::Dialect;
 use galley_types::{Collection, Field};

@@ -2,7 +2,6 @@
 //! A schema change and its DDL run in one write job, so they commit together or not at all.
 
 pub mod ddl;
-pub mod index;
 pub mod persist;
 mod validate;
 
@@ -12,7 +11,7 @@ use crate::App;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::{Collection, Field};
-use index::IndexDef;
+use galley_types::index::IndexDef;
 use serde_json::{json, Value};
 use std::sync::Arc;
 

@@ -168,6 +168,10 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
         Some(Value::Null) | None => old.map(|o| o.indexes.clone()).unwrap_or_default(),
         Some(_) => return Err(bad_format()),
     };
+    let mut raw_indexes = raw_indexes;
+    if kind == CollectionType::Auth {
+        crate::auth::options::ensure_indexes(&id, &name, &mut raw_indexes);
+    }
     let indexes = match normalize_indexes(&name, &fields, &raw_indexes) {
         Ok(v) => v,
         Err((i, msg)) => {
@@ -180,9 +184,9 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
     };
     // Index names share one namespace per database.
     for s in &indexes {
-        if let Ok(idx) = super::index::IndexDef::parse(s) {
+        if let Ok(idx) = galley_types::index::IndexDef::parse(s) {
             let taken = schema.all().iter().filter(|c| c.id != id).any(|c| {
-                c.indexes.iter().filter_map(|x| super::index::IndexDef::parse(x).ok()).any(|x| x.name.eq_ignore_ascii_case(&idx.name))
+                c.indexes.iter().filter_map(|x| galley_types::index::IndexDef::parse(x).ok()).any(|x| x.name.eq_ignore_ascii_case(&idx.name))
             });
             if taken {
                 errors.insert(
@@ -221,11 +225,7 @@ pub fn parse_collection(schema: &Schema, old: Option<&Collection>, body: &Value)
                 tok.duration = d;
             }
         }
-        for key in ["oauth2", "mfa", "otp", "authAlert", "verificationTemplate", "resetPasswordTemplate", "confirmEmailChangeTemplate"] {
-            if let Some(v) = body.get(key) {
-                a.extra.insert(key.into(), v.clone());
-            }
-        }
+        crate::auth::options::apply(&mut a, body, &mut errors);
         auth = Some(a);
     }
 
@@ -271,9 +271,10 @@ fn ensure_system_fields(kind: CollectionType, fields: &mut Vec<Field>) {
         fields.insert(0, id_field());
     }
     if kind == CollectionType::Auth {
-        for (i, sys) in auth_system_fields().into_iter().enumerate() {
+        // As PocketBase: missing system fields go after the submitted ones.
+        for sys in auth_system_fields() {
             if !fields.iter().any(|f| f.name == sys.name) {
-                fields.insert((i + 1).min(fields.len()), sys);
+                fields.push(sys);
             }
         }
     }

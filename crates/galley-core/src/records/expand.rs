@@ -164,7 +164,7 @@ impl Expander<'_> {
             return None;
         }
         let unique = !f.is_multiple()
-            && other.indexes.iter().filter_map(|s| crate::collections::index::IndexDef::parse(s).ok()).any(|i| {
+            && other.indexes.iter().filter_map(|s| galley_types::index::IndexDef::parse(s).ok()).any(|i| {
                 i.unique && i.columns.len() == 1 && i.columns[0].name == field && i.where_columns().is_empty()
             });
         Some((other.clone(), field.to_owned(), unique))

@@ -1,0 +1,113 @@
+//! The auth options of a submitted collection body (`oauth2`, `mfa`, `otp`, `authAlert`,
+//! the mail templates) and the indexes every auth collection must have.
+
+use galley_types::collection::auth_indexes;
+use galley_types::index::IndexDef;
+use galley_types::AuthOptions;
+use serde_json::{json, Map, Value};
+
+fn invalid(errors: &mut Map<String, Value>, key: &str, message: &str) {
+    errors.insert(key.into(), json!({"code": "validation_invalid_value", "message": message}));
+}
+
+/// Merges `patch` into `base` (objects merge, everything else replaces).
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(current: &T, patch: &Value) -> Option<T> {
+    let mut v = serde_json::to_value(current).ok()?;
+    merge(&mut v, patch);
+    serde_json::from_value(v).ok()
+}
+
+/// Applies the submitted options to `a`, recording errors under their keys.
+pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<String, Value>) {
+    if let Some(v) = body.get("authAlert") {
+        match merged(&a.auth_alert, v) {
+            Some(x) => a.auth_alert = x,
+            None => invalid(errors, "authAlert", "Invalid auth alert options."),
+        }
+    }
+    if let Some(v) = body.get("mfa") {
+        match merged(&a.mfa, v) {
+            Some(x) if (10..=86400).contains(&x.duration) => a.mfa = x,
+            Some(_) => {
+                errors.insert("mfa".into(), json!({"duration": {"code": "validation_invalid_value", "message": "Must be between 10 and 86400 seconds."}}));
+            }
+            None => invalid(errors, "mfa", "Invalid MFA options."),
+        }
+        if !a.mfa.rule.is_empty() && galley_expr::parse(&a.mfa.rule).is_err() {
+            errors.insert("mfa".into(), json!({"rule": {"code": "validation_invalid_rule", "message": "Invalid rule."}}));
+        }
+    }
+    if let Some(v) = body.get("otp") {
+        match merged(&a.otp, v) {
+            Some(x) if (10..=86400).contains(&x.duration) && (4..=20).contains(&x.length) => a.otp = x,
+            Some(_) => invalid(errors, "otp", "The duration must be between 10 and 86400 seconds and the length between 4 and 20."),
+            None => invalid(errors, "otp", "Invalid OTP options."),
+        }
+    }
+    if let Some(v) = body.get("oauth2") {
+        let old_providers = a.oauth2.providers.clone();
+        let mut patch = v.clone();
+        // A submitted providers list replaces the old one, keeping secrets not resent.
+        if let Some(Value::Array(ps)) = patch.get_mut("providers") {
+            for p in ps.iter_mut().filter_map(Value::as_object_mut) {
+                if p.get("clientSecret").and_then(Value::as_str).unwrap_or_default().is_empty() {
+                    let old = old_providers.iter().find(|o| o.get("name") == p.get("name"));
+                    if let Some(sec) = old.and_then(|o| o.get("clientSecret")) {
+                        p.insert("clientSecret".into(), sec.clone());
+                    }
+                }
+            }
+        }
+        let mut cur = serde_json::to_value(&a.oauth2).unwrap_or(Value::Null);
+        if let (Some(o), Some(ps)) = (cur.as_object_mut(), patch.get("providers")) {
+            o.insert("providers".into(), ps.clone());
+        }
+        merge(&mut cur, &patch);
+        match serde_json::from_value(cur) {
+            Ok(x) => a.oauth2 = x,
+            Err(_) => invalid(errors, "oauth2", "Invalid OAuth2 options."),
+        }
+    }
+    for key in ["verificationTemplate", "resetPasswordTemplate", "confirmEmailChangeTemplate"] {
+        let Some(v) = body.get(key) else { continue };
+        let slot = match key {
+            "verificationTemplate" => &mut a.verification_template,
+            "resetPasswordTemplate" => &mut a.reset_password_template,
+            _ => &mut a.confirm_email_change_template,
+        };
+        match merged(slot, v) {
+            Some(t) if !t.subject.trim().is_empty() && !t.body.trim().is_empty() => *slot = t,
+            _ => invalid(errors, key, "The subject and body are required."),
+        }
+    }
+}
+
+/// Adds PocketBase's unique indexes on `tokenKey` and `email` unless a unique single-column
+/// index on that field is already there.
+pub fn ensure_indexes(id: &str, name: &str, indexes: &mut Vec<String>) {
+    let has_unique = |indexes: &[String], col: &str| {
+        indexes.iter().filter_map(|s| IndexDef::parse(s).ok()).any(|i| i.unique && i.columns.len() == 1 && i.columns[0].name == col)
+    };
+    let defaults = auth_indexes(id, name);
+    for (col, def) in [("tokenKey", &defaults[0]), ("email", &defaults[1])] {
+        if !has_unique(indexes, col) {
+            indexes.push(def.clone());
+        }
+    }
+}
