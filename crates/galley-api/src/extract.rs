@@ -97,8 +97,9 @@ pub struct Body {
     pub files: Vec<Upload>,
 }
 
+/// A body that cannot be read at all: PocketBase answers its generic 400 (§1).
 fn invalid_body() -> ApiError {
-    ApiError::bad_request("Failed to load the submitted data due to invalid formatting.")
+    ApiError::bad_request(galley_core::error::GENERIC_400)
 }
 
 /// PocketBase's inference for form values: booleans and canonical numbers become JSON
