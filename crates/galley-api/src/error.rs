@@ -38,7 +38,11 @@ impl IntoResponse for ApiError {
         }
         let (status, _, _) = self.0.public_parts();
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_response(status, &self.0.to_body())
+        let mut r = json_response(status, &self.0.to_body());
+        if let CoreError::TooManyRequests { retry_after } = &self.0 {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after));
+        }
+        r
     }
 }
 

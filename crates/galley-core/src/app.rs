@@ -18,6 +18,8 @@ pub struct AppConfig {
     pub body_limit: usize,
     /// Password hashes computed at once; each argon2id hash takes ~19 MiB and tens of ms.
     pub hash_concurrency: usize,
+    /// Rate limits of the auth endpoints (on by default).
+    pub auth_limits: crate::auth::ratelimit::AuthLimits,
 }
 
 impl AppConfig {
@@ -29,6 +31,7 @@ impl AppConfig {
             sync_full: false,
             body_limit: 32 << 20,
             hash_concurrency: 4,
+            auth_limits: Default::default(),
         }
     }
 }
@@ -41,6 +44,8 @@ pub struct App {
     settings: ArcSwap<Settings>,
     schema_reload: Mutex<u64>,
     hash_permits: Semaphore,
+    /// Auth flows' state: mailer and outbox, rate limiters.
+    pub auth: crate::auth::AuthState,
 }
 
 impl App {
@@ -62,6 +67,7 @@ impl App {
         let app = App {
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
+            auth: crate::auth::AuthState::new(&config),
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),
             settings: ArcSwap::from_pointee(settings),

@@ -17,6 +17,12 @@ pub enum CoreError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// 429 `Too Many Requests.`; the client may retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
+    /// The first factor succeeded and a second one is required: 401 with only `{"mfaId"}`.
+    #[error("multi-factor authentication required")]
+    MfaRequired(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// Never shown to the client beyond a generic message; logged in full.
@@ -64,6 +70,8 @@ impl CoreError {
             CoreError::Forbidden(m) => (403, m.clone(), empty()),
             CoreError::NotFound(m) => (404, m.clone(), empty()),
             CoreError::TooLarge(m) => (413, m.clone(), empty()),
+            CoreError::TooManyRequests { .. } => (429, "Too Many Requests.".into(), empty()),
+            CoreError::MfaRequired(_) => (401, "Missing or invalid authentication.".into(), empty()),
             CoreError::Unavailable(_) => {
                 (503, "The database is temporarily unavailable. Try again shortly.".into(), empty())
             }
@@ -73,6 +81,9 @@ impl CoreError {
 
     /// PocketBase's error body.
     pub fn to_body(&self) -> Value {
+        if let CoreError::MfaRequired(id) = self {
+            return serde_json::json!({"mfaId": id});
+        }
         let (status, message, data) = self.public_parts();
         serde_json::json!({"data": data, "message": message, "status": status})
     }

@@ -8,6 +8,7 @@
 //! engine-specific SQL; SQL differences go through [`galley_sql::Dialect`].
 
 pub mod app;
+pub mod auth;
 pub mod batch;
 pub mod caller;
 pub mod collections;

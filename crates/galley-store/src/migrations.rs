@@ -7,7 +7,37 @@ use galley_sql::{ColumnType as T, Dialect, SqlValue};
 
 type Migration = (&'static str, fn(&Dialect) -> String);
 
-const MIGRATIONS: &[Migration] = &[("0001_system_tables", system_tables)];
+const MIGRATIONS: &[Migration] = &[("0001_system_tables", system_tables), ("0002_auth_tables", auth_tables)];
+
+/// One-time passwords and pending MFA sessions of auth records.
+fn auth_tables(d: &Dialect) -> String {
+    let ts = d.column_def(T::Timestamp);
+    let text = d.column_def(T::Text);
+    let num = d.column_def(T::Number);
+    let pk = d.primary_key_def();
+    format!(
+        "CREATE TABLE \"_otps\" (
+            \"id\" {pk},
+            \"collectionRef\" {text},
+            \"recordRef\" {text},
+            \"password\" {text},
+            \"sentTo\" {text},
+            \"attempts\" {num},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );
+        CREATE INDEX \"idx__otps_record\" ON \"_otps\" (\"collectionRef\", \"recordRef\");
+        CREATE TABLE \"_mfas\" (
+            \"id\" {pk},
+            \"collectionRef\" {text},
+            \"recordRef\" {text},
+            \"method\" {text},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );
+        CREATE INDEX \"idx__mfas_record\" ON \"_mfas\" (\"collectionRef\", \"recordRef\");"
+    )
+}
 
 fn system_tables(d: &Dialect) -> String {
     let ts = d.column_def(T::Timestamp);

@@ -1,31 +1,334 @@
-use super::ok;
+//! Auth endpoints of auth collections, and Galley's dev outbox. Each POST here counts
+//! against the per-IP auth rate limit before anything else runs.
+
+use super::{no_content, ok, require_superuser};
 use crate::error::ApiResult;
 use crate::extract::{Auth, Body, Query};
 use crate::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
-use galley_core::superusers;
-use serde_json::Value;
+use galley_core::auth::{self, flows, otp};
+use galley_core::{App, Caller};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
 
 pub fn router() -> Router<AppState> {
+    let c = "/api/collections/{collection}";
     Router::new()
-        .route("/api/collections/{collection}/auth-with-password", post(auth_with_password))
-        .route("/api/collections/{collection}/auth-refresh", post(auth_refresh))
+        .route(&format!("{c}/auth-methods"), get(auth_methods))
+        .route(&format!("{c}/auth-with-password"), post(auth_with_password))
+        .route(&format!("{c}/auth-refresh"), post(auth_refresh))
+        .route(&format!("{c}/impersonate/{{id}}"), post(impersonate))
+        .route(&format!("{c}/request-otp"), post(request_otp))
+        .route(&format!("{c}/auth-with-otp"), post(auth_with_otp))
+        .route(
+            &format!("{c}/request-verification"),
+            post(request_verification),
+        )
+        .route(
+            &format!("{c}/confirm-verification"),
+            post(confirm_verification),
+        )
+        .route(
+            &format!("{c}/request-password-reset"),
+            post(request_password_reset),
+        )
+        .route(
+            &format!("{c}/confirm-password-reset"),
+            post(confirm_password_reset),
+        )
+        .route(
+            &format!("{c}/request-email-change"),
+            post(request_email_change),
+        )
+        .route(
+            &format!("{c}/confirm-email-change"),
+            post(confirm_email_change),
+        )
+        .route("/api/settings/test/email", post(test_email))
+        .route("/api/galley/outbox", get(outbox))
 }
 
-async fn auth_with_password(State(app): State<AppState>, Path(col): Path<String>, q: Query, body: Body) -> ApiResult<Response> {
-    let s = |k: &str| match body.values.get(k) {
+/// The client IP: the connection's, or the configured proxy header's (right-most entry
+/// unless `useLeftmostIP`), as PocketBase's `trustedProxy` settings say.
+fn client_ip(app: &App, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+    let settings = app.settings();
+    let names = settings
+        .0
+        .pointer("/trustedProxy/headers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let leftmost = settings
+        .0
+        .pointer("/trustedProxy/useLeftmostIP")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    for n in names.iter().filter_map(Value::as_str) {
+        if let Some(v) = headers.get(n).and_then(|v| v.to_str().ok()) {
+            let mut parts = v.split(',').map(str::trim).filter(|s| !s.is_empty());
+            let ip = if leftmost { parts.next() } else { parts.next_back() };
+            if let Some(ip) = ip {
+                return ip.to_owned();
+            }
+        }
+    }
+    peer.map(|p| p.ip().to_string()).unwrap_or_default()
+}
+
+/// The connection's peer address, when the server was started with connect info.
+struct Peer(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = crate::error::ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+/// Counts the request against the per-IP limit of the auth endpoints.
+fn limit(app: &App, c: &Caller, peer: Peer, headers: &HeaderMap) -> ApiResult<()> {
+    app.auth.limit_ip(c, &client_ip(app, peer.0, headers))?;
+    Ok(())
+}
+
+fn text(body: &Body, k: &str) -> String {
+    match body.values.get(k) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
-    };
-    let identity_field = body.values.get("identityField").and_then(Value::as_str).filter(|s| !s.is_empty());
-    let res = superusers::auth_with_password(&app, &col, &s("identity"), &s("password"), identity_field).await?;
+    }
+}
+
+fn mfa_id(body: &Body, q: &Query) -> Option<String> {
+    Some(text(body, "mfaId"))
+        .filter(|s| !s.is_empty())
+        .or_else(|| q.get("mfaId").map(str::to_owned))
+}
+
+async fn auth_methods(
+    State(app): State<AppState>,
+    Path(col): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    Ok(ok(flows::auth_methods(&app, &col)?, &q))
+}
+
+async fn auth_with_password(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    let identity_field = body
+        .values
+        .get("identityField")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let res = auth::auth_with_password(
+        &app,
+        &col,
+        &text(&body, "identity"),
+        &text(&body, "password"),
+        identity_field,
+        mfa_id(&body, &q).as_deref(),
+        &c,
+    )
+    .await?;
     Ok(ok(res, &q))
 }
 
-async fn auth_refresh(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query) -> ApiResult<Response> {
-    Ok(ok(superusers::auth_refresh(&app, &col, &c).await?, &q))
+fn raw_token(headers: &HeaderMap) -> String {
+    let s = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim();
+    match s.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => s[7..].trim().to_owned(),
+        _ => s.to_owned(),
+    }
+}
+
+async fn auth_refresh(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
+    Ok(ok(
+        auth::auth_refresh(&app, &col, &c, &raw_token(&headers)).await?,
+        &q,
+    ))
+}
+
+async fn impersonate(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Path((col, id)): Path<(String, String)>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    Ok(ok(
+        flows::impersonate(&app, &col, &id, body.values.get("duration"), &c).await?,
+        &q,
+    ))
+}
+
+async fn request_otp(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    Ok(ok(
+        otp::request_otp(&app, &col, &text(&body, "email"), &c).await?,
+        &q,
+    ))
+}
+
+async fn auth_with_otp(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    let res = otp::auth_with_otp(
+        &app,
+        &col,
+        &text(&body, "otpId"),
+        &text(&body, "password"),
+        mfa_id(&body, &q).as_deref(),
+        &c,
+    )
+    .await?;
+    Ok(ok(res, &q))
+}
+
+async fn request_verification(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::request_verification(&app, &col, &text(&body, "email"), &c).await?;
+    Ok(no_content())
+}
+
+async fn confirm_verification(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::confirm_verification(&app, &col, &text(&body, "token")).await?;
+    Ok(no_content())
+}
+
+async fn request_password_reset(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::request_password_reset(&app, &col, &text(&body, "email"), &c).await?;
+    Ok(no_content())
+}
+
+async fn confirm_password_reset(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::confirm_password_reset(
+        &app,
+        &col,
+        &text(&body, "token"),
+        &text(&body, "password"),
+        &text(&body, "passwordConfirm"),
+    )
+    .await?;
+    Ok(no_content())
+}
+
+async fn request_email_change(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::request_email_change(&app, &col, &text(&body, "newEmail"), &c).await?;
+    Ok(no_content())
+}
+
+async fn confirm_email_change(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, peer, &headers)?;
+    flows::confirm_email_change(&app, &col, &text(&body, "token"), &text(&body, "password"))
+        .await?;
+    Ok(no_content())
+}
+
+async fn test_email(State(app): State<AppState>, Auth(c): Auth, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    let col = text(&body, "collection");
+    flows::test_email(
+        &app,
+        &text(&body, "email"),
+        &text(&body, "template"),
+        Some(col.as_str()),
+    )
+    .await?;
+    Ok(no_content())
+}
+
+/// `GET /api/galley/outbox` (Galley extension): mails kept while SMTP is not enabled.
+async fn outbox(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    let items = app.auth.mailer.outbox();
+    Ok(ok(json!({"items": items, "totalItems": items.len()}), &q))
 }

@@ -7,7 +7,10 @@ use galley_types::AuthOptions;
 use serde_json::{json, Map, Value};
 
 fn invalid(errors: &mut Map<String, Value>, key: &str, message: &str) {
-    errors.insert(key.into(), json!({"code": "validation_invalid_value", "message": message}));
+    errors.insert(
+        key.into(),
+        json!({"code": "validation_invalid_value", "message": message}),
+    );
 }
 
 /// Merges `patch` into `base` (objects merge, everything else replaces).
@@ -27,7 +30,10 @@ fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
-fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(current: &T, patch: &Value) -> Option<T> {
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: &Value,
+) -> Option<T> {
     let mut v = serde_json::to_value(current).ok()?;
     merge(&mut v, patch);
     serde_json::from_value(v).ok()
@@ -50,7 +56,10 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
             None => invalid(errors, "mfa", "Invalid MFA options."),
         }
         if !a.mfa.rule.is_empty() && galley_expr::parse(&a.mfa.rule).is_err() {
-            errors.insert("mfa".into(), json!({"rule": {"code": "validation_invalid_rule", "message": "Invalid rule."}}));
+            errors.insert(
+                "mfa".into(),
+                json!({"rule": {"code": "validation_invalid_rule", "message": "Invalid rule."}}),
+            );
         }
     }
     if let Some(v) = body.get("otp") {
@@ -66,8 +75,14 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
         // A submitted providers list replaces the old one, keeping secrets not resent.
         if let Some(Value::Array(ps)) = patch.get_mut("providers") {
             for p in ps.iter_mut().filter_map(Value::as_object_mut) {
-                if p.get("clientSecret").and_then(Value::as_str).unwrap_or_default().is_empty() {
-                    let old = old_providers.iter().find(|o| o.get("name") == p.get("name"));
+                if p.get("clientSecret")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+                {
+                    let old = old_providers
+                        .iter()
+                        .find(|o| o.get("name") == p.get("name"));
                     if let Some(sec) = old.and_then(|o| o.get("clientSecret")) {
                         p.insert("clientSecret".into(), sec.clone());
                     }
@@ -84,7 +99,11 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
             Err(_) => invalid(errors, "oauth2", "Invalid OAuth2 options."),
         }
     }
-    for key in ["verificationTemplate", "resetPasswordTemplate", "confirmEmailChangeTemplate"] {
+    for key in [
+        "verificationTemplate",
+        "resetPasswordTemplate",
+        "confirmEmailChangeTemplate",
+    ] {
         let Some(v) = body.get(key) else { continue };
         let slot = match key {
             "verificationTemplate" => &mut a.verification_template,
@@ -102,7 +121,10 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
 /// index on that field is already there.
 pub fn ensure_indexes(id: &str, name: &str, indexes: &mut Vec<String>) {
     let has_unique = |indexes: &[String], col: &str| {
-        indexes.iter().filter_map(|s| IndexDef::parse(s).ok()).any(|i| i.unique && i.columns.len() == 1 && i.columns[0].name == col)
+        indexes
+            .iter()
+            .filter_map(|s| IndexDef::parse(s).ok())
+            .any(|i| i.unique && i.columns.len() == 1 && i.columns[0].name == col)
     };
     let defaults = auth_indexes(id, name);
     for (col, def) in [("tokenKey", &defaults[0]), ("email", &defaults[1])] {

@@ -40,6 +40,10 @@ pub struct WriteCtx {
 pub struct Input {
     pub values: Map<String, Value>,
     pub password_hash: Option<String>,
+    /// Auth collections: the submitted `oldPassword`, and the stored hash it was verified
+    /// against before the job (see `auth::records`).
+    pub old_password: Option<String>,
+    pub old_password_verified: Option<String>,
 }
 
 pub fn list_result(items: Vec<Value>, page: Page, total: Option<usize>) -> Value {
@@ -208,7 +212,7 @@ pub async fn prepare_input(
         let failed = if is_create { "Failed to create record." } else { "Failed to update record." };
         let password = values.remove("password");
         let confirm = values.remove("passwordConfirm");
-        values.remove("oldPassword");
+        input.old_password = values.remove("oldPassword").and_then(|v| v.as_str().map(str::to_owned)).filter(|s| !s.is_empty());
         let pw = password.as_ref().and_then(Value::as_str).unwrap_or_default().to_owned();
         if is_create || password.is_some() {
             let field = col.field("password").cloned();
@@ -264,7 +268,8 @@ pub async fn update(
 ) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let input = prepare_input(app, &col, values, false).await?;
+    let mut input = prepare_input(app, &col, values, false).await?;
+    crate::auth::records::verify_old_password(app, &col, id, &mut input).await?;
     let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
     let (col2, id2) = (col.clone(), id.to_owned());
     let rec = app.store.write(move |c: &mut dyn Conn| write::update(c, &ctx, &col2, &id2, input)).await?;

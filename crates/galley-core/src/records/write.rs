@@ -132,9 +132,8 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
             _ => {}
         }
     }
-    if col.is_auth() && !superuser {
-        values.insert("verified".into(), json!(false));
-    }
+    let mut errors = errors;
+    let check_manage = if col.is_auth() { crate::auth::records::before_create(c, ctx, col, &values, &mut errors)? } else { false };
     let errors = validate(c, ctx, col, &values, errors)?;
     if !errors.is_empty() {
         return Err(CoreError::validation(FAILED, errors));
@@ -164,6 +163,9 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
     // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
     check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
+    if col.is_auth() {
+        crate::auth::records::after_create(c, ctx, col, &id, check_manage)?;
+    }
     Ok(values)
 }
 
@@ -176,13 +178,13 @@ pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, inpu
     // Load without the rule: the rule needs `@request.body`, which depends on the stored
     // values through the modifiers.
     let mut values = super::load(c, col, id)?;
-    let errors = input::apply(col, &mut values, &input.values, false, superuser);
+    let old = col.is_auth().then(|| values.clone());
+    let mut errors = input::apply(col, &mut values, &input.values, false, superuser);
     let body = request_body(col, &input.values, &values);
     let rctx = rule_ctx(ctx, col, c).with_body(&body);
     let access = rctx.access(&col.rules.update_rule)?;
     check_rule_after_write(c, &rctx, access, id, CoreError::not_found())?;
     let now = galley_types::datetime::now_string();
-    let mut rotate_token_key = false;
     for f in &col.fields {
         match &f.kind {
             FieldKind::Autodate(o) if o.on_update => {
@@ -191,14 +193,13 @@ pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, inpu
             FieldKind::Password(_) => {
                 if let Some(h) = &input.password_hash {
                     values.insert(f.name.clone(), json!(h));
-                    rotate_token_key = true;
                 }
             }
             _ => {}
         }
     }
-    if rotate_token_key && col.is_auth() {
-        values.insert("tokenKey".into(), json!(galley_types::ids::secret(50)));
+    if let Some(old) = &old {
+        crate::auth::records::before_update(c, ctx, col, old, &mut values, &input, &mut errors)?;
     }
     let errors = validate(c, ctx, col, &values, errors)?;
     if !errors.is_empty() {

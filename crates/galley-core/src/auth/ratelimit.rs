@@ -1,0 +1,99 @@
+//! Rate limits of the auth endpoints, by client IP and by identity (collection + email or
+//! identity), on by default (DESIGN §16): a sliding window of request times per key.
+//! Superusers are not limited. Old keys are dropped when the table grows.
+
+use crate::error::CoreError;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How many auth requests a window allows. `0` turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuthLimits {
+    pub window: Duration,
+    /// Auth requests per client IP and window.
+    pub per_ip: usize,
+    /// Auth requests per identity (an email, an identity, an OTP id) and window.
+    pub per_identity: usize,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            window: Duration::from_secs(60),
+            per_ip: 60,
+            per_identity: 10,
+        }
+    }
+}
+
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Default)]
+pub struct Limiter {
+    hits: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl Limiter {
+    /// Records a hit for `key`; refuses with 429 (and a Retry-After) past `max` a `window`.
+    pub fn hit(&self, key: &str, max: usize, window: Duration) -> Result<(), CoreError> {
+        if max == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let Ok(mut map) = self.hits.lock() else {
+            return Ok(());
+        };
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        let q = map.entry(key.to_owned()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if q.len() >= max {
+            let oldest = q.front().copied().unwrap_or(now);
+            let wait = window.saturating_sub(now.duration_since(oldest));
+            return Err(CoreError::TooManyRequests {
+                retry_after: wait.as_secs().max(1),
+            });
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_allows_max_then_refuses() {
+        let l = Limiter::default();
+        let w = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(l.hit("k", 3, w).is_ok());
+        }
+        match l.hit("k", 3, w) {
+            Err(CoreError::TooManyRequests { retry_after }) => {
+                assert!((1..=60).contains(&retry_after))
+            }
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(l.hit("other", 3, w).is_ok());
+        assert!(l.hit("k", 0, w).is_ok(), "0 means unlimited");
+    }
+
+    #[test]
+    fn window_slides() {
+        let l = Limiter::default();
+        let w = Duration::from_millis(30);
+        assert!(l.hit("k", 1, w).is_ok());
+        assert!(l.hit("k", 1, w).is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(l.hit("k", 1, w).is_ok());
+    }
+}
