@@ -18,6 +18,8 @@ pub struct AppConfig {
     pub body_limit: usize,
     /// Password hashes computed at once; each argon2id hash takes ~19 MiB and tens of ms.
     pub hash_concurrency: usize,
+    /// Most realtime (SSE) connections at once.
+    pub max_realtime_clients: usize,
     /// Rate limits of the auth endpoints (on by default).
     pub auth_limits: crate::auth::ratelimit::AuthLimits,
 }
@@ -31,6 +33,7 @@ impl AppConfig {
             sync_full: false,
             body_limit: 32 << 20,
             hash_concurrency: 4,
+            max_realtime_clients: 10_000,
             auth_limits: Default::default(),
         }
     }
@@ -44,6 +47,9 @@ pub struct App {
     settings: ArcSwap<Settings>,
     schema_reload: Mutex<u64>,
     hash_permits: Semaphore,
+    /// Realtime clients and their subscriptions.
+    pub realtime: crate::realtime::RealtimeHub,
+    events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<crate::realtime::RecordEvent>>>,
     /// Auth flows' state: mailer and outbox, rate limiters.
     pub auth: crate::auth::AuthState,
 }
@@ -67,13 +73,27 @@ impl App {
         let app = App {
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
+            realtime: galley_realtime::Hub::new(config.max_realtime_clients),
+            events: std::sync::OnceLock::new(),
             auth: crate::auth::AuthState::new(&config),
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),
             settings: ArcSwap::from_pointee(settings),
             schema_reload: Mutex::new(1),
         };
-        Ok(Arc::new(app))
+        let app = Arc::new(app);
+        let _ = app.events.set(crate::realtime::start(&app));
+        Ok(app)
+    }
+
+    /// Hands committed record events to realtime delivery (in commit order).
+    pub async fn publish(&self, events: Vec<crate::realtime::RecordEvent>) {
+        if events.is_empty() || self.realtime.is_empty() {
+            return;
+        }
+        if let Some(tx) = self.events.get() {
+            let _ = tx.send(events).await;
+        }
     }
 
     pub fn schema(&self) -> Arc<Schema> {

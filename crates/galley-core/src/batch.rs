@@ -110,16 +110,16 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
     }
     let schema = app.schema();
     let caller2 = caller.clone();
+    let events = crate::realtime::Events::default();
+    let events2 = events.clone();
     let results = app
         .store
         .write(move |c: &mut dyn Conn| -> Result<Vec<(Arc<Collection>, Option<Map<String, Value>>, Option<String>)>, CoreError> {
             let mut out = Vec::new();
             for (i, (op, headers, query)) in ops.into_iter().enumerate() {
-                let ctx = WriteCtx {
-                    schema: schema.clone(),
-                    caller: caller2.clone(),
-                    meta: RequestMeta { method: String::new(), context: "batch".into(), query, headers },
-                };
+                let meta = RequestMeta { method: String::new(), context: "batch".into(), query, headers };
+                let mut ctx = WriteCtx::new(schema.clone(), &caller2, &meta);
+                ctx.events = events2.clone();
                 let col = op.collection.clone();
                 let r = match op.action {
                     Action::Create => write::create(c, &ctx, &col, op.input).map(Some),
@@ -145,6 +145,7 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
             Ok(out)
         })
         .await?;
+    app.publish(crate::realtime::take(&events)).await;
     let items = results
         .into_iter()
         .map(|(col, rec, fields)| match rec {

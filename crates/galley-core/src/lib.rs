@@ -14,6 +14,7 @@ pub mod caller;
 pub mod collections;
 pub mod error;
 pub mod picker;
+pub mod realtime;
 pub mod records;
 pub mod rules;
 pub mod settings;

@@ -3,6 +3,10 @@
 //! serves the real API on `127.0.0.1:0` and hands the test an HTTP client.
 //! [`both_engines!`] turns one async test body into a test per engine.
 
+pub mod smtp;
+
+pub mod sse;
+
 use galley_core::{App, AppConfig};
 use galley_store::testing::TempPgDatabase;
 use serde_json::{json, Value};

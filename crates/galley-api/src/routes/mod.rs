@@ -2,6 +2,7 @@ mod auth;
 mod batch;
 mod collections;
 mod health;
+mod realtime;
 mod records;
 mod settings;
 
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(batch::router())
         .merge(settings::router())
+        .merge(realtime::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
 }

@@ -250,17 +250,21 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
 pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
     let col = find(app, id_or_name)?;
     let schema = app.schema();
+    let events = crate::realtime::Events::default();
+    let events2 = events.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let mut sel = Sql::new(c.dialect());
             sel.push("SELECT ").ident("id").push(" FROM ").ident(&col.name);
             let ids: Vec<String> = c.query_sql(&sel)?.iter().map(|r| r.text("id")).collect();
             for id in ids {
-                records::delete::delete_cascading(c, &schema, &col, &id, 0)?;
+                records::delete::delete_cascading(c, &schema, &col, &id, 0, &events2)?;
             }
             Ok(())
         })
-        .await
+        .await?;
+    app.publish(crate::realtime::take(&events)).await;
+    Ok(())
 }
 
 /// Validates an index list against the fields and returns the canonical strings.

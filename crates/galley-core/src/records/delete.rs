@@ -6,6 +6,7 @@ use crate::rules::RuleCtx;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::field::string_list;
+use crate::realtime::Events;
 use galley_types::{Collection, Schema};
 use serde_json::Value;
 
@@ -18,23 +19,36 @@ const BLOCKED: &str =
 pub fn delete(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str) -> Result<(), CoreError> {
     let rctx = RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect());
     load_checked(c, &rctx, &col.rules.delete_rule, id)?;
-    delete_cascading(c, &ctx.schema, col, id, 0)
+    delete_cascading(c, &ctx.schema, col, id, 0, &ctx.events)
 }
 
 /// Removes `id` from every relation that references it (deleting referencing records whose
 /// `cascadeDelete` relation becomes empty, refusing when a required one would), then the
 /// record itself.
-pub fn delete_cascading(c: &mut dyn Conn, schema: &Schema, col: &Collection, id: &str, depth: usize) -> Result<(), CoreError> {
+pub fn delete_cascading(
+    c: &mut dyn Conn,
+    schema: &Schema,
+    col: &Collection,
+    id: &str,
+    depth: usize,
+    events: &Events,
+) -> Result<(), CoreError> {
     if depth > MAX_CASCADE_DEPTH {
         return Err(CoreError::bad_request("Failed to delete record: the cascade is too deep."));
     }
     let d = c.dialect();
+    let record = match super::load(c, col, id) {
+        Ok(r) => r,
+        Err(CoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     // Delete first so that self-references and cycles see the record gone.
     let mut del = Sql::new(d);
     del.push("DELETE FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id);
     if c.execute_sql(&del)? == 0 {
         return Ok(());
     }
+    crate::realtime::emit(events, "delete", col, &record);
     for other in schema.all() {
         for f in &other.fields {
             let Some(rel) = f.relation() else { continue };
@@ -42,7 +56,7 @@ pub fn delete_cascading(c: &mut dyn Conn, schema: &Schema, col: &Collection, id:
                 continue;
             }
             let mut sel = Sql::new(d);
-            sel.push("SELECT ").ident("id").push(", ").ident(&f.name).push(" AS v FROM ").ident(&other.name).push(" WHERE ");
+            sel.push("SELECT * FROM ").ident(&other.name).push(" WHERE ");
             if f.is_multiple() {
                 let col_ref = format!("{}.{}", d.quote(&other.name), d.quote(&f.name));
                 sel.push_param_with(SqlValue::from(id), |p| d.json_array_contains(&col_ref, p));
@@ -50,13 +64,14 @@ pub fn delete_cascading(c: &mut dyn Conn, schema: &Schema, col: &Collection, id:
                 sel.ident(&f.name).push(" = ").push_param(id);
             }
             let rows = c.query_sql(&sel)?;
-            for mut r in rows {
-                let rid = r.text("id");
-                let current = f.from_sql(r.take("v"));
+            for r in rows {
+                let mut rec = super::output::from_row(other, r);
+                let rid = rec.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let current = rec.get(&f.name).cloned().unwrap_or(Value::Null);
                 let remaining: Vec<String> = string_list(&current).into_iter().filter(|x| x != id).collect();
                 if remaining.is_empty() {
                     if rel.cascade_delete {
-                        delete_cascading(c, schema, other, &rid, depth + 1)?;
+                        delete_cascading(c, schema, other, &rid, depth + 1, events)?;
                         continue;
                     }
                     if rel.required {
@@ -72,6 +87,8 @@ pub fn delete_cascading(c: &mut dyn Conn, schema: &Schema, col: &Collection, id:
                 up.push("UPDATE ").ident(&other.name).push(" SET ").ident(&f.name).push(" = ").push_param(f.to_sql(&next, d));
                 up.push(" WHERE ").ident("id").push(" = ").push_param(rid);
                 c.execute_sql(&up)?;
+                rec.insert(f.name.clone(), next);
+                crate::realtime::emit(events, "update", other, &rec);
             }
         }
     }

@@ -32,6 +32,14 @@ pub struct WriteCtx {
     pub schema: Arc<Schema>,
     pub caller: Caller,
     pub meta: RequestMeta,
+    /// Record changes made by the job, published to realtime after it commits.
+    pub events: crate::realtime::Events,
+}
+
+impl WriteCtx {
+    pub fn new(schema: Arc<Schema>, caller: &Caller, meta: &RequestMeta) -> Self {
+        WriteCtx { schema, caller: caller.clone(), meta: meta.clone(), events: Default::default() }
+    }
 }
 
 /// A submitted record body; `password` plain text is replaced by its hash before the
@@ -251,9 +259,11 @@ pub async fn create(
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let input = prepare_input(app, &col, values, true).await?;
-    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let ctx = WriteCtx::new(app.schema(), caller, meta);
+    let events = ctx.events.clone();
     let col2 = col.clone();
     let rec = app.store.write(move |c: &mut dyn Conn| write::create(c, &ctx, &col2, input)).await?;
+    app.publish(crate::realtime::take(&events)).await;
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
@@ -270,16 +280,21 @@ pub async fn update(
     writable(&col)?;
     let mut input = prepare_input(app, &col, values, false).await?;
     crate::auth::records::verify_old_password(app, &col, id, &mut input).await?;
-    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let ctx = WriteCtx::new(app.schema(), caller, meta);
+    let events = ctx.events.clone();
     let (col2, id2) = (col.clone(), id.to_owned());
     let rec = app.store.write(move |c: &mut dyn Conn| write::update(c, &ctx, &col2, &id2, input)).await?;
+    app.publish(crate::realtime::take(&events)).await;
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
 pub async fn remove(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<(), CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let ctx = WriteCtx { schema: app.schema(), caller: caller.clone(), meta: meta.clone() };
+    let ctx = WriteCtx::new(app.schema(), caller, meta);
+    let events = ctx.events.clone();
     let id2 = id.to_owned();
-    app.store.write(move |c: &mut dyn Conn| delete::delete(c, &ctx, &col, &id2)).await
+    app.store.write(move |c: &mut dyn Conn| delete::delete(c, &ctx, &col, &id2)).await?;
+    app.publish(crate::realtime::take(&events)).await;
+    Ok(())
 }

@@ -163,6 +163,7 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
     // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
     check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
+    crate::realtime::emit(&ctx.events, "create", col, &values);
     if col.is_auth() {
         crate::auth::records::after_create(c, ctx, col, &id, check_manage)?;
     }
@@ -219,5 +220,6 @@ pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, inpu
     }
     sql.push(" WHERE ").ident("id").push(" = ").push_param(SqlValue::from(id));
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+    crate::realtime::emit(&ctx.events, "update", col, &values);
     Ok(values)
 }

@@ -1,0 +1,127 @@
+//! `GET /api/realtime` (SSE) and `POST /api/realtime` (set subscriptions), PocketBase's
+//! protocol: `PB_CONNECT` first, then events named exactly like the subscription.
+
+use super::no_content;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, Body};
+use crate::AppState;
+use axum::extract::{ConnectInfo, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::Stream;
+use galley_core::{Caller, CoreError};
+use galley_realtime::SubscribeError;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A stream with no event for this long is closed (the SDK reconnects), as PocketBase does.
+const IDLE: Duration = Duration::from_secs(5 * 60);
+/// Longest life of one stream.
+const MAX_AGE: Duration = Duration::from_secs(30 * 60);
+/// Comment lines that keep proxies from cutting a quiet stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/realtime", get(connect).post(subscribe))
+}
+
+/// Removes the client from the hub when its stream ends, however it ends.
+struct Registration {
+    app: AppState,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.app.realtime.disconnect(&self.id);
+    }
+}
+
+async fn connect(State(app): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Response {
+    let Some((id, mut rx)) = app.realtime.connect(&addr.ip().to_string()) else {
+        return ApiError(CoreError::TooLarge("Too many realtime connections.".into())).into_response();
+    };
+    let reg = Registration { app: app.clone(), id: id.clone() };
+    let stream = async_stream(move |tx: StreamTx| async move {
+        let _reg = reg;
+        let connect = Event::default().id(&id).event("PB_CONNECT").data(json!({"clientId": id}).to_string());
+        if tx.send(connect).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + MAX_AGE;
+        loop {
+            let wait = IDLE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(m)) => {
+                    if tx.send(Event::default().id(&id).event(m.event).data(m.data)).await.is_err() {
+                        return;
+                    }
+                }
+                // Dropped by the hub (too slow, or disconnected), idle, or too old.
+                Ok(None) | Err(_) => return,
+            }
+        }
+    });
+    let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
+    let h = res.headers_mut();
+    h.insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    res
+}
+
+type StreamTx = tokio::sync::mpsc::Sender<Event>;
+
+/// A stream fed by a task that owns the sending half.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(StreamTx) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
+    tokio::spawn(f(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+}
+
+async fn subscribe(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = body.values.get("clientId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if id.is_empty() || id.len() > 255 {
+        return Err(ApiError(CoreError::BadRequest {
+            message: "Failed to load the submitted data due to invalid formatting.".into(),
+            data: json!({"clientId": {"code": "validation_required", "message": "Cannot be blank."}}),
+        }));
+    }
+    let topics: Vec<String> = match body.values.get("subscriptions") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(_) => return Err(ApiError::bad_request("Failed to load the submitted data due to invalid formatting.")),
+    };
+    let auth = match &caller {
+        Caller::Guest => None,
+        c => Some(c.clone()),
+    };
+    match app.realtime.subscribe(&id, &addr.ip().to_string(), auth, &topics) {
+        Ok(()) => Ok(no_content()),
+        Err(SubscribeError::UnknownClient) => Err(ApiError(CoreError::NotFound("Missing or invalid client id.".into()))),
+        Err(SubscribeError::AuthMismatch) => Err(ApiError(CoreError::Forbidden(
+            "The current and the previous request authorization don't match.".into(),
+        ))),
+        Err(SubscribeError::OriginMismatch) => Err(ApiError::bad_request("Invalid realtime client.")),
+        Err(SubscribeError::TooMany) => Err(ApiError(CoreError::BadRequest {
+            message: "Failed to load the submitted data due to invalid formatting.".into(),
+            data: json!({"subscriptions": {"code": "validation_length_too_long", "message": "The length must be no more than 1000."}}),
+        })),
+        Err(SubscribeError::BadTopic(t)) => Err(ApiError(CoreError::BadRequest {
+            message: "Failed to load the submitted data due to invalid formatting.".into(),
+            data: json!({"subscriptions": {"code": "validation_invalid_value", "message": format!("Invalid subscription {t:?}.")}}),
+        })),
+    }
+}

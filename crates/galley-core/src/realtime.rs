@@ -1,0 +1,157 @@
+//! Realtime delivery: record events, published after their transaction commits, are sent
+//! to each subscribed client whose auth passes the collection's list rule (`COLL/*`) or view
+//! rule (`COLL/ID`), evaluated against the changed record, with the record shaped as that
+//! client may see it (hidden fields, email visibility, `expand`, `fields`).
+
+use crate::caller::Caller;
+use crate::error::CoreError;
+use crate::records::{expand, output, RequestMeta};
+use crate::rules::{Access, RuleCtx};
+use crate::App;
+use galley_realtime::{Hub, Message, Topic};
+use galley_sql::Sql;
+use galley_store::{Conn, ConnExt};
+use galley_types::Collection;
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Mutex};
+
+/// One committed change to a record.
+#[derive(Debug, Clone)]
+pub struct RecordEvent {
+    pub action: &'static str,
+    pub collection: Arc<Collection>,
+    /// Every field, hidden ones included (shaped per subscriber on delivery).
+    pub record: Map<String, Value>,
+}
+
+/// Events a write job collects; published only if the job commits.
+pub type Events = Arc<Mutex<Vec<RecordEvent>>>;
+
+pub fn emit(events: &Events, action: &'static str, collection: &Collection, record: &Map<String, Value>) {
+    if let Ok(mut e) = events.lock() {
+        e.push(RecordEvent { action, collection: Arc::new(collection.clone()), record: record.clone() });
+    }
+}
+
+pub fn take(events: &Events) -> Vec<RecordEvent> {
+    events.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+}
+
+pub type RealtimeHub = Hub<Caller>;
+
+/// Most events waiting for delivery; publishing waits when it is full (back-pressure on
+/// writers rather than unbounded memory).
+pub const PENDING_EVENTS: usize = 10_000;
+
+/// Starts the delivery task; events are delivered in commit order.
+pub fn start(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RecordEvent>>(PENDING_EVENTS);
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            let Some(app) = weak.upgrade() else { break };
+            for ev in batch {
+                if let Err(e) = deliver(&app, &ev).await {
+                    tracing::warn!(error = %e, "realtime delivery failed");
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// The condition of `rule` evaluated against the values of `record`, as a virtual one-row
+/// table named like the collection, so it works for deleted records too.
+fn virtual_row_check(c: &mut dyn Conn, col: &Collection, record: &Map<String, Value>, cond: &Sql) -> Result<bool, CoreError> {
+    let d = c.dialect();
+    let mut sql = Sql::new(d);
+    sql.push("SELECT 1 AS ok FROM (SELECT ");
+    for (i, f) in col.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let v = record.get(&f.name).cloned().unwrap_or_else(|| f.zero_value());
+        let cast = d.param_cast(f.column_type());
+        sql.push_param_with(f.to_sql(&v, d), |p| format!("{p}{cast}"));
+        sql.push(" AS ").ident(&f.name);
+    }
+    sql.push(") AS ").ident(&col.name).push(" WHERE (").append(cond).push(")");
+    Ok(!c.query_sql(&sql)?.is_empty())
+}
+
+async fn deliver(app: &Arc<App>, ev: &RecordEvent) -> Result<(), CoreError> {
+    let hub = &app.realtime;
+    let targets = hub.targets(&[ev.collection.name.as_str(), ev.collection.id.as_str()]);
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let schema = app.schema();
+    let col = schema.by_id(&ev.collection.id).cloned().unwrap_or_else(|| ev.collection.clone());
+    let id = ev.record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    for t in targets {
+        let caller = t.auth.clone().unwrap_or_default();
+        for topic in t.topics {
+            if topic.record_id.as_deref().is_some_and(|r| r != id) {
+                continue;
+            }
+            let rule = if topic.record_id.is_some() { col.rules.view_rule.clone() } else { col.rules.list_rule.clone() };
+            let Some(data) = payload(app, &col, ev, &caller, &topic, rule).await? else { continue };
+            if hub.send(&t.client_id, Message { event: topic.raw.clone(), data }).is_err() {
+                tracing::info!(client = %t.client_id, "realtime client too slow; disconnected");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The event as `caller` may see it through `topic`, or `None` if the rule hides it.
+async fn payload(
+    app: &Arc<App>,
+    col: &Arc<Collection>,
+    ev: &RecordEvent,
+    caller: &Caller,
+    topic: &Topic,
+    rule: Option<String>,
+) -> Result<Option<String>, CoreError> {
+    let meta = RequestMeta { method: "GET".into(), context: "realtime".into(), query: topic.query.clone(), headers: topic.headers.clone() };
+    let expand_paths = expand::parse(topic.query.get("expand").and_then(Value::as_str).unwrap_or_default()).unwrap_or_default();
+    let (schema, col2, caller2, record, meta2) = (app.schema(), col.clone(), caller.clone(), ev.record.clone(), meta.clone());
+    let visible = app
+        .store
+        .read(move |c: &mut dyn Conn| -> Result<Option<Map<String, Value>>, CoreError> {
+            let rctx = RuleCtx::new(&schema, &col2, &caller2, &meta2, c.dialect());
+            match rctx.access(&rule)? {
+                Access::SuperuserOnly => return Ok(None),
+                Access::Allow => {}
+                Access::Where(cond) => {
+                    if !virtual_row_check(c, &col2, &record, &cond)? {
+                        return Ok(None);
+                    }
+                }
+            }
+            let mut recs = [record];
+            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &expand_paths)?;
+            let [r] = recs;
+            Ok(Some(r))
+        })
+        .await?;
+    let Some(rec) = visible else { return Ok(None) };
+    let mut shown = output::present(col, &rec, caller);
+    if let Some(f) = topic.query.get("fields").and_then(Value::as_str) {
+        shown = crate::picker::pick(shown, f);
+    }
+    Ok(Some(json!({"action": ev.action, "record": shown}).to_string()))
+}
+
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Caller::Guest, Caller::Guest) => true,
+            (Caller::Record { collection: a, record: ra }, Caller::Record { collection: b, record: rb }) => {
+                a.id == b.id && ra.get("id") == rb.get("id")
+            }
+            _ => false,
+        }
+    }
+}

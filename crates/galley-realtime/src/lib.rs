@@ -1,0 +1,290 @@
+//! The realtime hub: connected clients, their subscriptions (PocketBase topics) and a
+//! bounded queue per client. It knows nothing of rules or records: the records service
+//! decides who may see an event and hands the hub finished messages.
+//!
+//! Architecture invariant: a client's queue is bounded; a client that cannot keep up is
+//! dropped (its stream ends with a reason), so memory stays bounded whatever clients do.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Messages queued per client before it counts as too slow.
+pub const QUEUE_LEN: usize = 512;
+/// Subscriptions per client and characters per topic, as PocketBase limits them.
+pub const MAX_SUBSCRIPTIONS: usize = 1000;
+pub const MAX_TOPIC_LEN: usize = 2500;
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub event: String,
+    pub data: String,
+}
+
+/// A parsed subscription topic: `posts/*`, `posts/RECORD_ID`, `posts` (legacy for `/*`),
+/// each optionally followed by `?options=<urlencoded JSON {query, headers}>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topic {
+    /// The exact subscription string: events are sent under this name.
+    pub raw: String,
+    pub collection: String,
+    /// `None` for all records of the collection.
+    pub record_id: Option<String>,
+    pub query: Map<String, Value>,
+    pub headers: Map<String, Value>,
+}
+
+impl Topic {
+    pub fn parse(raw: &str) -> Option<Topic> {
+        if raw.is_empty() || raw.len() > MAX_TOPIC_LEN {
+            return None;
+        }
+        let (path, opts) = match raw.split_once("?options=") {
+            Some((p, o)) => (p, Some(o)),
+            None => (raw.split('?').next().unwrap_or(raw), None),
+        };
+        let (collection, record_id) = match path.split_once('/') {
+            Some((c, "*")) => (c, None),
+            Some((c, id)) if !id.is_empty() => (c, Some(id.to_owned())),
+            Some(_) => return None,
+            None => (path, None),
+        };
+        if collection.is_empty() {
+            return None;
+        }
+        let mut query = Map::new();
+        let mut headers = Map::new();
+        if let Some(o) = opts {
+            let decoded = percent_encoding::percent_decode_str(o).decode_utf8().ok()?;
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&decoded) {
+                if let Some(Value::Object(q)) = m.get("query") {
+                    query = stringify(q);
+                }
+                if let Some(Value::Object(h)) = m.get("headers") {
+                    headers = stringify(h)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_ascii_lowercase().replace('-', "_"), v))
+                        .collect();
+                }
+            }
+        }
+        Some(Topic { raw: raw.to_owned(), collection: collection.to_owned(), record_id, query, headers })
+    }
+}
+
+fn stringify(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), Value::String(s))
+        })
+        .collect()
+}
+
+/// What the hub keeps of a client.
+pub struct Client<A> {
+    pub id: String,
+    tx: mpsc::Sender<Message>,
+    /// The auth of the last `POST /api/realtime`, set once.
+    pub auth: Option<A>,
+    pub topics: Vec<Topic>,
+    /// Where the SSE connection came from (subscriptions must come from the same place).
+    pub origin: String,
+}
+
+/// Why a client's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    TooSlow,
+}
+
+/// The registry. `A` is the caller type of the service layer.
+pub struct Hub<A> {
+    clients: Mutex<HashMap<String, Client<A>>>,
+    max_clients: usize,
+}
+
+/// A snapshot of one client's subscriptions for delivery.
+pub struct Target<A> {
+    pub client_id: String,
+    pub auth: Option<A>,
+    pub topics: Vec<Topic>,
+}
+
+pub fn client_id() -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40).map(|_| ALNUM[rng.gen_range(0..ALNUM.len())] as char).collect()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    UnknownClient,
+    AuthMismatch,
+    OriginMismatch,
+    TooMany,
+    BadTopic(String),
+}
+
+impl<A: Clone + PartialEq> Hub<A> {
+    pub fn new(max_clients: usize) -> Self {
+        Hub { clients: Mutex::new(HashMap::new()), max_clients }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client<A>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new client; `None` when the connection limit is reached.
+    pub fn connect(&self, origin: &str) -> Option<(String, mpsc::Receiver<Message>)> {
+        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let mut clients = self.lock();
+        if clients.len() >= self.max_clients {
+            return None;
+        }
+        let id = client_id();
+        clients.insert(id.clone(), Client { id: id.clone(), tx, auth: None, topics: vec![], origin: origin.to_owned() });
+        Some((id, rx))
+    }
+
+    pub fn disconnect(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces a client's subscriptions (PocketBase semantics: the whole set each time).
+    pub fn subscribe(&self, id: &str, origin: &str, auth: Option<A>, topics: &[String]) -> Result<(), SubscribeError> {
+        if topics.len() > MAX_SUBSCRIPTIONS {
+            return Err(SubscribeError::TooMany);
+        }
+        let mut parsed = Vec::with_capacity(topics.len());
+        for t in topics {
+            parsed.push(Topic::parse(t).ok_or_else(|| SubscribeError::BadTopic(t.clone()))?);
+        }
+        let mut clients = self.lock();
+        let c = clients.get_mut(id).ok_or(SubscribeError::UnknownClient)?;
+        if c.origin != origin {
+            return Err(SubscribeError::OriginMismatch);
+        }
+        if c.auth.is_some() && c.auth != auth {
+            return Err(SubscribeError::AuthMismatch);
+        }
+        if auth.is_some() {
+            c.auth = auth;
+        }
+        c.topics = parsed;
+        Ok(())
+    }
+
+    /// The clients with at least one topic on `collection` (by name or id).
+    pub fn targets(&self, collection_names: &[&str]) -> Vec<Target<A>> {
+        self.lock()
+            .values()
+            .filter_map(|c| {
+                let topics: Vec<Topic> = c
+                    .topics
+                    .iter()
+                    .filter(|t| collection_names.iter().any(|n| n.eq_ignore_ascii_case(&t.collection)))
+                    .cloned()
+                    .collect();
+                (!topics.is_empty()).then(|| Target { client_id: c.id.clone(), auth: c.auth.clone(), topics })
+            })
+            .collect()
+    }
+
+    /// Queues a message; a client whose queue is full is dropped.
+    pub fn send(&self, id: &str, msg: Message) -> Result<(), Dropped> {
+        let mut clients = self.lock();
+        let Some(c) = clients.get(id) else { return Ok(()) };
+        match c.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                clients.remove(id);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                clients.remove(id);
+                Err(Dropped::TooSlow)
+            }
+        }
+    }
+
+    /// Drops the auth of clients for which `f` says so (a user deleted or logged out).
+    pub fn retain_auth(&self, f: impl Fn(&A) -> bool) {
+        for c in self.lock().values_mut() {
+            if c.auth.as_ref().is_some_and(|a| !f(a)) {
+                c.auth = None;
+            }
+        }
+    }
+}
+
+/// Formats one SSE frame as PocketBase does: the `id:` line is always the client id.
+pub fn frame(client_id: &str, msg: &Message) -> String {
+    let mut s = format!("id:{client_id}\nevent:{}\n", msg.event);
+    for line in msg.data.split('\n') {
+        s.push_str("data:");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}
+
+/// Shared handle.
+pub type SharedHub<A> = Arc<Hub<A>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_topics() {
+        let t = Topic::parse("posts/*").expect("topic");
+        assert_eq!((t.collection.as_str(), t.record_id.as_deref()), ("posts", None));
+        let t = Topic::parse("posts/abc?options=%7B%22query%22%3A%7B%22expand%22%3A%22author%22%7D%2C%22headers%22%3A%7B%22X-Y%22%3A%221%22%7D%7D")
+            .expect("topic");
+        assert_eq!(t.record_id.as_deref(), Some("abc"));
+        assert_eq!(t.query["expand"], "author");
+        assert_eq!(t.headers["x_y"], "1");
+        assert_eq!(Topic::parse("posts").expect("legacy").record_id, None);
+        assert!(Topic::parse("").is_none());
+        assert!(Topic::parse("/x").is_none());
+    }
+
+    #[test]
+    fn slow_clients_are_dropped() {
+        let hub: Hub<String> = Hub::new(10);
+        let (id, _rx) = hub.connect("1.2.3.4").expect("client");
+        for _ in 0..QUEUE_LEN {
+            hub.send(&id, Message { event: "e".into(), data: "{}".into() }).expect("room");
+        }
+        assert_eq!(hub.send(&id, Message { event: "e".into(), data: "{}".into() }), Err(Dropped::TooSlow));
+        assert!(hub.is_empty());
+    }
+
+    #[test]
+    fn subscriptions_check_client_and_auth() {
+        let hub: Hub<String> = Hub::new(10);
+        let (id, _rx) = hub.connect("a").expect("client");
+        assert_eq!(hub.subscribe("nope", "a", None, &[]), Err(SubscribeError::UnknownClient));
+        assert_eq!(hub.subscribe(&id, "b", None, &[]), Err(SubscribeError::OriginMismatch));
+        hub.subscribe(&id, "a", Some("u1".into()), &["posts/*".into()]).expect("ok");
+        assert_eq!(hub.subscribe(&id, "a", Some("u2".into()), &[]), Err(SubscribeError::AuthMismatch));
+        assert_eq!(hub.targets(&["POSTS"]).len(), 1);
+        assert_eq!(frame("cid", &Message { event: "posts/*".into(), data: "{\"a\":1}".into() }), "id:cid\nevent:posts/*\ndata:{\"a\":1}\n\n");
+    }
+}

@@ -1,0 +1,123 @@
+//! Realtime over SSE: PocketBase's protocol, events after commit only, rule-checked delivery.
+
+use galley_testkit::sse::SseClient;
+use galley_testkit::{both_engines, Method, TestServer};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(3);
+const QUIET: Duration = Duration::from_millis(600);
+
+async fn subscribe(srv: &TestServer, sse: &SseClient, token: Option<&str>, topics: Value) -> u16 {
+    srv.send(Method::POST, "/api/realtime", token, Some(json!({"clientId": sse.client_id, "subscriptions": topics})))
+        .await
+        .status
+}
+
+async fn posts(srv: &TestServer) {
+    srv.create_collection(json!({
+        "name": "posts", "listRule": "public = true", "viewRule": "public = true",
+        "fields": [{"name": "title", "type": "text"}, {"name": "public", "type": "bool"}, {"name": "secret", "type": "text", "hidden": true}]
+    }))
+    .await;
+}
+
+both_engines! {
+    async fn events_follow_the_list_rule(srv) {
+        posts(&srv).await;
+        let mut sse = SseClient::connect(&srv.url).await;
+        assert_eq!(sse.client_id.len(), 40);
+        assert_eq!(subscribe(&srv, &sse, None, json!(["posts/*"])).await, 204);
+
+        srv.create_record("posts", json!({"title": "private", "public": false})).await;
+        let open = srv.create_record("posts", json!({"title": "open", "public": true, "secret": "s"})).await;
+        let e = sse.next(WAIT).await.expect("create event");
+        assert_eq!(e.event, "posts/*");
+        assert_eq!(e.id, sse.client_id);
+        assert_eq!(e.data["action"], "create");
+        assert_eq!(e.data["record"]["title"], "open");
+        assert_eq!(e.data["record"]["id"], open["id"]);
+        assert_eq!(e.data["record"]["collectionName"], "posts");
+        assert!(e.data["record"].get("secret").is_none(), "hidden fields stay hidden: {}", e.data);
+
+        let id = open["id"].as_str().expect("id");
+        let r = srv.su(Method::PATCH, &format!("/api/collections/posts/records/{id}"), Some(json!({"title": "open2"}))).await;
+        assert_eq!(r.status, 200);
+        let e = sse.next(WAIT).await.expect("update event");
+        assert_eq!((e.data["action"].as_str(), e.data["record"]["title"].as_str()), (Some("update"), Some("open2")));
+
+        let r = srv.su(Method::DELETE, &format!("/api/collections/posts/records/{id}"), None).await;
+        assert_eq!(r.status, 204);
+        let e = sse.next(WAIT).await.expect("delete event");
+        assert_eq!((e.data["action"].as_str(), e.data["record"]["id"].as_str()), (Some("delete"), Some(id)));
+        assert!(sse.next(QUIET).await.is_none(), "the private record never arrives");
+    }
+
+    async fn record_topics_and_options(srv) {
+        posts(&srv).await;
+        let a = srv.create_record("posts", json!({"title": "a", "public": true})).await;
+        let b = srv.create_record("posts", json!({"title": "b", "public": true})).await;
+        let (a, b) = (a["id"].as_str().expect("id").to_owned(), b["id"].as_str().expect("id").to_owned());
+        let mut sse = SseClient::connect(&srv.url).await;
+        let opts = "%7B%22query%22%3A%7B%22fields%22%3A%22id%2Ctitle%22%7D%7D";
+        let topic = format!("posts/{a}?options={opts}");
+        assert_eq!(subscribe(&srv, &sse, None, json!([topic])).await, 204);
+        srv.su(Method::PATCH, &format!("/api/collections/posts/records/{b}"), Some(json!({"title": "b2"}))).await;
+        srv.su(Method::PATCH, &format!("/api/collections/posts/records/{a}"), Some(json!({"title": "a2"}))).await;
+        let e = sse.next(WAIT).await.expect("event for a");
+        assert_eq!(e.event, topic, "the event is named by the exact subscription");
+        assert_eq!(e.data["record"], json!({"id": a, "title": "a2"}));
+        assert!(sse.next(QUIET).await.is_none(), "no event for b");
+    }
+
+    async fn rolled_back_writes_send_nothing(srv) {
+        posts(&srv).await;
+        srv.enable_batch().await;
+        let mut sse = SseClient::connect(&srv.url).await;
+        subscribe(&srv, &sse, Some(&srv.token.clone()), json!(["posts/*"])).await;
+        let r = srv.su(Method::POST, "/api/batch", Some(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/posts/records", "body": {"title": "x", "public": true}},
+            {"method": "POST", "url": "/api/collections/nope/records", "body": {}}
+        ]}))).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(sse.next(QUIET).await.is_none(), "a rolled-back batch publishes nothing");
+        let r = srv.su(Method::POST, "/api/batch", Some(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/posts/records", "body": {"title": "y", "public": false}}
+        ]}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let e = sse.next(WAIT).await.expect("superusers see everything");
+        assert_eq!(e.data["record"]["title"], "y");
+    }
+
+    async fn users_only_receive_their_own_records(srv) {
+        let member = srv.member_token().await;
+        let members = srv.su(Method::GET, "/api/collections/members", None).await.body;
+        srv.create_collection(json!({
+            "name": "notes", "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id",
+            "fields": [{"name": "text", "type": "text"}, {"name": "owner", "type": "relation", "collectionId": members["id"]}]
+        })).await;
+        let me = srv.send(Method::POST, "/api/collections/members/auth-refresh", Some(&member), None).await.body["record"]["id"].clone();
+        let mut sse = SseClient::connect(&srv.url).await;
+        assert_eq!(subscribe(&srv, &sse, Some(&member), json!(["notes/*"])).await, 204);
+        srv.create_record("notes", json!({"text": "someone else's"})).await;
+        srv.create_record("notes", json!({"text": "mine", "owner": me})).await;
+        let e = sse.next(WAIT).await.expect("own note");
+        assert_eq!(e.data["record"]["text"], "mine");
+        assert!(sse.next(QUIET).await.is_none());
+        // The auth of a client is fixed by its first authenticated subscription.
+        assert_eq!(subscribe(&srv, &sse, Some(&srv.token.clone()), json!(["notes/*"])).await, 403);
+    }
+
+    async fn protocol_errors(srv) {
+        let r = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": "nope", "subscriptions": []}))).await;
+        assert_eq!((r.status, r.body["message"].as_str()), (404, Some("Missing or invalid client id.")));
+        let r = srv.guest(Method::POST, "/api/realtime", Some(json!({"subscriptions": []}))).await;
+        assert_eq!(r.status, 400);
+        let sse = SseClient::connect(&srv.url).await;
+        let many: Vec<String> = (0..1001).map(|i| format!("posts/{i}")).collect();
+        assert_eq!(subscribe(&srv, &sse, None, json!(many)).await, 400);
+        assert_eq!(subscribe(&srv, &sse, None, json!(["x".repeat(3000)])).await, 400);
+        assert_eq!(subscribe(&srv, &sse, None, json!([])).await, 204);
+        srv.assert_healthy().await;
+    }
+}
