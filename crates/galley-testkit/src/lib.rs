@@ -7,8 +7,6 @@ pub mod smtp;
 
 pub mod sse;
 
-pub mod smtp;
-
 use galley_core::{App, AppConfig};
 use galley_store::testing::TempPgDatabase;
 use serde_json::{json, Value};
