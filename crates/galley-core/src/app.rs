@@ -47,6 +47,8 @@ pub struct App {
     settings: ArcSwap<Settings>,
     schema_reload: Mutex<u64>,
     hash_permits: Semaphore,
+    /// This process's id among the nodes sharing a database (realtime fan-out).
+    pub node_id: String,
     /// Realtime clients and their subscriptions.
     pub realtime: crate::realtime::RealtimeHub,
     events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<crate::realtime::RecordEvent>>>,
@@ -73,6 +75,7 @@ impl App {
         let app = App {
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
+            node_id: galley_types::ids::secret(20),
             realtime: galley_realtime::Hub::new(config.max_realtime_clients),
             events: std::sync::OnceLock::new(),
             auth: crate::auth::AuthState::new(&config),

@@ -112,6 +112,7 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
     let caller2 = caller.clone();
     let events = crate::realtime::Events::default();
     let events2 = events.clone();
+    let node = app.node_id.clone();
     let results = app
         .store
         .write(move |c: &mut dyn Conn| -> Result<Vec<(Arc<Collection>, Option<Map<String, Value>>, Option<String>)>, CoreError> {
@@ -142,6 +143,7 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
                 let rec = r.map_err(|e| failed_at(i, &e))?;
                 out.push((col, rec, op.fields));
             }
+            crate::realtime::notify_events(c, &node, &events2)?;
             Ok(out)
         })
         .await?;

@@ -39,12 +39,90 @@ pub fn take(events: &Events) -> Vec<RecordEvent> {
 
 pub type RealtimeHub = Hub<Caller>;
 
+/// The PostgreSQL notification channel that carries record events and schema changes
+/// between nodes.
+pub const CHANNEL: &str = "galley_events";
+/// NOTIFY payloads must stay under 8000 bytes; larger records travel as their id and are
+/// read back by the receiving node.
+const MAX_PAYLOAD: usize = 7900;
+
+/// Inside a write job: tells the other nodes about the job's record events. NOTIFY is
+/// transactional, so they hear of it only if the job commits.
+pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<(), CoreError> {
+    let Some(stmt) = c.dialect().notify() else { return Ok(()) };
+    let evs = events.lock().map(|e| e.clone()).unwrap_or_default();
+    for ev in evs {
+        let mut payload = json!({"n": node, "a": ev.action, "c": ev.collection.id, "r": ev.record}).to_string();
+        if payload.len() > MAX_PAYLOAD {
+            payload = json!({"n": node, "a": ev.action, "c": ev.collection.id, "id": ev.record.get("id")}).to_string();
+        }
+        c.execute(stmt, &[CHANNEL.into(), payload.into()])?;
+    }
+    Ok(())
+}
+
+/// Inside a schema-changing write job: the other nodes reload their schema on commit.
+pub fn notify_schema(c: &mut dyn Conn, node: &str) -> Result<(), CoreError> {
+    if let Some(stmt) = c.dialect().notify() {
+        c.execute(stmt, &[CHANNEL.into(), json!({"n": node, "schema": true}).to_string().into()])?;
+    }
+    Ok(())
+}
+
+/// Receives other nodes' notifications (PostgreSQL only) and delivers their events to this
+/// node's clients.
+pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<RecordEvent>>) {
+    let Some(mut rx) = app.store.listen(CHANNEL) else { return };
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        while let Some(payload) = rx.recv().await {
+            let Some(app) = weak.upgrade() else { break };
+            let Ok(v) = serde_json::from_str::<Value>(&payload) else { continue };
+            if v["n"].as_str() == Some(app.node_id.as_str()) {
+                continue;
+            }
+            if v["schema"] == Value::Bool(true) {
+                if let Err(e) = app.reload_schema().await {
+                    tracing::warn!(error = %e, "cannot reload the schema after another node changed it");
+                }
+                continue;
+            }
+            let Some(col) = app.schema().by_id(v["c"].as_str().unwrap_or_default()).cloned() else { continue };
+            let action = match v["a"].as_str() {
+                Some("create") => "create",
+                Some("update") => "update",
+                Some("delete") => "delete",
+                _ => continue,
+            };
+            let record = match v.get("r") {
+                Some(Value::Object(r)) => r.clone(),
+                _ => {
+                    let id = v["id"].as_str().unwrap_or_default().to_owned();
+                    let col2 = col.clone();
+                    let loaded = app.store.read(move |c: &mut dyn Conn| crate::records::load_any(c, &col2, &id)).await;
+                    match loaded {
+                        Ok(r) => r,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let _ = events.send(vec![RecordEvent { action, collection: col, record }]).await;
+        }
+    });
+}
+
 /// Most events waiting for delivery; publishing waits when it is full (back-pressure on
 /// writers rather than unbounded memory).
 pub const PENDING_EVENTS: usize = 10_000;
 
 /// Starts the delivery task; events are delivered in commit order.
 pub fn start(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>> {
+    let tx = start_delivery(app);
+    start_listener(app, tx.clone());
+    tx
+}
+
+fn start_delivery(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RecordEvent>>(PENDING_EVENTS);
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {

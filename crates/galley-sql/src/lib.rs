@@ -6,6 +6,7 @@ mod dialect;
 mod expr_support;
 mod fragment;
 mod json_ops;
+mod notify;
 mod value;
 
 pub use dialect::{Dialect, Engine, POSTGRES, SQLITE};

@@ -99,6 +99,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Notifications published on `channel` by any node (PostgreSQL `NOTIFY`, delivered
+    /// only when the sending transaction commits); `None` on SQLite, which has one node.
+    pub fn listen(&self, channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(p) => Some(p.listen(channel)),
+        }
+    }
+
     pub fn dialect(&self) -> &'static Dialect {
         match self {
             Store::Sqlite(_) => &galley_sql::SQLITE,

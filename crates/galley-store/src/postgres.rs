@@ -49,6 +49,8 @@ impl Default for PgOptions {
 
 pub struct PgStore {
     pool: Pool,
+    /// For connections outside the pool (LISTEN).
+    cfg: tokio_postgres::Config,
     /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
     /// writer) waits for the jobs in flight.
     gate: Arc<tokio::sync::RwLock<bool>>,
@@ -98,6 +100,7 @@ impl PgStore {
             ));
         }
         let target = describe_target(&cfg);
+        let listen_cfg = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -120,8 +123,46 @@ impl PgStore {
         drop(client);
         Ok(PgStore {
             pool,
+            cfg: listen_cfg,
             gate: Arc::new(tokio::sync::RwLock::new(false)),
         })
+    }
+
+    /// Listens on a notification channel on a dedicated connection (LISTEN cannot share a
+    /// pooled one) and forwards each payload. Reconnects after a failure; notifications sent
+    /// while disconnected are lost. Ends when the receiver is dropped.
+    pub fn listen(&self, channel: &str) -> tokio::sync::mpsc::Receiver<String> {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1024);
+        let cfg = self.cfg.clone();
+        let listen = format!("LISTEN {}", galley_sql::POSTGRES.quote(channel));
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                if let Ok((client, mut conn)) = cfg.connect(NoTls).await {
+                    let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                    let driver = tokio::spawn(async move {
+                        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                        while let Some(Ok(m)) = messages.next().await {
+                            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                                if ntx.send(n.payload().to_owned()).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                    if client.batch_execute(&listen).await.is_ok() {
+                        while let Some(p) = nrx.recv().await {
+                            if tx.send(p).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    driver.abort();
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        rx
     }
 
     /// Runs `f` on a pooled connection; as one transaction when `write`.

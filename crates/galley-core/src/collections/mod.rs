@@ -93,12 +93,14 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
     let schema = app.schema();
     let col = parse_collection(&schema, None, &body)?;
     let out = col.clone();
+    let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let d = c.dialect();
             c.batch(&ddl::create_table(d, &col))?;
             create_indexes(c, &col, "Failed to create collection.")?;
-            persist::insert_row(c, &col).map_err(|e| unique_name_error(e, "Failed to create collection."))
+            persist::insert_row(c, &col).map_err(|e| unique_name_error(e, "Failed to create collection."))?;
+            crate::realtime::notify_schema(c, &node)
         })
         .await?;
     app.reload_schema().await?;
@@ -121,10 +123,12 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, C
     let new = parse_collection(&schema, Some(&old), &body)?;
     let out = new.clone();
     let old = (*old).clone();
+    let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             apply_schema_change(c, &old, &new)?;
-            persist::update_row(c, &new).map_err(|e| unique_name_error(e, "Failed to update collection."))
+            persist::update_row(c, &new).map_err(|e| unique_name_error(e, "Failed to update collection."))?;
+            crate::realtime::notify_schema(c, &node)
         })
         .await?;
     app.reload_schema().await?;
@@ -233,6 +237,7 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
         )));
     }
     let col = (*col).clone();
+    let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let d = c.dialect();
@@ -240,7 +245,8 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
                 c.batch(&s)?;
             }
             c.batch(&format!("DROP TABLE {}", d.quote(&col.name)))?;
-            persist::delete_row(c, &col.id)
+            persist::delete_row(c, &col.id)?;
+            crate::realtime::notify_schema(c, &node)
         })
         .await?;
     app.reload_schema().await
@@ -252,6 +258,7 @@ pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
     let schema = app.schema();
     let events = crate::realtime::Events::default();
     let events2 = events.clone();
+    let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let mut sel = Sql::new(c.dialect());
@@ -260,7 +267,7 @@ pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
             for id in ids {
                 records::delete::delete_cascading(c, &schema, &col, &id, 0, &events2)?;
             }
-            Ok(())
+            crate::realtime::notify_events(c, &node, &events2)
         })
         .await?;
     app.publish(crate::realtime::take(&events)).await;

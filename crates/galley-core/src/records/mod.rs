@@ -130,6 +130,11 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
     Ok(list_result(items, q.page, total))
 }
 
+/// Loads one record by id for internal use (realtime fan-out), whatever the rules say.
+pub fn load_any(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
+    load(c, col, id)
+}
+
 /// Loads one record, whatever the rules say (404 when missing).
 pub(crate) fn load(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
     let mut sql = Sql::new(c.dialect());
@@ -262,7 +267,15 @@ pub async fn create(
     let ctx = WriteCtx::new(app.schema(), caller, meta);
     let events = ctx.events.clone();
     let col2 = col.clone();
-    let rec = app.store.write(move |c: &mut dyn Conn| write::create(c, &ctx, &col2, input)).await?;
+    let node = app.node_id.clone();
+    let rec = app
+        .store
+        .write(move |c: &mut dyn Conn| {
+            let r = write::create(c, &ctx, &col2, input)?;
+            crate::realtime::notify_events(c, &node, &ctx.events)?;
+            Ok::<_, CoreError>(r)
+        })
+        .await?;
     app.publish(crate::realtime::take(&events)).await;
     expanded(app, &col, rec, caller, meta, expand).await
 }
@@ -283,7 +296,15 @@ pub async fn update(
     let ctx = WriteCtx::new(app.schema(), caller, meta);
     let events = ctx.events.clone();
     let (col2, id2) = (col.clone(), id.to_owned());
-    let rec = app.store.write(move |c: &mut dyn Conn| write::update(c, &ctx, &col2, &id2, input)).await?;
+    let node = app.node_id.clone();
+    let rec = app
+        .store
+        .write(move |c: &mut dyn Conn| {
+            let r = write::update(c, &ctx, &col2, &id2, input)?;
+            crate::realtime::notify_events(c, &node, &ctx.events)?;
+            Ok::<_, CoreError>(r)
+        })
+        .await?;
     app.publish(crate::realtime::take(&events)).await;
     expanded(app, &col, rec, caller, meta, expand).await
 }
@@ -294,7 +315,13 @@ pub async fn remove(app: &App, col_name: &str, id: &str, caller: &Caller, meta: 
     let ctx = WriteCtx::new(app.schema(), caller, meta);
     let events = ctx.events.clone();
     let id2 = id.to_owned();
-    app.store.write(move |c: &mut dyn Conn| delete::delete(c, &ctx, &col, &id2)).await?;
+    let node = app.node_id.clone();
+    app.store
+        .write(move |c: &mut dyn Conn| {
+            delete::delete(c, &ctx, &col, &id2)?;
+            crate::realtime::notify_events(c, &node, &ctx.events)
+        })
+        .await?;
     app.publish(crate::realtime::take(&events)).await;
     Ok(())
 }
