@@ -165,6 +165,11 @@ pub(crate) fn like_pattern(s: &str) -> String {
     }
 }
 
+/// Whether a LIKE pattern ends with an escape character that escapes nothing.
+fn dangling_escape(p: &str) -> bool {
+    p.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
+}
+
 /// Joins SQL pieces into one fragment: each piece's placeholders are renumbered in order,
 /// then `f` assembles the renumbered texts.
 fn combine(d: &'static Dialect, parts: &[&Sql], f: impl FnOnce(&[String]) -> String) -> Sql {
@@ -404,16 +409,13 @@ impl<'a> Compiler<'a> {
                 r.clone()
             };
             let inner = self.compare(&lm, op, &rm, c.span)?;
-            let mut cond = combine(self.d, &[&inner], |t| format!("NOT ({})", t[0]));
+            let cond = combine(self.d, &[&inner], |t| format!("NOT ({})", t[0]));
             let mut mm_joins = BTreeSet::new();
+            // As in PocketBase, a value that makes the comparison NULL (an empty set's
+            // LEFT JOIN row, a missing nested record) is not a counter-example.
             for (orig, m) in [(&l, &lm), (&r, &rm)] {
                 if let (true, Val::Expr(e)) = (orig.is_multi(), m) {
                     mm_joins.extend(e.joins.iter().copied());
-                    if op != CmpOp::Eq {
-                        cond = combine(self.d, &[&cond, &e.sql], |t| {
-                            format!("{} OR ({}) IS NULL", t[0], t[1])
-                        });
-                    }
                 }
             }
             // Joins of a single-valued side stay in the shared scope.
@@ -828,7 +830,7 @@ impl<'a> Compiler<'a> {
         scope: &mut Scope,
     ) -> Result<Val, ExprError> {
         let pos = span.start;
-        let (name, modifier) = split_modifier(prop, pos)?;
+        let (name, mut modifier) = split_modifier(prop, pos)?;
         let Some(field) = coll.field(name) else {
             if nullify {
                 return Ok(Val::Lit(Lit::Null));
@@ -849,6 +851,10 @@ impl<'a> Compiler<'a> {
             field.kind,
             FieldKind::Select(_) | FieldKind::File(_) | FieldKind::Relation(_)
         );
+        if matches!(modifier, Some("length") | Some("each")) && !multivaluer {
+            // PocketBase ignores :length and :each on fields that hold one value.
+            modifier = None;
+        }
         let mk = |sql: String, ty: Ty, joins: BTreeSet<usize>, multi: bool, d| {
             Val::Expr(ExprVal {
                 sql: raw(d, &sql),
@@ -860,12 +866,6 @@ impl<'a> Compiler<'a> {
         };
         match modifier {
             Some("length") => {
-                if !multivaluer {
-                    return Err(ExprError::invalid(
-                        pos,
-                        format!("field {name:?} doesn't support the :length modifier"),
-                    ));
-                }
                 let sql = if field.is_multiple() {
                     self.d.json_array_length(&col)
                 } else {
@@ -874,12 +874,6 @@ impl<'a> Compiler<'a> {
                 Ok(mk(sql, Ty::Number, joins, multi, self.d))
             }
             Some("each") => {
-                if !multivaluer {
-                    return Err(ExprError::invalid(
-                        pos,
-                        format!("field {name:?} doesn't support the :each modifier"),
-                    ));
-                }
                 if !field.is_multiple() {
                     return Ok(mk(col, Ty::Text, joins, multi, self.d));
                 }
@@ -1574,13 +1568,43 @@ impl<'a> Compiler<'a> {
             CmpOp::Like => self.like(true, l, r),
             CmpOp::NotLike => self.like(false, l, r),
             other => {
-                let (a, b, _) = self.sides(l, r);
+                let (a, b, ty) = self.sides(l, r);
                 let sym = match other {
                     CmpOp::Lt => "<",
                     CmpOp::Lte => "<=",
                     CmpOp::Gt => ">",
                     _ => ">=",
                 };
+                let null_lit = |v: &Val| matches!(v, Val::Lit(Lit::Null));
+                let (xn, yn) = (matches!(l, Val::Expr(_)), matches!(r, Val::Expr(_)));
+                let low = match other {
+                    CmpOp::Lt | CmpOp::Lte => xn,
+                    _ => yn,
+                };
+                if self.d.engine == Engine::Postgres
+                    && ty == Ty::Date
+                    && low
+                    && !null_lit(l)
+                    && !null_lit(r)
+                {
+                    // PocketBase compares date text, where an empty date ("") is below every
+                    // date; PostgreSQL stores it as NULL.
+                    return Ok(combine(self.d, &[&a, &b], |t| {
+                        let (x, y) = (&t[0], &t[1]);
+                        match other {
+                            CmpOp::Lt if yn => {
+                                format!("(({x} IS NULL AND {y} IS NOT NULL) OR {x} < {y})")
+                            }
+                            CmpOp::Lt => format!("({x} IS NULL OR {x} < {y})"),
+                            CmpOp::Lte => format!("({x} IS NULL OR {x} <= {y})"),
+                            CmpOp::Gt if xn => {
+                                format!("(({y} IS NULL AND {x} IS NOT NULL) OR {x} > {y})")
+                            }
+                            CmpOp::Gt => format!("({y} IS NULL OR {x} > {y})"),
+                            _ => format!("({y} IS NULL OR {x} >= {y})"),
+                        }
+                    }));
+                }
                 combine(self.d, &[&a, &b], |t| format!("{} {sym} {}", t[0], t[1]))
             }
         })
@@ -1730,9 +1754,17 @@ impl<'a> Compiler<'a> {
         let a = render(l);
         match r {
             Val::Lit(lit) if *lit != Lit::Null => {
+                let pattern = like_pattern(&lit.to_go_string());
+                if !sqlite && dangling_escape(&pattern) {
+                    // SQLite: a pattern ending in a lone escape never matches;
+                    // PostgreSQL would raise an error instead.
+                    let v = if pos { "FALSE" } else { "TRUE" };
+                    return combine(d, &[&a], |t| {
+                        format!("(CASE WHEN {} IS NULL THEN NULL ELSE {v} END)", t[0])
+                    });
+                }
                 let mut b = Sql::new(d);
-                b.push_param(like_pattern(&lit.to_go_string()))
-                    .push(d.param_cast(ColumnType::Text));
+                b.push_param(pattern).push(d.param_cast(ColumnType::Text));
                 combine(d, &[&a, &b], |t| {
                     format!("{} {op} {} ESCAPE '\\'", t[0], t[1])
                 })

@@ -11,7 +11,7 @@ pub enum Tok {
     Ident(String),
     /// Number literal (`12`, `-1.5`), kept as written.
     Number(String),
-    /// Quoted text with `\<quote>` unescaped.
+    /// Quoted text with `\<quote>` and `\\` unescaped.
     Text(String),
     Op(CmpOp),
     And,
@@ -125,8 +125,9 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
                 let mut closed = false;
                 while let Some((_, ch)) = chars.next() {
                     if ch == '\\' {
+                        // `\<quote>` and `\\` are escapes (as in fexpr); any other backslash stays.
                         if let Some(&(_, q)) = chars.peek() {
-                            if q == c {
+                            if q == c || q == '\\' {
                                 chars.next();
                                 value.push(q);
                                 continue;
@@ -134,6 +135,10 @@ pub fn tokenize(src: &str) -> Result<Vec<Token>, ExprError> {
                         }
                         value.push('\\');
                         continue;
+                    }
+                    if ch == '\0' {
+                        // fexpr reads NUL as the end of input: the text is unterminated.
+                        break;
                     }
                     if ch == c {
                         closed = true;

@@ -167,7 +167,10 @@ pub fn parse_sort(sort: &str) -> Result<Vec<SortKey>, ExprError> {
         offset += part.len() + 1;
         let t = part.trim();
         if t.is_empty() {
-            continue;
+            // PocketBase rejects `title,,views`.
+            return Err(ExprError::InvalidSort {
+                msg: format!("empty sort field at position {pos}"),
+            });
         }
         if t.chars().count() > MAX_SORT_KEY_LEN {
             return Err(ExprError::InvalidSort {
@@ -235,7 +238,15 @@ pub fn compile_sort(
             }
             p => {
                 let (sql, ty) = c.sort_expr(p, k.pos)?;
-                (sql, ty == value::Ty::Text)
+                if ty == value::Ty::JsonText {
+                    // PocketBase orders multi-value fields by their JSON text.
+                    let text = sql.text.clone();
+                    let mut s = sql;
+                    s.text = dialect.to_text(&text, ty.column_type());
+                    (s, true)
+                } else {
+                    (sql, ty == value::Ty::Text)
+                }
             }
         };
         out.append(&sql);
@@ -265,7 +276,8 @@ pub fn validate_rule(
 }
 
 /// Splits an `expand` parameter (`author,tags.owner`) into relation paths, each at most
-/// [`MAX_EXPAND_DEPTH`] deep. Empty items are skipped; duplicates are kept once.
+/// [`MAX_EXPAND_DEPTH`] deep (deeper is an error). Empty items and paths with characters
+/// no field name has are skipped; duplicates are kept once.
 pub fn parse_expand(expand: &str) -> Result<Vec<Vec<String>>, ExprError> {
     let mut out: Vec<Vec<String>> = Vec::new();
     for item in expand.split(',') {
@@ -274,21 +286,18 @@ pub fn parse_expand(expand: &str) -> Result<Vec<Vec<String>>, ExprError> {
             continue;
         }
         let path: Vec<String> = item.split('.').map(|s| s.trim().to_owned()).collect();
-        if path
-            .iter()
-            .any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        {
-            return Err(ExprError::InvalidSort {
-                msg: format!("invalid expand path {item:?}"),
-            });
-        }
         if path.len() > MAX_EXPAND_DEPTH {
             return Err(ExprError::TooManyRelations {
                 pos: 0,
                 max: MAX_EXPAND_DEPTH,
             });
         }
-        if !out.contains(&path) {
+        // A segment that cannot name a field matches nothing: PocketBase ignores the
+        // path, and so does Galley (it never reaches SQL either way).
+        let valid = path
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if valid && !out.contains(&path) {
             out.push(path);
         }
     }
