@@ -63,10 +63,31 @@ impl Expander<'_> {
 
     /// Adds `expand` to each of `records` (all of collection `col`).
     pub fn expand(&self, c: &mut dyn Conn, col: &Collection, records: &mut [Map<String, Value>], paths: &[Vec<String>]) -> Result<(), CoreError> {
+        // As in PocketBase, a path with a segment that is not a relation expands nothing.
+        let paths: Vec<Vec<String>> = paths.iter().filter(|p| self.resolves(col, p)).cloned().collect();
         if paths.is_empty() || records.is_empty() {
             return Ok(());
         }
-        self.level(c, col, records, &Tree::from_paths(paths))
+        self.level(c, col, records, &Tree::from_paths(&paths))
+    }
+
+    /// Whether every segment of `path` is a relation (or back-relation) from the previous one.
+    fn resolves(&self, col: &Collection, path: &[String]) -> bool {
+        let mut cur: Arc<Collection> = match self.schema.by_id(&col.id) {
+            Some(c) => c.clone(),
+            None => return false,
+        };
+        for seg in path {
+            let next = match cur.field(seg).and_then(|f| f.relation()) {
+                Some(rel) => self.schema.by_id(&rel.collection_id).cloned(),
+                None => self.back_relation(&cur, seg).map(|(other, _, _)| other),
+            };
+            match next {
+                Some(n) => cur = n,
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Fetches records of `target` with these ids that the caller may view.
