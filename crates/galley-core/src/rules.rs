@@ -120,14 +120,16 @@ impl<'a> RuleCtx<'a> {
             } else {
                 "@request."
             };
-            return CoreError::Forbidden(format!("Only superusers can {what} by {which}"));
+            // PocketBase says "filter" for a sort too.
+            return CoreError::Forbidden(format!("Only superusers can filter by {which}"));
         }
         CoreError::bad_request(format!("Invalid {what} parameter: {e}."))
     }
 
     /// A `filter=` parameter as a condition.
     pub fn filter(&self, filter: &str) -> Result<Option<Sql>, CoreError> {
-        if filter.trim().is_empty() {
+        // Only an absent/empty filter is no filter: PocketBase rejects a blank one (400).
+        if filter.is_empty() {
             return Ok(None);
         }
         let opts = CompileOptions::client(self.caller.is_superuser(), chrono::Utc::now());
