@@ -14,6 +14,7 @@
 mod error;
 pub mod migrations;
 pub mod postgres;
+mod postgres_tls;
 mod row;
 pub mod sqlite;
 #[cfg(feature = "testing")]

@@ -24,7 +24,6 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use tokio_postgres::NoTls;
 
 /// Options of [`PgStore::open_with`].
 #[derive(Debug, Clone)]
@@ -51,6 +50,7 @@ pub struct PgStore {
     pool: Pool,
     /// For connections outside the pool (LISTEN).
     cfg: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
     /// writer) waits for the jobs in flight.
     gate: Arc<tokio::sync::RwLock<bool>>,
@@ -69,6 +69,9 @@ impl PgStore {
     }
 
     pub async fn open_with(url: &str, opts: &PgOptions) -> Result<Self, StoreError> {
+        let tls_choice = crate::postgres_tls::choose(url);
+        let tls = crate::postgres_tls::connector(&tls_choice)?;
+        let url = tls_choice.url.as_str();
         let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "invalid database URL: {e}. Expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
@@ -92,18 +95,11 @@ impl PgStore {
         if cfg.get_keepalives_retries().is_none() {
             cfg.keepalives_retries(3);
         }
-        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Config(
-                "sslmode=require is set in the database URL, but this build of Galley has no TLS support for PostgreSQL: \
-                 use sslmode=disable or sslmode=prefer, or connect through a local TLS tunnel"
-                    .into(),
-            ));
-        }
         let target = describe_target(&cfg);
         let listen_cfg = cfg.clone();
         let mgr = Manager::from_config(
             cfg,
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -124,6 +120,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             cfg: listen_cfg,
+            tls,
             gate: Arc::new(tokio::sync::RwLock::new(false)),
         })
     }
@@ -135,10 +132,11 @@ impl PgStore {
         use futures_util::StreamExt;
         let (tx, rx) = tokio::sync::mpsc::channel::<String>(1024);
         let cfg = self.cfg.clone();
+        let tls = self.tls.clone();
         let listen = format!("LISTEN {}", galley_sql::POSTGRES.quote(channel));
         tokio::spawn(async move {
             while !tx.is_closed() {
-                if let Ok((client, mut conn)) = cfg.connect(NoTls).await {
+                if let Ok((client, mut conn)) = cfg.connect(tls.clone()).await {
                     let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<String>();
                     let driver = tokio::spawn(async move {
                         let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));

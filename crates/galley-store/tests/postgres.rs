@@ -274,14 +274,14 @@ async fn startup_errors_say_what_to_fix() {
             && m.contains("running"),
         "{m}"
     );
-    // TLS required but not built in.
+    // An sslrootcert that does not exist is named in the error.
     let m = config_error(
         Store::open(&cfg(
-            "postgres://postgres@127.0.0.1:5432/test?sslmode=require",
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
         ))
         .await,
     );
-    assert!(m.contains("sslmode=require"), "{m}");
+    assert!(m.contains("/nonexistent/ca.pem"), "{m}");
 
     // Wrong database name on a real server.
     let Some(server) = galley_store::testing::postgres_url() else {
@@ -335,4 +335,42 @@ async fn works_on_a_current_thread_runtime() {
     assert_eq!(count(&s).await.unwrap(), 20);
     s.close().await;
     assert_eq!(count(&s).await, Err(StoreError::Closed));
+}
+
+/// `sslmode=require` encrypts the connection (libpq's meaning: the certificate is not
+/// checked); `verify-full` checks it, so the machine's self-signed certificate is refused
+/// with a clear start-up error.
+#[tokio::test]
+async fn tls_to_postgres() {
+    let Some(db) = TempPgDatabase::create().await else {
+        return;
+    };
+    let ssl_on = {
+        let s = Store::open(&cfg(db.url())).await.unwrap();
+        let on = s
+            .read(|c: &mut dyn galley_store::Conn| c.query("SHOW ssl", &[]))
+            .await
+            .unwrap()
+            .first()
+            .map(|r| r.text("ssl"))
+            == Some("on".to_owned());
+        s.close().await;
+        on
+    };
+    if !ssl_on {
+        eprintln!("skipping TLS checks: this PostgreSQL server has ssl=off");
+        return;
+    }
+    let sep = if db.url().contains('?') { '&' } else { '?' };
+    let s = Store::open(&cfg(&format!("{}{sep}sslmode=require", db.url()))).await.unwrap();
+    let rows = s
+        .read(|c: &mut dyn galley_store::Conn| {
+            c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        })
+        .await
+        .unwrap();
+    assert!(rows[0].bool("ssl"), "the connection is encrypted");
+    s.close().await;
+    let m = config_error(Store::open(&cfg(&format!("{}{sep}sslmode=verify-full", db.url()))).await);
+    assert!(m.to_lowercase().contains("certificate") || m.contains("tls") || m.contains("TLS"), "{m}");
 }
