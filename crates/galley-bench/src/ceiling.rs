@@ -101,7 +101,13 @@ pub fn point_reads(path: &Path, n: u64, threads: usize, duration: Duration) -> R
                 .map_err(|_| anyhow::anyhow!("reader thread panicked"))??,
         );
     }
-    Ok(Stats::from_latencies(all, 0, duration.as_secs_f64(), None))
+    Ok(Stats::from_latencies(
+        all,
+        0,
+        0,
+        duration.as_secs_f64(),
+        None,
+    ))
 }
 
 /// Single-row autocommit inserts on one connection (SQLite has one writer).
@@ -130,5 +136,11 @@ pub fn inserts(path: &Path, duration: Duration) -> Result<Stats> {
         lat.push(u32::try_from(t0.elapsed().as_nanos().div_ceil(1000)).unwrap_or(u32::MAX));
         i += 1;
     }
-    Ok(Stats::from_latencies(lat, 0, duration.as_secs_f64(), None))
+    Ok(Stats::from_latencies(
+        lat,
+        0,
+        0,
+        duration.as_secs_f64(),
+        None,
+    ))
 }

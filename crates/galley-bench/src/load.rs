@@ -125,6 +125,8 @@ fn request(
 pub struct Stats {
     pub requests: u64,
     pub errors: u64,
+    /// 429 answers (rate limits), counted apart from `errors`.
+    pub rate_limited: u64,
     pub seconds: f64,
     pub rps: f64,
     pub p50_ms: f64,
@@ -138,6 +140,7 @@ impl Stats {
     pub fn from_latencies(
         mut lat_us: Vec<u32>,
         errors: u64,
+        rate_limited: u64,
         seconds: f64,
         first_error: Option<String>,
     ) -> Stats {
@@ -149,10 +152,11 @@ impl Stats {
             let i = ((lat_us.len() as f64 * p).ceil() as usize).clamp(1, lat_us.len()) - 1;
             f64::from(lat_us[i]) / 1000.0
         };
-        let requests = lat_us.len() as u64 + errors;
+        let requests = lat_us.len() as u64 + errors + rate_limited;
         Stats {
             requests,
             errors,
+            rate_limited,
             seconds,
             rps: if seconds > 0.0 {
                 lat_us.len() as f64 / seconds
@@ -170,11 +174,13 @@ impl Stats {
 struct WorkerOut {
     lat_us: Vec<u32>,
     errors: u64,
+    limited: u64,
     first_error: Option<String>,
 }
 
 /// Runs `w` with `concurrency` workers: `warmup` unrecorded, then `duration` recorded. Only
-/// successful (2xx, body read) requests count towards req/s and latencies.
+/// successful (2xx, body read) requests completed inside the recorded window count towards
+/// req/s and latencies; workers start no request after the window.
 pub async fn run(
     client: &reqwest::Client,
     ctx: Arc<Ctx>,
@@ -195,6 +201,7 @@ pub async fn run(
             let mut out = WorkerOut {
                 lat_us: Vec::with_capacity(4096),
                 errors: 0,
+                limited: 0,
                 first_error: None,
             };
             loop {
@@ -218,10 +225,13 @@ pub async fn run(
                     Err(e) => Some(format!("request: {e}")),
                 };
                 let t1 = Instant::now();
-                if t0 < record_from || t1 > end {
+                // A request counts when it completes inside the recorded window (so slow
+                // requests such as password hashing under load are counted too).
+                if t1 < record_from || t1 > end {
                     continue;
                 }
                 match err {
+                    Some(e) if e.starts_with("HTTP 429") => out.limited += 1,
                     None => out
                         .lat_us
                         .push(u32::try_from(t1.duration_since(t0).as_micros()).unwrap_or(u32::MAX)),
@@ -240,17 +250,19 @@ pub async fn run(
     }
     let mut lat = Vec::new();
     let mut errors = 0;
+    let mut limited = 0;
     let mut first_error = None;
     for t in tasks {
         if let Ok(o) = t.await {
             lat.extend(o.lat_us);
             errors += o.errors;
+            limited += o.limited;
             if first_error.is_none() {
                 first_error = o.first_error;
             }
         }
     }
-    Stats::from_latencies(lat, errors, duration.as_secs_f64(), first_error)
+    Stats::from_latencies(lat, errors, limited, duration.as_secs_f64(), first_error)
 }
 
 /// Reads VmRSS (resident now) of a process, in KiB.

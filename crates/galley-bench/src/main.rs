@@ -370,7 +370,7 @@ async fn measure(
         stats.rps,
         stats.p50_ms,
         stats.p99_ms,
-        stats.errors,
+        errors_cell(&stats),
         stats
             .first_error
             .as_deref()
@@ -475,6 +475,14 @@ fn ceiling_sqlite(common: &Common, dir: &std::path::Path, seed: u64) -> Result<V
     Ok(rows)
 }
 
+fn errors_cell(s: &Stats) -> String {
+    if s.rate_limited > 0 {
+        format!("{} (+{} 429)", s.errors, s.rate_limited)
+    } else {
+        s.errors.to_string()
+    }
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map(|k| format!("{:.1}", k as f64 / 1024.0))
         .unwrap_or_else(|| "-".into())
@@ -558,7 +566,7 @@ fn markdown(rep: &Report) -> String {
                 r.stats.rps,
                 r.stats.p50_ms,
                 r.stats.p99_ms,
-                r.stats.errors,
+                errors_cell(&r.stats),
                 mib(r.rss_peak_kib)
             );
         }
@@ -656,6 +664,10 @@ fn finish(
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
     }
     let errors: u64 = rep.rows.iter().map(|r| r.stats.errors).sum();
+    let limited: u64 = rep.rows.iter().map(|r| r.stats.rate_limited).sum();
+    if limited > 0 {
+        eprintln!("[bench] warning: {limited} requests answered 429 (rate limited); they are not counted as successes");
+    }
     if common.smoke && errors > 0 {
         bail!("smoke run saw {errors} failed requests");
     }

@@ -298,6 +298,19 @@ pub async fn seed(
             r.text().await.unwrap_or_default()
         );
     }
+    // PocketBase's default; ask Galley for the same (a server without the setting may refuse).
+    let r = client
+        .patch(format!("{base}/api/settings"))
+        .header("Authorization", &token)
+        .json(&serde_json::json!({"rateLimits": {"enabled": false}}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        eprintln!(
+            "[bench] note: {base} refused PATCH /api/settings rateLimits.enabled=false ({})",
+            r.status()
+        );
+    }
     let mut tasks = Vec::new();
     for w in 0..parallel {
         let client = client.clone();
