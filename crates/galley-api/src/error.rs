@@ -40,7 +40,10 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut r = json_response(status, &self.0.to_body());
         if let CoreError::TooManyRequests { retry_after } = &self.0 {
-            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after));
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
         }
         r
     }

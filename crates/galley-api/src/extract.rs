@@ -19,7 +19,13 @@ pub struct Auth(pub Caller);
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Auth(parts.extensions.get::<Caller>().cloned().unwrap_or_default()))
+        Ok(Auth(
+            parts
+                .extensions
+                .get::<Caller>()
+                .cloned()
+                .unwrap_or_default(),
+        ))
     }
 }
 
@@ -49,13 +55,28 @@ impl Query {
 impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Query::parse(parts.uri.query())
+        let q = Query::parse(parts.uri.query())?;
+        // Refused before the handler runs, so a write never happens under a bad `fields`.
+        if q.get("fields")
+            .is_some_and(|f| !galley_core::picker::is_valid(f))
+        {
+            return Err(ApiError::bad_request("Invalid fields parameter."));
+        }
+        Ok(q)
     }
 }
 
 /// `X-Some-Header` → `x_some_header`, as `@request.headers.*` names them.
 fn snake_header(name: &str) -> String {
-    name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() }).collect()
+    name.chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 pub fn meta(method: &Method, query: &Query, headers: &HeaderMap) -> RequestMeta {
@@ -65,10 +86,16 @@ pub fn meta(method: &Method, query: &Query, headers: &HeaderMap) -> RequestMeta 
             continue;
         }
         if let Ok(s) = v.to_str() {
-            h.entry(snake_header(k.as_str())).or_insert(Value::String(s.to_owned()));
+            h.entry(snake_header(k.as_str()))
+                .or_insert(Value::String(s.to_owned()));
         }
     }
-    RequestMeta { method: method.as_str().to_owned(), context: "default".into(), query: query.0.clone(), headers: h }
+    RequestMeta {
+        method: method.as_str().to_owned(),
+        context: "default".into(),
+        query: query.0.clone(),
+        headers: h,
+    }
 }
 
 /// Request info rules may use: method, query, headers.
@@ -113,7 +140,8 @@ pub fn infer(s: &str) -> Value {
     if let Ok(f) = s.parse::<f64>() {
         if f.is_finite() {
             let n = galley_types::field::number_json(f);
-            if n.to_string() == s {
+            let canonical = n.to_string();
+            if canonical == s {
                 return n;
             }
         }
@@ -155,7 +183,11 @@ async fn parse_multipart(bytes: Bytes, boundary: String) -> Result<Body, ApiErro
         let filename = field.file_name().map(str::to_owned);
         let data = field.bytes().await.map_err(|_| invalid_body())?;
         if let Some(filename) = filename {
-            body.files.push(Upload { field: name, filename, bytes: data });
+            body.files.push(Upload {
+                field: name,
+                filename,
+                bytes: data,
+            });
         } else if name == "@jsonPayload" {
             for (k, v) in parse_json_object(&data)? {
                 body.values.insert(k, v);
@@ -170,17 +202,25 @@ async fn parse_multipart(bytes: Bytes, boundary: String) -> Result<Body, ApiErro
 
 impl Body {
     pub async fn parse(headers: &HeaderMap, bytes: Bytes) -> Result<Body, ApiError> {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body::default());
         }
         if ct.starts_with("multipart/form-data") {
-            let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let raw = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let boundary = multer::parse_boundary(raw).map_err(|_| invalid_body())?;
             return parse_multipart(bytes, boundary).await;
         }
         if ct.starts_with("application/x-www-form-urlencoded") {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| invalid_body())?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&bytes).map_err(|_| invalid_body())?;
             if pairs.len() > MAX_PARAMS {
                 return Err(ApiError::bad_request("Too many form fields."));
             }
@@ -188,10 +228,16 @@ impl Body {
             for (k, v) in pairs {
                 push_value(&mut values, k, infer(&v));
             }
-            return Ok(Body { values, files: vec![] });
+            return Ok(Body {
+                values,
+                files: vec![],
+            });
         }
         if ct.is_empty() || ct.starts_with("application/json") || ct.ends_with("+json") {
-            return Ok(Body { values: parse_json_object(&bytes)?, files: vec![] });
+            return Ok(Body {
+                values: parse_json_object(&bytes)?,
+                files: vec![],
+            });
         }
         Err(ApiError::bad_request(format!("Unsupported Content-Type {ct:?}: send application/json, multipart/form-data or application/x-www-form-urlencoded.")))
     }
@@ -203,7 +249,9 @@ impl FromRequest<AppState> for Body {
         let (parts, body) = req.into_parts();
         let limit = app.config.body_limit;
         let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError(CoreError::TooLarge(format!("Request entity too large (the limit is {limit} bytes).")))
+            ApiError(CoreError::TooLarge(format!(
+                "Request entity too large (the limit is {limit} bytes)."
+            )))
         })?;
         Body::parse(&parts.headers, bytes).await
     }

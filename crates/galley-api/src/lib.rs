@@ -19,7 +19,10 @@ pub type AppState = Arc<App>;
 /// The whole API.
 pub fn router(app: AppState) -> Router {
     routes::router()
-        .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::authenticate,
+        ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(middleware::cors())
         .with_state(app)
@@ -32,5 +35,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, svc).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, svc)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -28,11 +28,13 @@ pub fn sign(claims: &Map<String, Value>, secret: &str) -> String {
 /// verify against. Never trust the result before [`verify`].
 pub fn unverified_claims(token: &str) -> Result<Map<String, Value>, AuthError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(AuthError::Malformed);
     };
-    let header: Value =
-        serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?).map_err(|_| AuthError::Malformed)?;
+    let header: Value = serde_json::from_slice(&B64.decode(h).map_err(|_| AuthError::Malformed)?)
+        .map_err(|_| AuthError::Malformed)?;
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(AuthError::Malformed);
     }
@@ -47,9 +49,11 @@ pub fn verify(token: &str, secret: &str, now_unix: i64) -> Result<Map<String, Va
     let claims = unverified_claims(token)?;
     let (signed, sig) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
     let sig = B64.decode(sig).map_err(|_| AuthError::Malformed)?;
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| AuthError::Malformed)?;
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| AuthError::Malformed)?;
     mac.update(signed.as_bytes());
-    mac.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+    mac.verify_slice(&sig)
+        .map_err(|_| AuthError::BadSignature)?;
     match claims.get("exp").and_then(Value::as_f64) {
         Some(exp) if (exp as i64) > now_unix => Ok(claims),
         _ => Err(AuthError::Expired),
@@ -90,6 +94,9 @@ mod tests {
     fn alg_none_is_rejected() {
         let header = B64.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let body = B64.encode(r#"{"id":"x","exp":99999999999}"#);
-        assert_eq!(verify(&format!("{header}.{body}."), "k", 0), Err(AuthError::Malformed));
+        assert_eq!(
+            verify(&format!("{header}.{body}."), "k", 0),
+            Err(AuthError::Malformed)
+        );
     }
 }

@@ -1,5 +1,7 @@
 use crate::AuthError;
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 fn hasher() -> Argon2<'static> {
@@ -18,7 +20,9 @@ pub fn hash(password: &str) -> Result<String, AuthError> {
 }
 
 fn is_bcrypt(stored: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p))
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
 }
 
 /// Verifies a password against a stored hash in constant time: argon2id, or bcrypt (hashes
@@ -73,7 +77,9 @@ mod tests {
     #[test]
     fn bcrypt_from_pocketbase_verifies_and_needs_rehash() {
         // Cost 4 to keep the test fast; PocketBase writes cost 10 ($2a$10$...).
-        let h = bcrypt::hash_with_salt("12345678", 4, [7u8; 16]).expect("bcrypt").format_for_version(bcrypt::Version::TwoA);
+        let h = bcrypt::hash_with_salt("12345678", 4, [7u8; 16])
+            .expect("bcrypt")
+            .format_for_version(bcrypt::Version::TwoA);
         assert!(h.starts_with("$2a$04$"));
         assert!(verify("12345678", &h));
         assert!(!verify("1234567", &h));

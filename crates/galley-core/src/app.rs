@@ -117,13 +117,18 @@ impl App {
         let mut version = self.schema_reload.lock().await;
         let collections = self.store.read(persist::load_all).await?;
         *version += 1;
-        self.schema.store(Arc::new(Schema::new(*version, collections)));
+        self.schema
+            .store(Arc::new(Schema::new(*version, collections)));
         Ok(())
     }
 
     /// Hashes a password on the blocking pool, a bounded number at a time.
     pub async fn hash_password(&self, password: String) -> Result<String, CoreError> {
-        let _permit = self.hash_permits.acquire().await.map_err(|e| CoreError::Internal(e.to_string()))?;
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         tokio::task::spawn_blocking(move || galley_auth::password::hash(&password))
             .await
             .map_err(|e| CoreError::Internal(e.to_string()))?
@@ -132,7 +137,9 @@ impl App {
 
     /// Verifies a password off the async threads; `None` hash does the same work and fails.
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
-        let Ok(_permit) = self.hash_permits.acquire().await else { return false };
+        let Ok(_permit) = self.hash_permits.acquire().await else {
+            return false;
+        };
         tokio::task::spawn_blocking(move || match hash {
             Some(h) => galley_auth::password::verify(&password, &h),
             None => {

@@ -45,9 +45,11 @@ fn failed_at(i: usize, e: &CoreError) -> CoreError {
 
 fn parse_url(url: &str) -> (Vec<String>, Map<String, Value>) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let segments = path.trim_matches('/').split('/').map(|s| {
-        percent_decode(s)
-    }).collect();
+    let segments = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| percent_decode(s))
+        .collect();
     let mut q = Map::new();
     for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default() {
         q.entry(k).or_insert(Value::String(v));
@@ -62,10 +64,22 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_owned())
 }
 
-fn resolve(app: &App, r: &BatchRequest) -> Result<(Action, Arc<Collection>, Map<String, Value>), CoreError> {
+/// A sub-request resolved: what to do, on which collection, with which query parameters.
+type Resolved = (Action, Arc<Collection>, Map<String, Value>);
+/// A sub-request's outcome: its collection, the written record (none for a delete) and its
+/// `fields` picker.
+type Outcome = (Arc<Collection>, Option<Map<String, Value>>, Option<String>);
+
+fn resolve(app: &App, r: &BatchRequest) -> Result<Resolved, CoreError> {
     let (seg, query) = parse_url(&r.url);
-    let unsupported = || CoreError::bad_request(format!("Unsupported batch action {} {}.", r.method, r.url));
-    if seg.len() < 4 || seg[0] != "api" || seg[1] != "collections" || seg[3] != "records" || seg.len() > 5 {
+    let unsupported =
+        || CoreError::bad_request(format!("Unsupported batch action {} {}.", r.method, r.url));
+    if seg.len() < 4
+        || seg[0] != "api"
+        || seg[1] != "collections"
+        || seg[3] != "records"
+        || seg.len() > 5
+    {
         return Err(unsupported());
     }
     let col = records::find_collection(app, &seg[2])?;
@@ -79,10 +93,16 @@ fn resolve(app: &App, r: &BatchRequest) -> Result<(Action, Arc<Collection>, Map<
     Ok((action, col, query))
 }
 
-pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Result<Value, CoreError> {
+pub async fn run(
+    app: &App,
+    requests: Vec<BatchRequest>,
+    caller: &Caller,
+) -> Result<Value, CoreError> {
     let settings = app.settings();
     if !settings.batch_enabled() {
-        return Err(CoreError::Forbidden("Batch requests are not allowed.".into()));
+        return Err(CoreError::Forbidden(
+            "Batch requests are not allowed.".into(),
+        ));
     }
     if requests.is_empty() {
         return Err(CoreError::BadRequest {
@@ -103,10 +123,24 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
         let is_create = matches!(action, Action::Create | Action::Upsert);
         let input = match action {
             Action::Delete(_) => Input::default(),
-            _ => records::prepare_input(app, &collection, r.body.clone(), is_create).await.map_err(|e| failed_at(i, &e))?,
+            _ => records::prepare_input(app, &collection, r.body.clone(), is_create)
+                .await
+                .map_err(|e| failed_at(i, &e))?,
         };
-        let fields = query.get("fields").and_then(Value::as_str).map(str::to_owned);
-        ops.push((Op { action, collection, input, fields }, r.headers.clone(), query));
+        let fields = query
+            .get("fields")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        ops.push((
+            Op {
+                action,
+                collection,
+                input,
+                fields,
+            },
+            r.headers.clone(),
+            query,
+        ));
     }
     let schema = app.schema();
     let caller2 = caller.clone();
@@ -115,10 +149,15 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
     let node = app.node_id.clone();
     let results = app
         .store
-        .write(move |c: &mut dyn Conn| -> Result<Vec<(Arc<Collection>, Option<Map<String, Value>>, Option<String>)>, CoreError> {
+        .write(move |c: &mut dyn Conn| -> Result<Vec<Outcome>, CoreError> {
             let mut out = Vec::new();
             for (i, (op, headers, query)) in ops.into_iter().enumerate() {
-                let meta = RequestMeta { method: String::new(), context: "batch".into(), query, headers };
+                let meta = RequestMeta {
+                    method: String::new(),
+                    context: "batch".into(),
+                    query,
+                    headers,
+                };
                 let mut ctx = WriteCtx::new(schema.clone(), &caller2, &meta);
                 ctx.events = events2.clone();
                 let col = op.collection.clone();
@@ -127,10 +166,21 @@ pub async fn run(app: &App, requests: Vec<BatchRequest>, caller: &Caller) -> Res
                     Action::Update(id) => write::update(c, &ctx, &col, &id, op.input).map(Some),
                     Action::Delete(id) => delete::delete(c, &ctx, &col, &id).map(|_| None),
                     Action::Upsert => {
-                        let id = op.input.values.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                        let id = op
+                            .input
+                            .values
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
                         let exists = !id.is_empty() && {
                             let mut s = Sql::new(c.dialect());
-                            s.push("SELECT 1 AS x FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id.as_str());
+                            s.push("SELECT 1 AS x FROM ")
+                                .ident(&col.name)
+                                .push(" WHERE ")
+                                .ident("id")
+                                .push(" = ")
+                                .push_param(id.as_str());
                             !c.query_sql(&s)?.is_empty()
                         };
                         if exists {

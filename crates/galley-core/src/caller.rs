@@ -8,7 +8,10 @@ pub enum Caller {
     #[default]
     Guest,
     /// A record of an auth collection (`_superusers` included).
-    Record { collection: Arc<Collection>, record: Map<String, Value> },
+    Record {
+        collection: Arc<Collection>,
+        record: Map<String, Value>,
+    },
 }
 
 impl Caller {

@@ -36,10 +36,16 @@ pub const SUPERUSER_ONLY: &str = "Only superusers can perform this action.";
 
 impl CoreError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        CoreError::BadRequest { message: message.into(), data: Value::Object(Default::default()) }
+        CoreError::BadRequest {
+            message: message.into(),
+            data: Value::Object(Default::default()),
+        }
     }
     pub fn validation(message: impl Into<String>, errors: FieldErrors) -> Self {
-        CoreError::BadRequest { message: message.into(), data: errors.to_json() }
+        CoreError::BadRequest {
+            message: message.into(),
+            data: errors.to_json(),
+        }
     }
     pub fn not_found() -> Self {
         CoreError::NotFound(NOT_FOUND.into())
@@ -71,10 +77,14 @@ impl CoreError {
             CoreError::NotFound(m) => (404, m.clone(), empty()),
             CoreError::TooLarge(m) => (413, m.clone(), empty()),
             CoreError::TooManyRequests { .. } => (429, "Too Many Requests.".into(), empty()),
-            CoreError::MfaRequired(_) => (401, "Missing or invalid authentication.".into(), empty()),
-            CoreError::Unavailable(_) => {
-                (503, "The database is temporarily unavailable. Try again shortly.".into(), empty())
+            CoreError::MfaRequired(_) => {
+                (401, "Missing or invalid authentication.".into(), empty())
             }
+            CoreError::Unavailable(_) => (
+                503,
+                "The database is temporarily unavailable. Try again shortly.".into(),
+                empty(),
+            ),
             CoreError::Internal(_) => (500, GENERIC_400.into(), empty()),
         }
     }

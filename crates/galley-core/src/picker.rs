@@ -134,6 +134,21 @@ fn apply_leaf(v: &Value, node: &Node) -> Value {
     apply(v, node)
 }
 
+/// Whether a `fields` spec is well formed: paths of names, `*`, and `:excerpt(n[, bool])`.
+pub fn is_valid(spec: &str) -> bool {
+    spec.len() <= 4000
+        && spec
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.*:(), ".contains(c))
+        && split_top(spec).iter().all(|item| {
+            let item = item.trim();
+            match item.split_once(':') {
+                None => true,
+                Some((path, m)) => !path.is_empty() && parse_excerpt(m).is_some(),
+            }
+        })
+}
+
 /// Applies a `fields` spec to a response body. List results are picked per item.
 pub fn pick(body: Value, spec: &str) -> Value {
     if spec.trim().is_empty() {
@@ -160,14 +175,32 @@ mod tests {
     #[test]
     fn picks_paths() {
         let v = json!({"id": "1", "title": "t", "expand": {"author": {"name": "A", "email": "x"}}});
-        assert_eq!(pick(v.clone(), "id,expand.author.name"), json!({"id": "1", "expand": {"author": {"name": "A"}}}));
-        assert_eq!(pick(v, "*"), json!({"id": "1", "title": "t", "expand": {"author": {"name": "A", "email": "x"}}}));
+        assert_eq!(
+            pick(v.clone(), "id,expand.author.name"),
+            json!({"id": "1", "expand": {"author": {"name": "A"}}})
+        );
+        assert_eq!(
+            pick(v, "*"),
+            json!({"id": "1", "title": "t", "expand": {"author": {"name": "A", "email": "x"}}})
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_specs() {
+        assert!(is_valid(
+            "id,title,expand.author.name,*,body:excerpt(20,true)"
+        ));
+        assert!(!is_valid("id'; DROP TABLE posts; --"));
+        assert!(!is_valid("body:nope(1)"));
     }
 
     #[test]
     fn excerpt_strips_html() {
         let v = json!({"body": "<p>Hello <b>big</b> world</p>"});
-        assert_eq!(pick(v, "body:excerpt(9,true)"), json!({"body": "Hello big..."}));
+        assert_eq!(
+            pick(v, "body:excerpt(9,true)"),
+            json!({"body": "Hello big..."})
+        );
     }
 
     #[test]

@@ -27,14 +27,26 @@ pub struct RecordEvent {
 /// Events a write job collects; published only if the job commits.
 pub type Events = Arc<Mutex<Vec<RecordEvent>>>;
 
-pub fn emit(events: &Events, action: &'static str, collection: &Collection, record: &Map<String, Value>) {
+pub fn emit(
+    events: &Events,
+    action: &'static str,
+    collection: &Collection,
+    record: &Map<String, Value>,
+) {
     if let Ok(mut e) = events.lock() {
-        e.push(RecordEvent { action, collection: Arc::new(collection.clone()), record: record.clone() });
+        e.push(RecordEvent {
+            action,
+            collection: Arc::new(collection.clone()),
+            record: record.clone(),
+        });
     }
 }
 
 pub fn take(events: &Events) -> Vec<RecordEvent> {
-    events.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    events
+        .lock()
+        .map(|mut e| std::mem::take(&mut *e))
+        .unwrap_or_default()
 }
 
 pub type RealtimeHub = Hub<Caller>;
@@ -49,10 +61,13 @@ const MAX_PAYLOAD: usize = 7900;
 /// Inside a write job: tells the other nodes about the job's record events. NOTIFY is
 /// transactional, so they hear of it only if the job commits.
 pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<(), CoreError> {
-    let Some(stmt) = c.dialect().notify() else { return Ok(()) };
+    let Some(stmt) = c.dialect().notify() else {
+        return Ok(());
+    };
     let evs = events.lock().map(|e| e.clone()).unwrap_or_default();
     for ev in evs {
-        let mut payload = json!({"n": node, "a": ev.action, "c": ev.collection.id, "r": ev.record}).to_string();
+        let mut payload =
+            json!({"n": node, "a": ev.action, "c": ev.collection.id, "r": ev.record}).to_string();
         if payload.len() > MAX_PAYLOAD {
             payload = json!({"n": node, "a": ev.action, "c": ev.collection.id, "id": ev.record.get("id")}).to_string();
         }
@@ -64,7 +79,13 @@ pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<()
 /// Inside a schema-changing write job: the other nodes reload their schema on commit.
 pub fn notify_schema(c: &mut dyn Conn, node: &str) -> Result<(), CoreError> {
     if let Some(stmt) = c.dialect().notify() {
-        c.execute(stmt, &[CHANNEL.into(), json!({"n": node, "schema": true}).to_string().into()])?;
+        c.execute(
+            stmt,
+            &[
+                CHANNEL.into(),
+                json!({"n": node, "schema": true}).to_string().into(),
+            ],
+        )?;
     }
     Ok(())
 }
@@ -72,12 +93,16 @@ pub fn notify_schema(c: &mut dyn Conn, node: &str) -> Result<(), CoreError> {
 /// Receives other nodes' notifications (PostgreSQL only) and delivers their events to this
 /// node's clients.
 pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<RecordEvent>>) {
-    let Some(mut rx) = app.store.listen(CHANNEL) else { return };
+    let Some(mut rx) = app.store.listen(CHANNEL) else {
+        return;
+    };
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
         while let Some(payload) = rx.recv().await {
             let Some(app) = weak.upgrade() else { break };
-            let Ok(v) = serde_json::from_str::<Value>(&payload) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
+                continue;
+            };
             if v["n"].as_str() == Some(app.node_id.as_str()) {
                 continue;
             }
@@ -87,7 +112,13 @@ pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<Reco
                 }
                 continue;
             }
-            let Some(col) = app.schema().by_id(v["c"].as_str().unwrap_or_default()).cloned() else { continue };
+            let Some(col) = app
+                .schema()
+                .by_id(v["c"].as_str().unwrap_or_default())
+                .cloned()
+            else {
+                continue;
+            };
             let action = match v["a"].as_str() {
                 Some("create") => "create",
                 Some("update") => "update",
@@ -99,14 +130,23 @@ pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<Reco
                 _ => {
                     let id = v["id"].as_str().unwrap_or_default().to_owned();
                     let col2 = col.clone();
-                    let loaded = app.store.read(move |c: &mut dyn Conn| crate::records::load_any(c, &col2, &id)).await;
+                    let loaded = app
+                        .store
+                        .read(move |c: &mut dyn Conn| crate::records::load_any(c, &col2, &id))
+                        .await;
                     match loaded {
                         Ok(r) => r,
                         Err(_) => continue,
                     }
                 }
             };
-            let _ = events.send(vec![RecordEvent { action, collection: col, record }]).await;
+            let _ = events
+                .send(vec![RecordEvent {
+                    action,
+                    collection: col,
+                    record,
+                }])
+                .await;
         }
     });
 }
@@ -140,7 +180,12 @@ fn start_delivery(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>>
 
 /// The condition of `rule` evaluated against the values of `record`, as a virtual one-row
 /// table named like the collection, so it works for deleted records too.
-fn virtual_row_check(c: &mut dyn Conn, col: &Collection, record: &Map<String, Value>, cond: &Sql) -> Result<bool, CoreError> {
+fn virtual_row_check(
+    c: &mut dyn Conn,
+    col: &Collection,
+    record: &Map<String, Value>,
+    cond: &Sql,
+) -> Result<bool, CoreError> {
     let d = c.dialect();
     let mut sql = Sql::new(d);
     sql.push("SELECT 1 AS ok FROM (SELECT ");
@@ -148,12 +193,19 @@ fn virtual_row_check(c: &mut dyn Conn, col: &Collection, record: &Map<String, Va
         if i > 0 {
             sql.push(", ");
         }
-        let v = record.get(&f.name).cloned().unwrap_or_else(|| f.zero_value());
+        let v = record
+            .get(&f.name)
+            .cloned()
+            .unwrap_or_else(|| f.zero_value());
         let cast = d.param_cast(f.column_type());
         sql.push_param_with(f.to_sql(&v, d), |p| format!("{p}{cast}"));
         sql.push(" AS ").ident(&f.name);
     }
-    sql.push(") AS ").ident(&col.name).push(" WHERE (").append(cond).push(")");
+    sql.push(") AS ")
+        .ident(&col.name)
+        .push(" WHERE (")
+        .append(cond)
+        .push(")");
     Ok(!c.query_sql(&sql)?.is_empty())
 }
 
@@ -164,17 +216,40 @@ async fn deliver(app: &Arc<App>, ev: &RecordEvent) -> Result<(), CoreError> {
         return Ok(());
     }
     let schema = app.schema();
-    let col = schema.by_id(&ev.collection.id).cloned().unwrap_or_else(|| ev.collection.clone());
-    let id = ev.record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let col = schema
+        .by_id(&ev.collection.id)
+        .cloned()
+        .unwrap_or_else(|| ev.collection.clone());
+    let id = ev
+        .record
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     for t in targets {
         let caller = t.auth.clone().unwrap_or_default();
         for topic in t.topics {
             if topic.record_id.as_deref().is_some_and(|r| r != id) {
                 continue;
             }
-            let rule = if topic.record_id.is_some() { col.rules.view_rule.clone() } else { col.rules.list_rule.clone() };
-            let Some(data) = payload(app, &col, ev, &caller, &topic, rule).await? else { continue };
-            if hub.send(&t.client_id, Message { event: topic.raw.clone(), data }).is_err() {
+            let rule = if topic.record_id.is_some() {
+                col.rules.view_rule.clone()
+            } else {
+                col.rules.list_rule.clone()
+            };
+            let Some(data) = payload(app, &col, ev, &caller, &topic, rule).await? else {
+                continue;
+            };
+            if hub
+                .send(
+                    &t.client_id,
+                    Message {
+                        event: topic.raw.clone(),
+                        data,
+                    },
+                )
+                .is_err()
+            {
                 tracing::info!(client = %t.client_id, "realtime client too slow; disconnected");
                 break;
             }
@@ -192,43 +267,77 @@ async fn payload(
     topic: &Topic,
     rule: Option<String>,
 ) -> Result<Option<String>, CoreError> {
-    let meta = RequestMeta { method: "GET".into(), context: "realtime".into(), query: topic.query.clone(), headers: topic.headers.clone() };
-    let expand_paths = expand::parse(topic.query.get("expand").and_then(Value::as_str).unwrap_or_default()).unwrap_or_default();
-    let (schema, col2, caller2, record, meta2) = (app.schema(), col.clone(), caller.clone(), ev.record.clone(), meta.clone());
+    let meta = RequestMeta {
+        method: "GET".into(),
+        context: "realtime".into(),
+        query: topic.query.clone(),
+        headers: topic.headers.clone(),
+    };
+    let expand_paths = expand::parse(
+        topic
+            .query
+            .get("expand")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let (schema, col2, caller2, record, meta2) = (
+        app.schema(),
+        col.clone(),
+        caller.clone(),
+        ev.record.clone(),
+        meta.clone(),
+    );
     let visible = app
         .store
-        .read(move |c: &mut dyn Conn| -> Result<Option<Map<String, Value>>, CoreError> {
-            let rctx = RuleCtx::new(&schema, &col2, &caller2, &meta2, c.dialect());
-            match rctx.access(&rule)? {
-                Access::SuperuserOnly => return Ok(None),
-                Access::Allow => {}
-                Access::Where(cond) => {
-                    if !virtual_row_check(c, &col2, &record, &cond)? {
-                        return Ok(None);
+        .read(
+            move |c: &mut dyn Conn| -> Result<Option<Map<String, Value>>, CoreError> {
+                let rctx = RuleCtx::new(&schema, &col2, &caller2, &meta2, c.dialect());
+                match rctx.access(&rule)? {
+                    Access::SuperuserOnly => return Ok(None),
+                    Access::Allow => {}
+                    Access::Where(cond) => {
+                        if !virtual_row_check(c, &col2, &record, &cond)? {
+                            return Ok(None);
+                        }
                     }
                 }
-            }
-            let mut recs = [record];
-            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &expand_paths)?;
-            let [r] = recs;
-            Ok(Some(r))
-        })
+                let mut recs = [record];
+                expand::Expander::new(&schema, &caller2, &meta2).expand(
+                    c,
+                    &col2,
+                    &mut recs,
+                    &expand_paths,
+                )?;
+                let [r] = recs;
+                Ok(Some(r))
+            },
+        )
         .await?;
     let Some(rec) = visible else { return Ok(None) };
     let mut shown = output::present(col, &rec, caller);
     if let Some(f) = topic.query.get("fields").and_then(Value::as_str) {
         shown = crate::picker::pick(shown, f);
     }
-    Ok(Some(json!({"action": ev.action, "record": shown}).to_string()))
+    Ok(Some(
+        json!({"action": ev.action, "record": shown}).to_string(),
+    ))
 }
 
 impl PartialEq for Caller {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Caller::Guest, Caller::Guest) => true,
-            (Caller::Record { collection: a, record: ra }, Caller::Record { collection: b, record: rb }) => {
-                a.id == b.id && ra.get("id") == rb.get("id")
-            }
+            (
+                Caller::Record {
+                    collection: a,
+                    record: ra,
+                },
+                Caller::Record {
+                    collection: b,
+                    record: rb,
+                },
+            ) => a.id == b.id && ra.get("id") == rb.get("id"),
             _ => false,
         }
     }

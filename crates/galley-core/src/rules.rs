@@ -61,7 +61,14 @@ impl<'a> RuleCtx<'a> {
         meta: &'a RequestMeta,
         dialect: &'static Dialect,
     ) -> Self {
-        RuleCtx { schema, collection, caller, meta, dialect, body: None }
+        RuleCtx {
+            schema,
+            collection,
+            caller,
+            meta,
+            dialect,
+            body: None,
+        }
     }
 
     pub fn with_body(mut self, body: &'a Map<String, Value>) -> Self {
@@ -72,7 +79,11 @@ impl<'a> RuleCtx<'a> {
     fn request(&self) -> RequestInfo {
         RequestInfo {
             method: self.meta.method.clone(),
-            context: if self.meta.context.is_empty() { "default".into() } else { self.meta.context.clone() },
+            context: if self.meta.context.is_empty() {
+                "default".into()
+            } else {
+                self.meta.context.clone()
+            },
             query: self.meta.query.clone(),
             headers: self.meta.headers.clone(),
             body: self.body.cloned(),
@@ -85,7 +96,9 @@ impl<'a> RuleCtx<'a> {
         if self.caller.is_superuser() {
             return Ok(Access::Allow);
         }
-        let Some(rule) = rule else { return Ok(Access::SuperuserOnly) };
+        let Some(rule) = rule else {
+            return Ok(Access::SuperuserOnly);
+        };
         if rule.trim().is_empty() {
             return Ok(Access::Allow);
         }

@@ -27,10 +27,16 @@ impl Default for Settings {
 
 impl Settings {
     pub fn batch_enabled(&self) -> bool {
-        self.0.pointer("/batch/enabled").and_then(Value::as_bool).unwrap_or(false)
+        self.0
+            .pointer("/batch/enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
     pub fn batch_max_requests(&self) -> usize {
-        self.0.pointer("/batch/maxRequests").and_then(Value::as_u64).unwrap_or(50) as usize
+        self.0
+            .pointer("/batch/maxRequests")
+            .and_then(Value::as_u64)
+            .unwrap_or(50) as usize
     }
     /// The settings as sent to clients (write-only secrets removed).
     pub fn public_json(&self) -> Value {
@@ -64,7 +70,8 @@ fn merge(base: &mut Value, patch: &Value) {
 
 pub fn load(c: &mut dyn Conn) -> Result<Settings, CoreError> {
     let mut sql = Sql::new(c.dialect());
-    sql.push("SELECT \"value\" FROM \"_params\" WHERE \"id\" = ").push_param("settings");
+    sql.push("SELECT \"value\" FROM \"_params\" WHERE \"id\" = ")
+        .push_param("settings");
     let mut s = Settings::default();
     if let Some(row) = c.query_sql(&sql)?.into_iter().next() {
         merge(&mut s.0, &row.json("value"));
@@ -75,14 +82,19 @@ pub fn load(c: &mut dyn Conn) -> Result<Settings, CoreError> {
 /// Applies a partial update, validating the few settings Galley acts on.
 pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
     if !patch.is_object() {
-        return Err(CoreError::bad_request("Failed to load the submitted data due to invalid formatting."));
+        return Err(CoreError::bad_request(
+            "Failed to load the submitted data due to invalid formatting.",
+        ));
     }
     let mut next = app.settings().as_ref().clone();
     merge(&mut next.0, &patch);
     let batch = next.0.get("batch").cloned().unwrap_or(Value::Null);
     let mut errors = serde_json::Map::new();
     if !batch.get("enabled").is_some_and(Value::is_boolean) {
-        errors.insert("enabled".into(), json!({"code": "validation_invalid_value", "message": "Must be a boolean."}));
+        errors.insert(
+            "enabled".into(),
+            json!({"code": "validation_invalid_value", "message": "Must be a boolean."}),
+        );
     }
     match batch.get("maxRequests").and_then(Value::as_i64) {
         Some(n) if (1..=10_000).contains(&n) => {}
@@ -102,18 +114,21 @@ pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
             let d = c.dialect();
             let now = galley_types::datetime::now();
             let mut del = Sql::new(d);
-            del.push("DELETE FROM \"_params\" WHERE \"id\" = ").push_param("settings");
+            del.push("DELETE FROM \"_params\" WHERE \"id\" = ")
+                .push_param("settings");
             c.execute_sql(&del)?;
             let mut ins = Sql::new(d);
-            ins.push("INSERT INTO \"_params\" (\"id\", \"value\", \"created\", \"updated\") VALUES (")
-                .push_param("settings")
-                .push(", ")
-                .push_param(SqlValue::Json(value))
-                .push(", ")
-                .push_param(SqlValue::Timestamp(now))
-                .push(", ")
-                .push_param(SqlValue::Timestamp(now))
-                .push(")");
+            ins.push(
+                "INSERT INTO \"_params\" (\"id\", \"value\", \"created\", \"updated\") VALUES (",
+            )
+            .push_param("settings")
+            .push(", ")
+            .push_param(SqlValue::Json(value))
+            .push(", ")
+            .push_param(SqlValue::Timestamp(now))
+            .push(", ")
+            .push_param(SqlValue::Timestamp(now))
+            .push(")");
             c.execute_sql(&ins)?;
             Ok(())
         })

@@ -14,7 +14,9 @@ pub const SUPERUSERS: &str = "_superusers";
 
 /// Resolves a token to its caller; anything invalid is a guest, as in PocketBase.
 pub async fn authenticate(app: &App, token: &str) -> Caller {
-    let Ok(claims) = galley_auth::jwt::unverified_claims(token) else { return Caller::Guest };
+    let Ok(claims) = galley_auth::jwt::unverified_claims(token) else {
+        return Caller::Guest;
+    };
     if claims.get("type").and_then(Value::as_str) != Some("auth") {
         return Caller::Guest;
     }
@@ -24,12 +26,22 @@ pub async fn authenticate(app: &App, token: &str) -> Caller {
     ) else {
         return Caller::Guest;
     };
-    let Some(col) = app.schema().by_id(col_id).filter(|c| c.is_auth()).cloned() else { return Caller::Guest };
+    let Some(col) = app.schema().by_id(col_id).filter(|c| c.is_auth()).cloned() else {
+        return Caller::Guest;
+    };
     let col2 = col.clone();
-    let rec = app.store.read(move |c: &mut dyn Conn| find_by(c, &col2, "id", &id, false)).await;
-    let Ok(Some(record)) = rec else { return Caller::Guest };
+    let rec = app
+        .store
+        .read(move |c: &mut dyn Conn| find_by(c, &col2, "id", &id, false))
+        .await;
+    let Ok(Some(record)) = rec else {
+        return Caller::Guest;
+    };
     match crate::auth::tokens::verify(token, crate::auth::tokens::Kind::Auth, &col, &record) {
-        Some(_) => Caller::Record { collection: col, record },
+        Some(_) => Caller::Record {
+            collection: col,
+            record,
+        },
         None => Caller::Guest,
     }
 }
@@ -38,14 +50,31 @@ pub async fn authenticate(app: &App, token: &str) -> Caller {
 pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, CoreError> {
     let col = auth_collection(app, SUPERUSERS)?;
     let (col2, e) = (col.clone(), email.to_owned());
-    let existing = app.store.read(move |c: &mut dyn Conn| find_by(c, &col2, "email", &e, true)).await?;
+    let existing = app
+        .store
+        .read(move |c: &mut dyn Conn| find_by(c, &col2, "email", &e, true))
+        .await?;
     // The CLI acts as a superuser.
-    let su = Caller::Record { collection: col.clone(), record: Map::new() };
-    let meta = RequestMeta { method: "POST".into(), context: "cli".into(), ..Default::default() };
-    let mut body = json!({"password": password, "passwordConfirm": password}).as_object().cloned().unwrap_or_default();
+    let su = Caller::Record {
+        collection: col.clone(),
+        record: Map::new(),
+    };
+    let meta = RequestMeta {
+        method: "POST".into(),
+        context: "cli".into(),
+        ..Default::default()
+    };
+    let mut body = json!({"password": password, "passwordConfirm": password})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     match existing {
         Some(r) => {
-            let id = r.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = r
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             records::update(app, SUPERUSERS, &id, body, &su, &meta, &[]).await?;
             Ok(false)
         }
@@ -66,7 +95,10 @@ pub async fn delete(app: &App, email: &str) -> Result<bool, CoreError> {
         .write(move |c: &mut dyn Conn| -> Result<bool, CoreError> {
             let d = c.dialect();
             let mut sql = Sql::new(d);
-            sql.push("DELETE FROM ").ident(&col.name).push(" WHERE ").push(&d.lower(&d.quote("email")));
+            sql.push("DELETE FROM ")
+                .ident(&col.name)
+                .push(" WHERE ")
+                .push(&d.lower(&d.quote("email")));
             sql.push(" = ").push_param_with(e, |p| d.lower(p));
             Ok(c.execute_sql(&sql)? > 0)
         })
@@ -77,7 +109,10 @@ pub async fn delete(app: &App, email: &str) -> Result<bool, CoreError> {
 pub async fn count(app: &App) -> Result<i64, CoreError> {
     app.store
         .read(|c: &mut dyn Conn| -> Result<i64, CoreError> {
-            Ok(c.query("SELECT COUNT(*) AS n FROM \"_superusers\"", &[])?.first().map(|r| r.int("n")).unwrap_or(0))
+            Ok(c.query("SELECT COUNT(*) AS n FROM \"_superusers\"", &[])?
+                .first()
+                .map(|r| r.int("n"))
+                .unwrap_or(0))
         })
         .await
 }

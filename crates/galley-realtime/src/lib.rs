@@ -70,7 +70,13 @@ impl Topic {
                 }
             }
         }
-        Some(Topic { raw: raw.to_owned(), collection: collection.to_owned(), record_id, query, headers })
+        Some(Topic {
+            raw: raw.to_owned(),
+            collection: collection.to_owned(),
+            record_id,
+            query,
+            headers,
+        })
     }
 }
 
@@ -120,7 +126,9 @@ pub fn client_id() -> String {
     const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..40).map(|_| ALNUM[rng.gen_range(0..ALNUM.len())] as char).collect()
+    (0..40)
+        .map(|_| ALNUM[rng.gen_range(0..ALNUM.len())] as char)
+        .collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -134,7 +142,10 @@ pub enum SubscribeError {
 
 impl<A: Clone + PartialEq> Hub<A> {
     pub fn new(max_clients: usize) -> Self {
-        Hub { clients: Mutex::new(HashMap::new()), max_clients }
+        Hub {
+            clients: Mutex::new(HashMap::new()),
+            max_clients,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client<A>>> {
@@ -149,7 +160,16 @@ impl<A: Clone + PartialEq> Hub<A> {
             return None;
         }
         let id = client_id();
-        clients.insert(id.clone(), Client { id: id.clone(), tx, auth: None, topics: vec![], origin: origin.to_owned() });
+        clients.insert(
+            id.clone(),
+            Client {
+                id: id.clone(),
+                tx,
+                auth: None,
+                topics: vec![],
+                origin: origin.to_owned(),
+            },
+        );
         Some((id, rx))
     }
 
@@ -166,7 +186,13 @@ impl<A: Clone + PartialEq> Hub<A> {
     }
 
     /// Replaces a client's subscriptions (PocketBase semantics: the whole set each time).
-    pub fn subscribe(&self, id: &str, origin: &str, auth: Option<A>, topics: &[String]) -> Result<(), SubscribeError> {
+    pub fn subscribe(
+        &self,
+        id: &str,
+        origin: &str,
+        auth: Option<A>,
+        topics: &[String],
+    ) -> Result<(), SubscribeError> {
         if topics.len() > MAX_SUBSCRIPTIONS {
             return Err(SubscribeError::TooMany);
         }
@@ -197,10 +223,18 @@ impl<A: Clone + PartialEq> Hub<A> {
                 let topics: Vec<Topic> = c
                     .topics
                     .iter()
-                    .filter(|t| collection_names.iter().any(|n| n.eq_ignore_ascii_case(&t.collection)))
+                    .filter(|t| {
+                        collection_names
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(&t.collection))
+                    })
                     .cloned()
                     .collect();
-                (!topics.is_empty()).then(|| Target { client_id: c.id.clone(), auth: c.auth.clone(), topics })
+                (!topics.is_empty()).then(|| Target {
+                    client_id: c.id.clone(),
+                    auth: c.auth.clone(),
+                    topics,
+                })
             })
             .collect()
     }
@@ -208,7 +242,9 @@ impl<A: Clone + PartialEq> Hub<A> {
     /// Queues a message; a client whose queue is full is dropped.
     pub fn send(&self, id: &str, msg: Message) -> Result<(), Dropped> {
         let mut clients = self.lock();
-        let Some(c) = clients.get(id) else { return Ok(()) };
+        let Some(c) = clients.get(id) else {
+            return Ok(());
+        };
         match c.tx.try_send(msg) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -254,7 +290,10 @@ mod tests {
     #[test]
     fn parses_topics() {
         let t = Topic::parse("posts/*").expect("topic");
-        assert_eq!((t.collection.as_str(), t.record_id.as_deref()), ("posts", None));
+        assert_eq!(
+            (t.collection.as_str(), t.record_id.as_deref()),
+            ("posts", None)
+        );
         let t = Topic::parse("posts/abc?options=%7B%22query%22%3A%7B%22expand%22%3A%22author%22%7D%2C%22headers%22%3A%7B%22X-Y%22%3A%221%22%7D%7D")
             .expect("topic");
         assert_eq!(t.record_id.as_deref(), Some("abc"));
@@ -270,9 +309,25 @@ mod tests {
         let hub: Hub<String> = Hub::new(10);
         let (id, _rx) = hub.connect("1.2.3.4").expect("client");
         for _ in 0..QUEUE_LEN {
-            hub.send(&id, Message { event: "e".into(), data: "{}".into() }).expect("room");
+            hub.send(
+                &id,
+                Message {
+                    event: "e".into(),
+                    data: "{}".into(),
+                },
+            )
+            .expect("room");
         }
-        assert_eq!(hub.send(&id, Message { event: "e".into(), data: "{}".into() }), Err(Dropped::TooSlow));
+        assert_eq!(
+            hub.send(
+                &id,
+                Message {
+                    event: "e".into(),
+                    data: "{}".into()
+                }
+            ),
+            Err(Dropped::TooSlow)
+        );
         assert!(hub.is_empty());
     }
 
@@ -280,11 +335,30 @@ mod tests {
     fn subscriptions_check_client_and_auth() {
         let hub: Hub<String> = Hub::new(10);
         let (id, _rx) = hub.connect("a").expect("client");
-        assert_eq!(hub.subscribe("nope", "a", None, &[]), Err(SubscribeError::UnknownClient));
-        assert_eq!(hub.subscribe(&id, "b", None, &[]), Err(SubscribeError::OriginMismatch));
-        hub.subscribe(&id, "a", Some("u1".into()), &["posts/*".into()]).expect("ok");
-        assert_eq!(hub.subscribe(&id, "a", Some("u2".into()), &[]), Err(SubscribeError::AuthMismatch));
+        assert_eq!(
+            hub.subscribe("nope", "a", None, &[]),
+            Err(SubscribeError::UnknownClient)
+        );
+        assert_eq!(
+            hub.subscribe(&id, "b", None, &[]),
+            Err(SubscribeError::OriginMismatch)
+        );
+        hub.subscribe(&id, "a", Some("u1".into()), &["posts/*".into()])
+            .expect("ok");
+        assert_eq!(
+            hub.subscribe(&id, "a", Some("u2".into()), &[]),
+            Err(SubscribeError::AuthMismatch)
+        );
         assert_eq!(hub.targets(&["POSTS"]).len(), 1);
-        assert_eq!(frame("cid", &Message { event: "posts/*".into(), data: "{\"a\":1}".into() }), "id:cid\nevent:posts/*\ndata:{\"a\":1}\n\n");
+        assert_eq!(
+            frame(
+                "cid",
+                &Message {
+                    event: "posts/*".into(),
+                    data: "{\"a\":1}".into()
+                }
+            ),
+            "id:cid\nevent:posts/*\ndata:{\"a\":1}\n\n"
+        );
     }
 }

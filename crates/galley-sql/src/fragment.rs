@@ -48,7 +48,11 @@ impl Sql {
     }
 
     /// Binds a value and appends `wrap(placeholder)`, e.g. `LOWER(?1)`.
-    pub fn push_param_with(&mut self, v: impl Into<SqlValue>, wrap: impl FnOnce(&str) -> String) -> &mut Self {
+    pub fn push_param_with(
+        &mut self,
+        v: impl Into<SqlValue>,
+        wrap: impl FnOnce(&str) -> String,
+    ) -> &mut Self {
         self.params.push(v.into());
         let mut p = String::new();
         self.dialect.placeholder_into(&mut p, self.params.len());

@@ -7,7 +7,15 @@ use galley_sql::{ColumnType as T, Dialect, SqlValue};
 
 type Migration = (&'static str, fn(&Dialect) -> String);
 
-const MIGRATIONS: &[Migration] = &[("0001_system_tables", system_tables), ("0002_auth_tables", auth_tables)];
+/// How many embedded migrations there are (each leaves one `_migrations` row).
+pub fn count() -> usize {
+    MIGRATIONS.len()
+}
+
+const MIGRATIONS: &[Migration] = &[
+    ("0001_system_tables", system_tables),
+    ("0002_auth_tables", auth_tables),
+];
 
 /// One-time passwords and pending MFA sessions of auth records.
 fn auth_tables(d: &Dialect) -> String {

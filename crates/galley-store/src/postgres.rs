@@ -139,7 +139,8 @@ impl PgStore {
                 if let Ok((client, mut conn)) = cfg.connect(tls.clone()).await {
                     let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<String>();
                     let driver = tokio::spawn(async move {
-                        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                        let mut messages =
+                            futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
                         while let Some(Ok(m)) = messages.next().await {
                             if let tokio_postgres::AsyncMessage::Notification(n) = m {
                                 if ntx.send(n.payload().to_owned()).is_err() {

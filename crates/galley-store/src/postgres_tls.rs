@@ -23,7 +23,13 @@ pub struct TlsChoice {
 pub fn choose(url: &str) -> TlsChoice {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, q),
-        None => return TlsChoice { url: url.to_owned(), verify: false, root_cert: None },
+        None => {
+            return TlsChoice {
+                url: url.to_owned(),
+                verify: false,
+                root_cert: None,
+            }
+        }
     };
     let mut verify = false;
     let mut root_cert = None;
@@ -39,8 +45,16 @@ pub fn choose(url: &str) -> TlsChoice {
             _ => kept.push(pair.to_owned()),
         }
     }
-    let url = if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
-    TlsChoice { url, verify, root_cert }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    TlsChoice {
+        url,
+        verify,
+        root_cert,
+    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -84,7 +98,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -93,7 +112,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -115,15 +139,22 @@ pub fn connector(choice: &TlsChoice) -> Result<MakeRustlsConnect, StoreError> {
                 StoreError::Config(format!("cannot read sslrootcert {path}: {e}. Give the path of the server's CA certificate (PEM)"))
             })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| StoreError::Config(format!("sslrootcert {path} is not a PEM certificate: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| StoreError::Config(format!("sslrootcert {path} holds an unusable certificate: {e}")))?;
+                let cert = cert.map_err(|e| {
+                    StoreError::Config(format!("sslrootcert {path} is not a PEM certificate: {e}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    StoreError::Config(format!(
+                        "sslrootcert {path} holds an unusable certificate: {e}"
+                    ))
+                })?;
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider))).with_no_client_auth()
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth()
     };
     Ok(MakeRustlsConnect::new(config))
 }
@@ -134,10 +165,15 @@ mod tests {
 
     #[test]
     fn libpq_modes_are_translated() {
-        let c = choose("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x");
+        let c = choose(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&application_name=x",
+        );
         assert!(c.verify);
         assert_eq!(c.root_cert.as_deref(), Some("/tmp/ca.pem"));
-        assert_eq!(c.url, "postgres://u@h/db?sslmode=require&application_name=x");
+        assert_eq!(
+            c.url,
+            "postgres://u@h/db?sslmode=require&application_name=x"
+        );
         let c = choose("postgres://u@h/db?sslmode=require");
         assert!(!c.verify);
         assert_eq!(c.url, "postgres://u@h/db?sslmode=require");

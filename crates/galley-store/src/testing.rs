@@ -136,22 +136,6 @@ pub fn with_database(server_url: &str, db: &str) -> Result<String, StoreError> {
     Ok(format!("{}/{db}{query}", &base[..authority_end]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_the_database() {
-        let u = |s| with_database(s, "x").expect("url");
-        assert_eq!(u("postgres://p@h:5432/test"), "postgres://p@h:5432/x");
-        assert_eq!(u("postgres://p@h:5432"), "postgres://p@h:5432/x");
-        assert_eq!(
-            u("postgresql://p:w@h/test?sslmode=disable"),
-            "postgresql://p:w@h/x?sslmode=disable"
-        );
-    }
-}
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -186,7 +170,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy");
         let addr = listener.local_addr().expect("proxy");
         let p = Proxy {
             addr,
@@ -232,5 +218,21 @@ impl Proxy {
         sock.set_reuseaddr(true).expect("proxy");
         sock.bind(self.addr).expect("proxy");
         self.serve(sock.listen(128).expect("proxy"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database() {
+        let u = |s| with_database(s, "x").expect("url");
+        assert_eq!(u("postgres://p@h:5432/test"), "postgres://p@h:5432/x");
+        assert_eq!(u("postgres://p@h:5432"), "postgres://p@h:5432/x");
+        assert_eq!(
+            u("postgresql://p:w@h/test?sslmode=disable"),
+            "postgresql://p:w@h/x?sslmode=disable"
+        );
     }
 }

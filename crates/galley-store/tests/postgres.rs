@@ -362,15 +362,23 @@ async fn tls_to_postgres() {
         return;
     }
     let sep = if db.url().contains('?') { '&' } else { '?' };
-    let s = Store::open(&cfg(&format!("{}{sep}sslmode=require", db.url()))).await.unwrap();
+    let s = Store::open(&cfg(&format!("{}{sep}sslmode=require", db.url())))
+        .await
+        .unwrap();
     let rows = s
         .read(|c: &mut dyn galley_store::Conn| {
-            c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            c.query(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
         })
         .await
         .unwrap();
     assert!(rows[0].bool("ssl"), "the connection is encrypted");
     s.close().await;
     let m = config_error(Store::open(&cfg(&format!("{}{sep}sslmode=verify-full", db.url()))).await);
-    assert!(m.to_lowercase().contains("certificate") || m.contains("tls") || m.contains("TLS"), "{m}");
+    assert!(
+        m.to_lowercase().contains("certificate") || m.contains("tls") || m.contains("TLS"),
+        "{m}"
+    );
 }

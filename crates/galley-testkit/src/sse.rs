@@ -19,13 +19,24 @@ pub struct SseClient {
 impl SseClient {
     /// Connects to `GET /api/realtime` and reads the `PB_CONNECT` event.
     pub async fn connect(base_url: &str) -> SseClient {
-        let resp = reqwest::Client::new().get(format!("{base_url}/api/realtime")).send().await.expect("sse connect");
+        let resp = reqwest::Client::new()
+            .get(format!("{base_url}/api/realtime"))
+            .send()
+            .await
+            .expect("sse connect");
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        let mut c = SseClient { resp, buf: String::new(), client_id: String::new() };
+        let mut c = SseClient {
+            resp,
+            buf: String::new(),
+            client_id: String::new(),
+        };
         let first = c.next(Duration::from_secs(5)).await.expect("PB_CONNECT");
         assert_eq!(first.event, "PB_CONNECT");
-        assert_eq!(first.id, first.data["clientId"].as_str().unwrap_or_default());
+        assert_eq!(
+            first.id,
+            first.data["clientId"].as_str().unwrap_or_default()
+        );
         c.client_id = first.id;
         c
     }
@@ -49,7 +60,11 @@ impl SseClient {
                 if event.is_empty() && data.is_empty() {
                     continue; // keep-alive comment
                 }
-                return Some(SseEvent { id, event, data: serde_json::from_str(&data).unwrap_or(Value::String(data)) });
+                return Some(SseEvent {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                });
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.resp.chunk()).await {

@@ -10,35 +10,70 @@ use std::time::Duration;
 /// error shape, never hang, and succeed again by themselves once it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_gives_503_then_recovers() {
-    let Some(db) = TempPgDatabase::create().await else { return };
+    let Some(db) = TempPgDatabase::create().await else {
+        return;
+    };
     let proxy = Proxy::start(server_addr(db.url())).await;
-    let via_proxy = with_database(&format!("postgres://postgres@{}/x", proxy.addr), db.name()).expect("url");
-    let user = db.url().split("://").nth(1).and_then(|s| s.split('@').next()).unwrap_or("postgres").to_owned();
+    let via_proxy =
+        with_database(&format!("postgres://postgres@{}/x", proxy.addr), db.name()).expect("url");
+    let user = db
+        .url()
+        .split("://")
+        .nth(1)
+        .and_then(|s| s.split('@').next())
+        .unwrap_or("postgres")
+        .to_owned();
     let via_proxy = via_proxy.replacen("postgres@", &format!("{user}@"), 1);
-    let srv = TestServer::start_with(Engine::Postgres, |cfg| cfg.database_url = Some(via_proxy.clone()))
-        .await
-        .expect("server");
+    let srv = TestServer::start_with(Engine::Postgres, |cfg| {
+        cfg.database_url = Some(via_proxy.clone())
+    })
+    .await
+    .expect("server");
     srv.create_collection(json!({"name": "notes", "listRule": "", "createRule": "", "fields": [{"name": "text", "type": "text"}]}))
         .await;
     srv.create_record("notes", json!({"text": "before"})).await;
 
     proxy.cut().await;
     let started = std::time::Instant::now();
-    let r = srv.guest(Method::GET, "/api/collections/notes/records", None).await;
+    let r = srv
+        .guest(Method::GET, "/api/collections/notes/records", None)
+        .await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.body["status"], 503);
     assert!(r.body["data"].is_object());
-    assert!(r.body["message"].as_str().unwrap_or_default().contains("unavailable"), "{}", r.body);
-    let w = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"text": "during"}))).await;
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unavailable"),
+        "{}",
+        r.body
+    );
+    let w = srv
+        .guest(
+            Method::POST,
+            "/api/collections/notes/records",
+            Some(json!({"text": "during"})),
+        )
+        .await;
     assert_eq!(w.status, 503, "{}", w.body);
-    assert!(started.elapsed() < Duration::from_secs(20), "requests must fail fast, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "requests must fail fast, took {:?}",
+        started.elapsed()
+    );
     // The API itself still answers.
-    assert_eq!(srv.guest(Method::GET, "/api/health", None).await.status, 200);
+    assert_eq!(
+        srv.guest(Method::GET, "/api/health", None).await.status,
+        200
+    );
 
     proxy.restore().await;
     let mut ok = None;
     for _ in 0..50 {
-        let r = srv.guest(Method::GET, "/api/collections/notes/records", None).await;
+        let r = srv
+            .guest(Method::GET, "/api/collections/notes/records", None)
+            .await;
         if r.status == 200 {
             ok = Some(r);
             break;
@@ -46,15 +81,26 @@ async fn database_outage_gives_503_then_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let r = ok.expect("the server recovers once the database is back");
-    let texts: Vec<_> = r.body["items"].as_array().expect("items").iter().map(|i| i["text"].clone()).collect();
-    assert_eq!(texts, vec![json!("before")], "the failed write left nothing behind");
+    let texts: Vec<_> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![json!("before")],
+        "the failed write left nothing behind"
+    );
     srv.create_record("notes", json!({"text": "after"})).await;
 }
 
 /// A collection is a real table with PostgreSQL's own column types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collections_are_tables_with_native_types() {
-    let Some(srv) = TestServer::start(Engine::Postgres).await else { return };
+    let Some(srv) = TestServer::start(Engine::Postgres).await else {
+        return;
+    };
     srv.create_collection(json!({"name": "things", "fields": [
         {"name": "title", "type": "text"},
         {"name": "n", "type": "number"},
@@ -75,8 +121,16 @@ async fn collections_are_tables_with_native_types() {
         })
         .await
         .expect("columns");
-    let types: Vec<(String, String)> = rows.iter().map(|r| (r.text("name"), r.text("ty"))).collect();
-    let expect = |n: &str, t: &str| assert!(types.contains(&(n.to_owned(), t.to_owned())), "{n} should be {t}: {types:?}");
+    let types: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.text("name"), r.text("ty")))
+        .collect();
+    let expect = |n: &str, t: &str| {
+        assert!(
+            types.contains(&(n.to_owned(), t.to_owned())),
+            "{n} should be {t}: {types:?}"
+        )
+    };
     expect("id", "text");
     expect("title", "text");
     expect("n", "double precision");

@@ -9,9 +9,14 @@ const WAIT: Duration = Duration::from_secs(3);
 const QUIET: Duration = Duration::from_millis(600);
 
 async fn subscribe(srv: &TestServer, sse: &SseClient, token: Option<&str>, topics: Value) -> u16 {
-    srv.send(Method::POST, "/api/realtime", token, Some(json!({"clientId": sse.client_id, "subscriptions": topics})))
-        .await
-        .status
+    srv.send(
+        Method::POST,
+        "/api/realtime",
+        token,
+        Some(json!({"clientId": sse.client_id, "subscriptions": topics})),
+    )
+    .await
+    .status
 }
 
 async fn posts(srv: &TestServer) {
@@ -126,17 +131,25 @@ both_engines! {
 /// writes made through node B, and A learns of B's schema changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_nodes_on_postgres() {
-    let Some(a) = TestServer::start(galley_testkit::Engine::Postgres).await else { return };
+    let Some(a) = TestServer::start(galley_testkit::Engine::Postgres).await else {
+        return;
+    };
     let url = a.app.config.database_url.clone().expect("postgres url");
-    let b = TestServer::start_with(galley_testkit::Engine::Postgres, |cfg| cfg.database_url = Some(url))
-        .await
-        .expect("node b");
+    let b = TestServer::start_with(galley_testkit::Engine::Postgres, |cfg| {
+        cfg.database_url = Some(url)
+    })
+    .await
+    .expect("node b");
     // Created through B; A must see the new collection without a restart.
     b.create_collection(json!({"name": "feed", "listRule": "", "viewRule": "", "fields": [{"name": "text", "type": "text"}]}))
         .await;
     let mut seen = false;
     for _ in 0..50 {
-        if a.guest(Method::GET, "/api/collections/feed/records", None).await.status == 200 {
+        if a.guest(Method::GET, "/api/collections/feed/records", None)
+            .await
+            .status
+            == 200
+        {
             seen = true;
             break;
         }
@@ -146,13 +159,34 @@ async fn events_cross_nodes_on_postgres() {
     let mut sse = SseClient::connect(&a.url).await;
     assert_eq!(subscribe(&a, &sse, None, json!(["feed/*"])).await, 204);
     let rec = b.create_record("feed", json!({"text": "from b"})).await;
-    let e = sse.next(Duration::from_secs(5)).await.expect("event from the other node");
+    let e = sse
+        .next(Duration::from_secs(5))
+        .await
+        .expect("event from the other node");
     assert_eq!(e.data["action"], "create");
     assert_eq!(e.data["record"]["text"], "from b");
     assert_eq!(e.data["record"]["id"], rec["id"]);
     let id = rec["id"].as_str().expect("id");
-    assert_eq!(b.su(Method::DELETE, &format!("/api/collections/feed/records/{id}"), None).await.status, 204);
-    let e = sse.next(Duration::from_secs(5)).await.expect("delete from the other node");
-    assert_eq!((e.data["action"].as_str(), e.data["record"]["id"].as_str()), (Some("delete"), Some(id)));
-    assert!(sse.next(Duration::from_millis(500)).await.is_none(), "each event arrives once");
+    assert_eq!(
+        b.su(
+            Method::DELETE,
+            &format!("/api/collections/feed/records/{id}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    let e = sse
+        .next(Duration::from_secs(5))
+        .await
+        .expect("delete from the other node");
+    assert_eq!(
+        (e.data["action"].as_str(), e.data["record"]["id"].as_str()),
+        (Some("delete"), Some(id))
+    );
+    assert!(
+        sse.next(Duration::from_millis(500)).await.is_none(),
+        "each event arrives once"
+    );
 }

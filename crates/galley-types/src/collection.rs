@@ -56,7 +56,10 @@ pub struct EmailTemplate {
 
 impl EmailTemplate {
     fn new(subject: &str, body: &str) -> Self {
-        EmailTemplate { subject: subject.into(), body: body.into() }
+        EmailTemplate {
+            subject: subject.into(),
+            body: body.into(),
+        }
     }
 }
 
@@ -113,10 +116,18 @@ fn default_auth_alert() -> AuthAlert {
     }
 }
 fn default_oauth2() -> OAuth2Options {
-    OAuth2Options { providers: vec![], mapped_fields: default_mapped_fields(), enabled: false }
+    OAuth2Options {
+        providers: vec![],
+        mapped_fields: default_mapped_fields(),
+        enabled: false,
+    }
 }
 fn default_mfa() -> MfaOptions {
-    MfaOptions { enabled: false, duration: 600, rule: String::new() }
+    MfaOptions {
+        enabled: false,
+        duration: 600,
+        rule: String::new(),
+    }
 }
 fn default_otp() -> OtpOptions {
     OtpOptions {
@@ -278,7 +289,9 @@ impl Collection {
                         t.remove("secret");
                     }
                 }
-                if let Some(Value::Array(ps)) = o.get_mut("oauth2").and_then(|v| v.get_mut("providers")) {
+                if let Some(Value::Array(ps)) =
+                    o.get_mut("oauth2").and_then(|v| v.get_mut("providers"))
+                {
                     for p in ps.iter_mut().filter_map(Value::as_object_mut) {
                         p.remove("clientSecret");
                     }

@@ -57,7 +57,10 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             ';' if cs[i + 1..].iter().all(|c| c.is_whitespace()) => i = cs.len(),
             '`' | '"' | '[' => {
                 let close = if c == '[' { ']' } else { c };
-                let end = cs[i + 1..].iter().position(|&x| x == close).ok_or("unterminated identifier")?;
+                let end = cs[i + 1..]
+                    .iter()
+                    .position(|&x| x == close)
+                    .ok_or("unterminated identifier")?;
                 let name: String = cs[i + 1..i + 1 + end].iter().collect();
                 out.push(Tok::Ident(name));
                 i += end + 2;
@@ -94,7 +97,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             }
             '=' | '!' | '<' | '>' => {
                 let two: String = cs[i..(i + 2).min(cs.len())].iter().collect();
-                let op = if ["!=", "<>", "<=", ">="].contains(&two.as_str()) { two } else { c.to_string() };
+                let op = if ["!=", "<>", "<=", ">="].contains(&two.as_str()) {
+                    two
+                } else {
+                    c.to_string()
+                };
                 if op == "!" {
                     return Err("unexpected '!'".into());
                 }
@@ -173,7 +180,11 @@ impl IndexDef {
         loop {
             let col = name_of(toks.get(p)).ok_or("expected a column name")?;
             p += 1;
-            let mut c = IndexColumn { name: col, nocase: false, desc: false };
+            let mut c = IndexColumn {
+                name: col,
+                nocase: false,
+                desc: false,
+            };
             loop {
                 if is_kw(toks.get(p), "COLLATE") {
                     match name_of(toks.get(p + 1)) {
@@ -215,7 +226,9 @@ impl IndexDef {
                     Tok::Comma => return Err("unexpected , in WHERE".into()),
                     Tok::Word(w) => {
                         let up = w.to_ascii_uppercase();
-                        if !["AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE"].contains(&up.as_str()) {
+                        if !["AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE"]
+                            .contains(&up.as_str())
+                        {
                             // A bare word is a column name.
                             if !valid_identifier(w) {
                                 return Err(format!("unexpected {w:?} in WHERE"));
@@ -224,7 +237,7 @@ impl IndexDef {
                     }
                     _ => {}
                 }
-                if depth < 0 || depth > 8 {
+                if !(0..=8).contains(&depth) {
                     return Err("unbalanced parentheses in WHERE".into());
                 }
             }
@@ -234,7 +247,12 @@ impl IndexDef {
         } else if p < toks.len() {
             return Err("unexpected text after the column list".into());
         }
-        Ok(IndexDef { unique, name, columns, where_clause })
+        Ok(IndexDef {
+            unique,
+            name,
+            columns,
+            where_clause,
+        })
     }
 
     /// Names of the columns the WHERE clause mentions.
@@ -254,12 +272,21 @@ impl IndexDef {
             .collect()
     }
 
-    fn render(&self, table: &str, quote: &dyn Fn(&str) -> String, nocase: &dyn Fn(&str) -> String) -> String {
+    fn render(
+        &self,
+        table: &str,
+        quote: &dyn Fn(&str) -> String,
+        nocase: &dyn Fn(&str) -> String,
+    ) -> String {
         let cols: Vec<String> = self
             .columns
             .iter()
             .map(|c| {
-                let mut s = if c.nocase { nocase(&quote(&c.name)) } else { quote(&c.name) };
+                let mut s = if c.nocase {
+                    nocase(&quote(&c.name))
+                } else {
+                    quote(&c.name)
+                };
                 if c.desc {
                     s.push_str(" DESC");
                 }
@@ -281,7 +308,9 @@ impl IndexDef {
                     Tok::Ident(s) => out.push_str(&quote(s)),
                     Tok::Word(w) => {
                         let up = w.to_ascii_uppercase();
-                        if ["AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE"].contains(&up.as_str()) {
+                        if ["AND", "OR", "NOT", "IS", "NULL", "TRUE", "FALSE"]
+                            .contains(&up.as_str())
+                        {
                             out.push_str(&up)
                         } else {
                             out.push_str(&quote(w))
@@ -315,7 +344,9 @@ impl IndexDef {
 
     /// The canonical text stored and shown, in PocketBase's backtick style.
     pub fn display(&self, table: &str) -> String {
-        self.render(table, &|s| format!("`{s}`"), &|q| format!("{q} COLLATE NOCASE"))
+        self.render(table, &|s| format!("`{s}`"), &|q| {
+            format!("{q} COLLATE NOCASE")
+        })
     }
 }
 
@@ -335,7 +366,9 @@ mod tests {
             "CREATE UNIQUE INDEX \"idx_email\" ON \"users\" ((LOWER(\"email\"))) WHERE \"email\" != ''"
         );
         assert_eq!(
-            IndexDef::parse("create index idx_t on posts (title, views desc)").expect("p").to_sql(&SQLITE, "posts"),
+            IndexDef::parse("create index idx_t on posts (title, views desc)")
+                .expect("p")
+                .to_sql(&SQLITE, "posts"),
             "CREATE INDEX \"idx_t\" ON \"posts\" (\"title\", \"views\" DESC)"
         );
     }
@@ -356,7 +389,10 @@ mod tests {
                 let sql = i.to_sql(&SQLITE, "t");
                 assert!(!sql.contains(';'), "{bad} -> {sql}");
                 // Bare words are column names, which the service checks against the fields.
-                assert!(i.where_columns().iter().all(|c| c == "a" || c == "SELECT"), "{bad}");
+                assert!(
+                    i.where_columns().iter().all(|c| c == "a" || c == "SELECT"),
+                    "{bad}"
+                );
             }
         }
         assert!(IndexDef::parse("CREATE INDEX i ON t (a); DROP TABLE t").is_err());

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "galley", version, about = "A PocketBase-compatible backend in one binary: database, REST API, auth, rules.")]
+#[command(
+    name = "galley",
+    version,
+    about = "A PocketBase-compatible backend in one binary: database, REST API, auth, rules."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,7 +104,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing open requests");
 }
 
-async fn serve(http: String, data: DataArgs, body_limit: usize, sync_full: bool) -> anyhow::Result<()> {
+async fn serve(
+    http: String,
+    data: DataArgs,
+    body_limit: usize,
+    sync_full: bool,
+) -> anyhow::Result<()> {
     let mut cfg = config(&data);
     cfg.body_limit = body_limit;
     cfg.sync_full = sync_full;
@@ -112,34 +121,74 @@ async fn serve(http: String, data: DataArgs, body_limit: usize, sync_full: bool)
         }
     })?;
     let app = open(cfg).await?;
-    let engine = if data.database_url.is_some() { "PostgreSQL".to_owned() } else { format!("SQLite in {}", data.dir.display()) };
-    let addr = listener.local_addr().context("reading the listen address")?;
-    println!("Galley {} serving on http://{addr}/api/ ({engine})", env!("CARGO_PKG_VERSION"));
+    let engine = if data.database_url.is_some() {
+        "PostgreSQL".to_owned()
+    } else {
+        format!("SQLite in {}", data.dir.display())
+    };
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    println!(
+        "Galley {} serving on http://{addr}/api/ ({engine})",
+        env!("CARGO_PKG_VERSION")
+    );
     if galley_core::superusers::count(&app).await.unwrap_or(1) == 0 {
-        let dir = if data.database_url.is_some() { "--database-url …".to_owned() } else { format!("--dir {}", data.dir.display()) };
-        println!("No superuser yet. Create one with:\n  galley superuser upsert EMAIL PASSWORD {dir}");
+        let dir = if data.database_url.is_some() {
+            "--database-url …".to_owned()
+        } else {
+            format!("--dir {}", data.dir.display())
+        };
+        println!(
+            "No superuser yet. Create one with:\n  galley superuser upsert EMAIL PASSWORD {dir}"
+        );
     }
-    galley_api::serve(listener, app.clone(), shutdown_signal()).await.context("serving HTTP")?;
+    galley_api::serve(listener, app.clone(), shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     app.close().await;
     Ok(())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { http, data, body_limit, sync_full } => serve(http, data, body_limit, sync_full).await,
-        Command::Superuser { action: SuperuserAction::Upsert { email, password, data } } => {
+        Command::Serve {
+            http,
+            data,
+            body_limit,
+            sync_full,
+        } => serve(http, data, body_limit, sync_full).await,
+        Command::Superuser {
+            action:
+                SuperuserAction::Upsert {
+                    email,
+                    password,
+                    data,
+                },
+        } => {
             let app = open(config(&data)).await?;
-            let created = galley_core::superusers::upsert(&app, &email, &password).await.map_err(|e| match e {
-                galley_core::CoreError::BadRequest { message, data } => anyhow::anyhow!("{message} {data}"),
-                other => anyhow::anyhow!(other.to_string()),
-            })?;
+            let created = galley_core::superusers::upsert(&app, &email, &password)
+                .await
+                .map_err(|e| match e {
+                    galley_core::CoreError::BadRequest { message, data } => {
+                        anyhow::anyhow!("{message} {data}")
+                    }
+                    other => anyhow::anyhow!(other.to_string()),
+                })?;
             app.close().await;
-            println!("{} superuser {email}", if created { "Created" } else { "Updated" });
+            println!(
+                "{} superuser {email}",
+                if created { "Created" } else { "Updated" }
+            );
             Ok(())
         }
-        Command::Superuser { action: SuperuserAction::Delete { email, data } } => {
+        Command::Superuser {
+            action: SuperuserAction::Delete { email, data },
+        } => {
             let app = open(config(&data)).await?;
-            let existed = galley_core::superusers::delete(&app, &email).await.map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            let existed = galley_core::superusers::delete(&app, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
             app.close().await;
             if !existed {
                 anyhow::bail!("no superuser with the email {email}");
@@ -154,11 +203,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -71,7 +71,11 @@ fn client_ip(app: &App, peer: Option<SocketAddr>, headers: &HeaderMap) -> String
     for n in names.iter().filter_map(Value::as_str) {
         if let Some(v) = headers.get(n).and_then(|v| v.to_str().ok()) {
             let mut parts = v.split(',').map(str::trim).filter(|s| !s.is_empty());
-            let ip = if leftmost { parts.next() } else { parts.next_back() };
+            let ip = if leftmost {
+                parts.next()
+            } else {
+                parts.next_back()
+            };
             if let Some(ip) = ip {
                 return ip.to_owned();
             }

@@ -17,7 +17,12 @@ fn invalid() -> ApiError {
     ApiError::bad_request("Invalid batch request data.")
 }
 
-async fn run(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -> ApiResult<Response> {
+async fn run(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
     let requests = match body.values.get("requests") {
         Some(Value::Array(a)) => a.clone(),
         None | Some(Value::Null) => vec![],
@@ -25,8 +30,15 @@ async fn run(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -
     };
     let mut parsed = Vec::with_capacity(requests.len());
     for r in requests {
-        let Value::Object(r) = r else { return Err(invalid()) };
-        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let Value::Object(r) = r else {
+            return Err(invalid());
+        };
+        let text = |k: &str| {
+            r.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let obj = |k: &str| match r.get(k) {
             Some(Value::Object(o)) => Ok(o.clone()),
             None | Some(Value::Null) => Ok(Map::new()),
@@ -38,7 +50,12 @@ async fn run(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -
                 headers.insert(k.to_ascii_lowercase().replace('-', "_"), v);
             }
         }
-        parsed.push(BatchRequest { method: text("method"), url: text("url"), body: obj("body")?, headers });
+        parsed.push(BatchRequest {
+            method: text("method"),
+            url: text("url"),
+            body: obj("body")?,
+            headers,
+        });
     }
     Ok(ok(batch::run(&app, parsed, &c).await?, &q))
 }

@@ -12,39 +12,79 @@ use serde_json::Value;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/collections", get(list).post(create))
-        .route("/api/collections/{collection}", get(view).patch(update).delete(remove))
+        .route(
+            "/api/collections/{collection}",
+            get(view).patch(update).delete(remove),
+        )
         .route("/api/collections/{collection}/truncate", delete(truncate))
 }
 
 async fn list(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
     require_superuser(&c)?;
     let p = page(&q)?;
-    let list = collections::list(&app, &c, p, q.get("filter").unwrap_or_default(), q.get("sort").unwrap_or_default()).await?;
+    let list = collections::list(
+        &app,
+        &c,
+        p,
+        q.get("filter").unwrap_or_default(),
+        q.get("sort").unwrap_or_default(),
+    )
+    .await?;
     Ok(ok(list, &q))
 }
 
-async fn view(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query) -> ApiResult<Response> {
+async fn view(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(collections::find(&app, &col)?.to_json(), &q))
 }
 
-async fn create(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -> ApiResult<Response> {
+async fn create(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
-    Ok(ok(collections::create(&app, Value::Object(body.values)).await?, &q))
+    Ok(ok(
+        collections::create(&app, Value::Object(body.values)).await?,
+        &q,
+    ))
 }
 
-async fn update(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>, q: Query, body: Body) -> ApiResult<Response> {
+async fn update(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
-    Ok(ok(collections::update(&app, &col, Value::Object(body.values)).await?, &q))
+    Ok(ok(
+        collections::update(&app, &col, Value::Object(body.values)).await?,
+        &q,
+    ))
 }
 
-async fn remove(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>) -> ApiResult<Response> {
+async fn remove(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
     collections::delete(&app, &col).await?;
     Ok(no_content())
 }
 
-async fn truncate(State(app): State<AppState>, Auth(c): Auth, Path(col): Path<String>) -> ApiResult<Response> {
+async fn truncate(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
     collections::truncate(&app, &col).await?;
     Ok(no_content())

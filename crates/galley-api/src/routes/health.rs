@@ -10,5 +10,8 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn health(q: Query) -> Response {
-    super::ok(json!({"message": "API is healthy.", "code": 200, "data": {}}), &q)
+    super::ok(
+        json!({"message": "API is healthy.", "code": 200, "data": {}}),
+        &q,
+    )
 }

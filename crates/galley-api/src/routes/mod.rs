@@ -31,13 +31,25 @@ pub fn router() -> Router<AppState> {
 
 /// PocketBase has no 405: unknown GETs are "File not found.", everything else 404.
 async fn not_found(method: Method) -> Response {
-    let message = if method == Method::GET { "File not found." } else { galley_core::error::NOT_FOUND };
-    json_response(StatusCode::NOT_FOUND, &json!({"data": {}, "message": message, "status": 404}))
+    let message = if method == Method::GET {
+        "File not found."
+    } else {
+        galley_core::error::NOT_FOUND
+    };
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"data": {}, "message": message, "status": 404}),
+    )
 }
 
 /// A 200 JSON response, with the generic `fields=` picker applied.
 pub fn ok(body: Value, q: &Query) -> Response {
     let body = match q.get("fields") {
+        Some(f) if !galley_core::picker::is_valid(f) => {
+            return axum::response::IntoResponse::into_response(ApiError::bad_request(
+                "Invalid fields parameter.",
+            ));
+        }
         Some(f) => galley_core::picker::pick(body, f),
         None => body,
     };
@@ -54,8 +66,12 @@ pub fn require_superuser(c: &Caller) -> ApiResult<()> {
     match c {
         _ if c.is_superuser() => Ok(()),
         // PocketBase says "record" here even on superuser-only endpoints.
-        Caller::Guest => Err(ApiError(CoreError::Unauthorized("The request requires valid record authorization token.".into()))),
-        Caller::Record { .. } => Err(ApiError(CoreError::Forbidden("The authorized record is not allowed to perform this action.".into()))),
+        Caller::Guest => Err(ApiError(CoreError::Unauthorized(
+            "The request requires valid record authorization token.".into(),
+        ))),
+        Caller::Record { .. } => Err(ApiError(CoreError::Forbidden(
+            "The authorized record is not allowed to perform this action.".into(),
+        ))),
     }
 }
 
@@ -64,17 +80,28 @@ pub fn page(q: &Query) -> ApiResult<Page> {
     let int = |key: &str, default: i64| -> ApiResult<i64> {
         match q.get(key).map(str::trim) {
             None | Some("") => Ok(default),
-            Some(s) => s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("Invalid {key} parameter: must be an integer."))),
+            Some(s) => s.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("Invalid {key} parameter: must be an integer."))
+            }),
         }
     };
     let page = int("page", 1)?;
     let per_page = int("perPage", 30)?;
     if per_page > 1000 {
-        return Err(ApiError::bad_request("Invalid perPage parameter: at most 1000 items per page."));
+        return Err(ApiError::bad_request(
+            "Invalid perPage parameter: at most 1000 items per page.",
+        ));
     }
-    let skip_total = matches!(q.get("skipTotal"), Some("1" | "t" | "T" | "true" | "TRUE" | "True"));
+    let skip_total = matches!(
+        q.get("skipTotal"),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+    );
     Ok(Page {
-        page: if page <= 0 { 1 } else { page.min(1_000_000_000) as usize },
+        page: if page <= 0 {
+            1
+        } else {
+            page.min(1_000_000_000) as usize
+        },
         per_page: if per_page <= 0 { 30 } else { per_page as usize },
         skip_total,
     })

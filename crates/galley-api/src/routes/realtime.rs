@@ -41,14 +41,24 @@ impl Drop for Registration {
     }
 }
 
-async fn connect(State(app): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>) -> Response {
+async fn connect(
+    State(app): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Response {
     let Some((id, mut rx)) = app.realtime.connect(&addr.ip().to_string()) else {
-        return ApiError(CoreError::TooLarge("Too many realtime connections.".into())).into_response();
+        return ApiError(CoreError::TooLarge("Too many realtime connections.".into()))
+            .into_response();
     };
-    let reg = Registration { app: app.clone(), id: id.clone() };
+    let reg = Registration {
+        app: app.clone(),
+        id: id.clone(),
+    };
     let stream = async_stream(move |tx: StreamTx| async move {
         let _reg = reg;
-        let connect = Event::default().id(&id).event("PB_CONNECT").data(json!({"clientId": id}).to_string());
+        let connect = Event::default()
+            .id(&id)
+            .event("PB_CONNECT")
+            .data(json!({"clientId": id}).to_string());
         if tx.send(connect).await.is_err() {
             return;
         }
@@ -57,7 +67,11 @@ async fn connect(State(app): State<AppState>, ConnectInfo(addr): ConnectInfo<Soc
             let wait = IDLE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             match tokio::time::timeout(wait, rx.recv()).await {
                 Ok(Some(m)) => {
-                    if tx.send(Event::default().id(&id).event(m.event).data(m.data)).await.is_err() {
+                    if tx
+                        .send(Event::default().id(&id).event(m.event).data(m.data))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -66,10 +80,18 @@ async fn connect(State(app): State<AppState>, ConnectInfo(addr): ConnectInfo<Soc
             }
         }
     });
-    let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response();
+    let mut res = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response();
     let h = res.headers_mut();
-    h.insert("cache-control", axum::http::HeaderValue::from_static("no-store"));
-    h.insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    h.insert(
+        "cache-control",
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        "x-accel-buffering",
+        axum::http::HeaderValue::from_static("no"),
+    );
     res
 }
 
@@ -83,7 +105,10 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
     tokio::spawn(f(tx));
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 async fn subscribe(
@@ -92,7 +117,12 @@ async fn subscribe(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     body: Body,
 ) -> ApiResult<Response> {
-    let id = body.values.get("clientId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = body
+        .values
+        .get("clientId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if id.is_empty() || id.len() > 255 {
         return Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),
@@ -101,20 +131,34 @@ async fn subscribe(
     }
     let topics: Vec<String> = match body.values.get("subscriptions") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        Some(_) => return Err(ApiError::bad_request("Failed to load the submitted data due to invalid formatting.")),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Failed to load the submitted data due to invalid formatting.",
+            ))
+        }
     };
     let auth = match &caller {
         Caller::Guest => None,
         c => Some(c.clone()),
     };
-    match app.realtime.subscribe(&id, &addr.ip().to_string(), auth, &topics) {
+    match app
+        .realtime
+        .subscribe(&id, &addr.ip().to_string(), auth, &topics)
+    {
         Ok(()) => Ok(no_content()),
-        Err(SubscribeError::UnknownClient) => Err(ApiError(CoreError::NotFound("Missing or invalid client id.".into()))),
+        Err(SubscribeError::UnknownClient) => Err(ApiError(CoreError::NotFound(
+            "Missing or invalid client id.".into(),
+        ))),
         Err(SubscribeError::AuthMismatch) => Err(ApiError(CoreError::Forbidden(
             "The current and the previous request authorization don't match.".into(),
         ))),
-        Err(SubscribeError::OriginMismatch) => Err(ApiError::bad_request("Invalid realtime client.")),
+        Err(SubscribeError::OriginMismatch) => {
+            Err(ApiError::bad_request("Invalid realtime client."))
+        }
         Err(SubscribeError::TooMany) => Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),
             data: json!({"subscriptions": {"code": "validation_length_too_long", "message": "The length must be no more than 1000."}}),

@@ -10,11 +10,23 @@ use galley_core::records::{self, ListQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/collections/{collection}/records", get(list).post(create))
-        .route("/api/collections/{collection}/records/{id}", get(view).patch(update).delete(remove))
+        .route(
+            "/api/collections/{collection}/records",
+            get(list).post(create),
+        )
+        .route(
+            "/api/collections/{collection}/records/{id}",
+            get(view).patch(update).delete(remove),
+        )
 }
 
-async fn list(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path(col): Path<String>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Meta(m): Meta,
+    Path(col): Path<String>,
+    q: Query,
+) -> ApiResult<Response> {
     let lq = ListQuery {
         page: page(&q)?,
         filter: q.get("filter").unwrap_or_default().to_owned(),
@@ -24,19 +36,53 @@ async fn list(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path(co
     Ok(ok(records::list(&app, &col, &c, &m, lq).await?, &q))
 }
 
-async fn view(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>, q: Query) -> ApiResult<Response> {
-    Ok(ok(records::view(&app, &col, &id, &c, &m, &expand(&q)?).await?, &q))
+async fn view(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Meta(m): Meta,
+    Path((col, id)): Path<(String, String)>,
+    q: Query,
+) -> ApiResult<Response> {
+    Ok(ok(
+        records::view(&app, &col, &id, &c, &m, &expand(&q)?).await?,
+        &q,
+    ))
 }
 
-async fn create(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path(col): Path<String>, q: Query, body: Body) -> ApiResult<Response> {
-    Ok(ok(records::create(&app, &col, body.values, &c, &m, &expand(&q)?).await?, &q))
+async fn create(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Meta(m): Meta,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    Ok(ok(
+        records::create(&app, &col, body.values, &c, &m, &expand(&q)?).await?,
+        &q,
+    ))
 }
 
-async fn update(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>, q: Query, body: Body) -> ApiResult<Response> {
-    Ok(ok(records::update(&app, &col, &id, body.values, &c, &m, &expand(&q)?).await?, &q))
+async fn update(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Meta(m): Meta,
+    Path((col, id)): Path<(String, String)>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    Ok(ok(
+        records::update(&app, &col, &id, body.values, &c, &m, &expand(&q)?).await?,
+        &q,
+    ))
 }
 
-async fn remove(State(app): State<AppState>, Auth(c): Auth, Meta(m): Meta, Path((col, id)): Path<(String, String)>) -> ApiResult<Response> {
+async fn remove(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    Meta(m): Meta,
+    Path((col, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
     records::remove(&app, &col, &id, &c, &m).await?;
     Ok(no_content())
 }

@@ -17,7 +17,12 @@ async fn view(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult
     Ok(ok(app.settings().public_json(), &q))
 }
 
-async fn update(State(app): State<AppState>, Auth(c): Auth, q: Query, body: Body) -> ApiResult<Response> {
+async fn update(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
     require_superuser(&c)?;
     let s = galley_core::settings::update(&app, Value::Object(body.values)).await?;
     Ok(ok(s.public_json(), &q))

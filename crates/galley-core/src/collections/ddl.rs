@@ -1,9 +1,9 @@
 //! DDL for record tables, through the dialect. Identifiers come only from validated
 //! collection and field names and are always quoted.
 
-use galley_types::index::IndexDef;
 use crate::error::CoreError;
 use galley_sql::Dialect;
+use galley_types::index::IndexDef;
 use galley_types::{Collection, Field};
 
 pub fn column_def(d: &Dialect, f: &Field) -> String {

@@ -10,8 +10,8 @@ use crate::records;
 use crate::App;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
-use galley_types::{Collection, Field};
 use galley_types::index::IndexDef;
+use galley_types::{Collection, Field};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -32,9 +32,18 @@ fn meta_collection() -> Collection {
     let mut fields = vec![galley_types::collection::id_field()];
     fields.push(Field::new("name", FieldKind::Text(TextOptions::default())));
     fields.push(Field::new("type", FieldKind::Text(TextOptions::default())));
-    fields.push(Field::new("system", FieldKind::Bool(RequiredOnly::default())));
+    fields.push(Field::new(
+        "system",
+        FieldKind::Bool(RequiredOnly::default()),
+    ));
     for n in ["created", "updated"] {
-        fields.push(Field::new(n, FieldKind::Autodate(AutodateOptions { on_create: true, on_update: n == "updated" })));
+        fields.push(Field::new(
+            n,
+            FieldKind::Autodate(AutodateOptions {
+                on_create: true,
+                on_update: n == "updated",
+            }),
+        ));
     }
     Collection {
         id: "_collections".into(),
@@ -51,7 +60,13 @@ fn meta_collection() -> Collection {
     }
 }
 
-pub async fn list(app: &App, caller: &crate::Caller, page: Page, filter: &str, sort: &str) -> Result<Value, CoreError> {
+pub async fn list(
+    app: &App,
+    caller: &crate::Caller,
+    page: Page,
+    filter: &str,
+    sort: &str,
+) -> Result<Value, CoreError> {
     let meta = meta_collection();
     let schema = galley_types::Schema::new(0, vec![meta.clone()]);
     let d = app.store.dialect();
@@ -62,7 +77,9 @@ pub async fn list(app: &App, caller: &crate::Caller, page: Page, filter: &str, s
     let mut sql = Sql::new(d);
     sql.push("SELECT * FROM ").ident("_collections");
     let mut count = Sql::new(d);
-    count.push("SELECT COUNT(*) AS n FROM ").ident("_collections");
+    count
+        .push("SELECT COUNT(*) AS n FROM ")
+        .ident("_collections");
     if let Some(c) = &cond {
         sql.push(" WHERE ").append(c);
         count.push(" WHERE ").append(c);
@@ -72,21 +89,44 @@ pub async fn list(app: &App, caller: &crate::Caller, page: Page, filter: &str, s
         sql.append(o).push(", ");
     }
     sql.ident("created").push(", ").ident("name");
-    sql.push(" LIMIT ").push_param(page.per_page as i64).push(" OFFSET ").push_param(((page.page - 1) * page.per_page) as i64);
+    sql.push(" LIMIT ")
+        .push_param(page.per_page as i64)
+        .push(" OFFSET ")
+        .push_param(((page.page - 1) * page.per_page) as i64);
     let skip = page.skip_total;
     let (cols, total) = app
         .store
         .read(move |c: &mut dyn Conn| -> Result<_, CoreError> {
-            let cols = c.query_sql(&sql)?.iter().map(persist::parse_row).collect::<Result<Vec<_>, _>>()?;
-            let total = if skip { None } else { Some(c.query_sql(&count)?.first().map(|r| r.int("n")).unwrap_or(0) as usize) };
+            let cols = c
+                .query_sql(&sql)?
+                .iter()
+                .map(persist::parse_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let total = if skip {
+                None
+            } else {
+                Some(
+                    c.query_sql(&count)?
+                        .first()
+                        .map(|r| r.int("n"))
+                        .unwrap_or(0) as usize,
+                )
+            };
             Ok((cols, total))
         })
         .await?;
-    Ok(records::list_result(cols.iter().map(Collection::to_json).collect(), page, total))
+    Ok(records::list_result(
+        cols.iter().map(Collection::to_json).collect(),
+        page,
+        total,
+    ))
 }
 
 pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
-    app.schema().find(id_or_name).cloned().ok_or_else(CoreError::not_found)
+    app.schema()
+        .find(id_or_name)
+        .cloned()
+        .ok_or_else(CoreError::not_found)
 }
 
 pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
@@ -99,7 +139,8 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
             let d = c.dialect();
             c.batch(&ddl::create_table(d, &col))?;
             create_indexes(c, &col, "Failed to create collection.")?;
-            persist::insert_row(c, &col).map_err(|e| unique_name_error(e, "Failed to create collection."))?;
+            persist::insert_row(c, &col)
+                .map_err(|e| unique_name_error(e, "Failed to create collection."))?;
             crate::realtime::notify_schema(c, &node)
         })
         .await?;
@@ -109,10 +150,12 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
 
 fn unique_name_error(e: CoreError, message: &str) -> CoreError {
     match e {
-        CoreError::Internal(m) if m.contains("unique") || m.contains("UNIQUE") => CoreError::BadRequest {
-            message: message.into(),
-            data: json!({"name": {"code": "validation_collection_name_exists", "message": "Collection name must be unique (case insensitive)."}}),
-        },
+        CoreError::Internal(m) if m.contains("unique") || m.contains("UNIQUE") => {
+            CoreError::BadRequest {
+                message: message.into(),
+                data: json!({"name": {"code": "validation_collection_name_exists", "message": "Collection name must be unique (case insensitive)."}}),
+            }
+        }
         other => other,
     }
 }
@@ -127,7 +170,8 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, C
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             apply_schema_change(c, &old, &new)?;
-            persist::update_row(c, &new).map_err(|e| unique_name_error(e, "Failed to update collection."))?;
+            persist::update_row(c, &new)
+                .map_err(|e| unique_name_error(e, "Failed to update collection."))?;
             crate::realtime::notify_schema(c, &node)
         })
         .await?;
@@ -136,23 +180,37 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, C
 }
 
 /// Alters the table of `old` into the table of `new` (rename, columns, indexes).
-fn apply_schema_change(c: &mut dyn Conn, old: &Collection, new: &Collection) -> Result<(), CoreError> {
+fn apply_schema_change(
+    c: &mut dyn Conn,
+    old: &Collection,
+    new: &Collection,
+) -> Result<(), CoreError> {
     let d = c.dialect();
     for s in ddl::drop_index_statements(d, old) {
         c.batch(&s)?;
     }
     if old.name != new.name {
-        c.batch(&format!("ALTER TABLE {} RENAME TO {}", d.quote(&old.name), d.quote(&new.name)))?;
+        c.batch(&format!(
+            "ALTER TABLE {} RENAME TO {}",
+            d.quote(&old.name),
+            d.quote(&new.name)
+        ))?;
     }
     let table = d.quote(&new.name);
     for of in &old.fields {
         if !new.fields.iter().any(|f| f.id == of.id) {
-            c.batch(&format!("ALTER TABLE {table} DROP COLUMN {}", d.quote(&of.name)))?;
+            c.batch(&format!(
+                "ALTER TABLE {table} DROP COLUMN {}",
+                d.quote(&of.name)
+            ))?;
         }
     }
     for nf in &new.fields {
         let Some(of) = old.fields.iter().find(|f| f.id == nf.id) else {
-            c.batch(&format!("ALTER TABLE {table} ADD COLUMN {}", ddl::column_def(d, nf)))?;
+            c.batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {}",
+                ddl::column_def(d, nf)
+            ))?;
             continue;
         };
         if of.name != nf.name {
@@ -172,7 +230,10 @@ fn apply_schema_change(c: &mut dyn Conn, old: &Collection, new: &Collection) -> 
 /// Creates the indexes of `col`. An index the data cannot satisfy (a unique index over
 /// duplicate values) is the client's error, reported on that index as PocketBase does.
 fn create_indexes(c: &mut dyn Conn, col: &Collection, message: &str) -> Result<(), CoreError> {
-    for (i, s) in ddl::index_statements(c.dialect(), col)?.into_iter().enumerate() {
+    for (i, s) in ddl::index_statements(c.dialect(), col)?
+        .into_iter()
+        .enumerate()
+    {
         match c.batch(&s) {
             Ok(()) => {}
             Err(galley_store::StoreError::UniqueViolation { .. }) => {
@@ -192,10 +253,20 @@ fn create_indexes(c: &mut dyn Conn, col: &Collection, message: &str) -> Result<(
 
 /// Rewrites a column whose storage changes (single ↔ multiple value), converting every
 /// value with the new field's casting rules.
-fn convert_column(c: &mut dyn Conn, table: &str, old: &Field, new: &Field) -> Result<(), CoreError> {
+fn convert_column(
+    c: &mut dyn Conn,
+    table: &str,
+    old: &Field,
+    new: &Field,
+) -> Result<(), CoreError> {
     let d = c.dialect();
     let mut sel = Sql::new(d);
-    sel.push("SELECT ").ident("id").push(", ").ident(&new.name).push(" AS v FROM ").ident(table);
+    sel.push("SELECT ")
+        .ident("id")
+        .push(", ")
+        .ident(&new.name)
+        .push(" AS v FROM ")
+        .ident(table);
     let rows = c.query_sql(&sel)?;
     let converted: Vec<(String, SqlValue)> = rows
         .into_iter()
@@ -206,11 +277,24 @@ fn convert_column(c: &mut dyn Conn, table: &str, old: &Field, new: &Field) -> Re
             (id, new.to_sql(&v, d))
         })
         .collect();
-    c.batch(&format!("ALTER TABLE {} DROP COLUMN {}", d.quote(table), d.quote(&new.name)))?;
-    c.batch(&format!("ALTER TABLE {} ADD COLUMN {}", d.quote(table), ddl::column_def(d, new)))?;
+    c.batch(&format!(
+        "ALTER TABLE {} DROP COLUMN {}",
+        d.quote(table),
+        d.quote(&new.name)
+    ))?;
+    c.batch(&format!(
+        "ALTER TABLE {} ADD COLUMN {}",
+        d.quote(table),
+        ddl::column_def(d, new)
+    ))?;
     for (id, v) in converted {
         let mut up = Sql::new(d);
-        up.push("UPDATE ").ident(table).push(" SET ").ident(&new.name).push(" = ").push_param(v);
+        up.push("UPDATE ")
+            .ident(table)
+            .push(" SET ")
+            .ident(&new.name)
+            .push(" = ")
+            .push_param(v);
         up.push(" WHERE ").ident("id").push(" = ").push_param(id);
         c.execute_sql(&up)?;
     }
@@ -220,14 +304,20 @@ fn convert_column(c: &mut dyn Conn, table: &str, old: &Field, new: &Field) -> Re
 pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
     let col = find(app, id_or_name)?;
     if col.system {
-        return Err(CoreError::bad_request("System collections cannot be deleted."));
+        return Err(CoreError::bad_request(
+            "System collections cannot be deleted.",
+        ));
     }
     let schema = app.schema();
     let referencing: Vec<String> = schema
         .all()
         .iter()
         .filter(|o| o.id != col.id)
-        .filter(|o| o.fields.iter().any(|f| f.relation().is_some_and(|r| r.collection_id == col.id)))
+        .filter(|o| {
+            o.fields
+                .iter()
+                .any(|f| f.relation().is_some_and(|r| r.collection_id == col.id))
+        })
         .map(|o| o.name.clone())
         .collect();
     if !referencing.is_empty() {
@@ -262,7 +352,10 @@ pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             let mut sel = Sql::new(c.dialect());
-            sel.push("SELECT ").ident("id").push(" FROM ").ident(&col.name);
+            sel.push("SELECT ")
+                .ident("id")
+                .push(" FROM ")
+                .ident(&col.name);
             let ids: Vec<String> = c.query_sql(&sel)?.iter().map(|r| r.text("id")).collect();
             for id in ids {
                 records::delete::delete_cascading(c, &schema, &col, &id, 0, &events2)?;
@@ -284,7 +377,12 @@ pub(crate) fn normalize_indexes(
     let mut names = Vec::new();
     for (i, s) in raw.iter().enumerate() {
         let idx = IndexDef::parse(s).map_err(|e| (i, e))?;
-        for col in idx.columns.iter().map(|c| c.name.clone()).chain(idx.where_columns()) {
+        for col in idx
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(idx.where_columns())
+        {
             if !fields.iter().any(|f| f.name == col) {
                 return Err((i, format!("unknown column {col:?}")));
             }

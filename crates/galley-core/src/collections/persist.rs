@@ -14,8 +14,9 @@ pub(crate) fn parse_row(row: &Row) -> Result<Collection, CoreError> {
         "view" => CollectionType::View,
         _ => CollectionType::Base,
     };
-    let fields: Vec<Field> = serde_json::from_value(row.json("fields"))
-        .map_err(|e| CoreError::Internal(format!("bad stored fields of {}: {e}", row.text("name"))))?;
+    let fields: Vec<Field> = serde_json::from_value(row.json("fields")).map_err(|e| {
+        CoreError::Internal(format!("bad stored fields of {}: {e}", row.text("name")))
+    })?;
     let indexes: Vec<String> = serde_json::from_value(row.json("indexes")).unwrap_or_default();
     let options = row.json("options");
     let auth = if kind == CollectionType::Auth {
@@ -46,26 +47,42 @@ pub(crate) fn parse_row(row: &Row) -> Result<Collection, CoreError> {
             delete_rule: row.opt_text("deleteRule"),
         },
         auth,
-        view_query: options.get("viewQuery").and_then(Value::as_str).map(str::to_owned),
+        view_query: options
+            .get("viewQuery")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         created: ts("created"),
         updated: ts("updated"),
     })
 }
 
 pub fn load_all(c: &mut dyn Conn) -> Result<Vec<Collection>, CoreError> {
-    let rows = c.query("SELECT * FROM \"_collections\" ORDER BY \"created\", \"name\"", &[])?;
+    let rows = c.query(
+        "SELECT * FROM \"_collections\" ORDER BY \"created\", \"name\"",
+        &[],
+    )?;
     rows.iter().map(parse_row).collect()
 }
 
 fn row_values(col: &Collection) -> Vec<(&'static str, SqlValue)> {
-    let ts = |s: &str| galley_types::datetime::parse(s).map(SqlValue::Timestamp).unwrap_or(SqlValue::Null);
+    let ts = |s: &str| {
+        galley_types::datetime::parse(s)
+            .map(SqlValue::Timestamp)
+            .unwrap_or(SqlValue::Null)
+    };
     vec![
         ("id", SqlValue::from(col.id.as_str())),
         ("system", SqlValue::Bool(col.system)),
         ("type", SqlValue::from(col.kind.as_str())),
         ("name", SqlValue::from(col.name.as_str())),
-        ("fields", SqlValue::Json(serde_json::to_value(&col.fields).unwrap_or(Value::Null))),
-        ("indexes", SqlValue::Json(serde_json::to_value(&col.indexes).unwrap_or(Value::Null))),
+        (
+            "fields",
+            SqlValue::Json(serde_json::to_value(&col.fields).unwrap_or(Value::Null)),
+        ),
+        (
+            "indexes",
+            SqlValue::Json(serde_json::to_value(&col.indexes).unwrap_or(Value::Null)),
+        ),
         ("listRule", SqlValue::from(col.rules.list_rule.clone())),
         ("viewRule", SqlValue::from(col.rules.view_rule.clone())),
         ("createRule", SqlValue::from(col.rules.create_rule.clone())),
@@ -116,7 +133,8 @@ pub fn update_row(c: &mut dyn Conn, col: &Collection) -> Result<(), CoreError> {
 
 pub fn delete_row(c: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
     let mut sql = Sql::new(c.dialect());
-    sql.push("DELETE FROM \"_collections\" WHERE \"id\" = ").push_param(id);
+    sql.push("DELETE FROM \"_collections\" WHERE \"id\" = ")
+        .push_param(id);
     c.execute_sql(&sql)?;
     Ok(())
 }

@@ -2,11 +2,11 @@
 
 use super::{load_checked, WriteCtx};
 use crate::error::CoreError;
+use crate::realtime::Events;
 use crate::rules::RuleCtx;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::field::string_list;
-use crate::realtime::Events;
 use galley_types::{Collection, Schema};
 use serde_json::Value;
 
@@ -16,7 +16,12 @@ const MAX_CASCADE_DEPTH: usize = 16;
 const BLOCKED: &str =
     "Failed to delete record. Make sure that the record is not part of a required relation reference.";
 
-pub fn delete(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str) -> Result<(), CoreError> {
+pub fn delete(
+    c: &mut dyn Conn,
+    ctx: &WriteCtx,
+    col: &Collection,
+    id: &str,
+) -> Result<(), CoreError> {
     let rctx = RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect());
     load_checked(c, &rctx, &col.rules.delete_rule, id)?;
     delete_cascading(c, &ctx.schema, col, id, 0, &ctx.events)
@@ -34,7 +39,9 @@ pub fn delete_cascading(
     events: &Events,
 ) -> Result<(), CoreError> {
     if depth > MAX_CASCADE_DEPTH {
-        return Err(CoreError::bad_request("Failed to delete record: the cascade is too deep."));
+        return Err(CoreError::bad_request(
+            "Failed to delete record: the cascade is too deep.",
+        ));
     }
     let d = c.dialect();
     let record = match super::load(c, col, id) {
@@ -44,7 +51,12 @@ pub fn delete_cascading(
     };
     // Delete first so that self-references and cycles see the record gone.
     let mut del = Sql::new(d);
-    del.push("DELETE FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id);
+    del.push("DELETE FROM ")
+        .ident(&col.name)
+        .push(" WHERE ")
+        .ident("id")
+        .push(" = ")
+        .push_param(id);
     if c.execute_sql(&del)? == 0 {
         return Ok(());
     }
@@ -56,7 +68,9 @@ pub fn delete_cascading(
                 continue;
             }
             let mut sel = Sql::new(d);
-            sel.push("SELECT * FROM ").ident(&other.name).push(" WHERE ");
+            sel.push("SELECT * FROM ")
+                .ident(&other.name)
+                .push(" WHERE ");
             if f.is_multiple() {
                 let col_ref = format!("{}.{}", d.quote(&other.name), d.quote(&f.name));
                 sel.push_param_with(SqlValue::from(id), |p| d.json_array_contains(&col_ref, p));
@@ -66,9 +80,16 @@ pub fn delete_cascading(
             let rows = c.query_sql(&sel)?;
             for r in rows {
                 let mut rec = super::output::from_row(other, r);
-                let rid = rec.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let rid = rec
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 let current = rec.get(&f.name).cloned().unwrap_or(Value::Null);
-                let remaining: Vec<String> = string_list(&current).into_iter().filter(|x| x != id).collect();
+                let remaining: Vec<String> = string_list(&current)
+                    .into_iter()
+                    .filter(|x| x != id)
+                    .collect();
                 if remaining.is_empty() {
                     if rel.cascade_delete {
                         delete_cascading(c, schema, other, &rid, depth + 1, events)?;
@@ -84,7 +105,12 @@ pub fn delete_cascading(
                     Value::String(remaining.into_iter().next_back().unwrap_or_default())
                 };
                 let mut up = Sql::new(d);
-                up.push("UPDATE ").ident(&other.name).push(" SET ").ident(&f.name).push(" = ").push_param(f.to_sql(&next, d));
+                up.push("UPDATE ")
+                    .ident(&other.name)
+                    .push(" SET ")
+                    .ident(&f.name)
+                    .push(" = ")
+                    .push_param(f.to_sql(&next, d));
                 up.push(" WHERE ").ident("id").push(" = ").push_param(rid);
                 c.execute_sql(&up)?;
                 rec.insert(f.name.clone(), next);

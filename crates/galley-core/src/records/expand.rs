@@ -51,20 +51,35 @@ pub fn parse(expand: &str) -> Result<Vec<Vec<String>>, CoreError> {
     if expand.trim().is_empty() {
         return Ok(vec![]);
     }
-    galley_expr::parse_expand(expand).map_err(|e| CoreError::bad_request(format!("Invalid expand parameter: {e}.")))
+    galley_expr::parse_expand(expand)
+        .map_err(|e| CoreError::bad_request(format!("Invalid expand parameter: {e}.")))
 }
 
 impl Expander<'_> {
     pub fn new<'a>(schema: &'a Schema, caller: &'a Caller, meta: &RequestMeta) -> Expander<'a> {
         let mut meta = meta.clone();
         meta.context = "expand".into();
-        Expander { schema, caller, meta }
+        Expander {
+            schema,
+            caller,
+            meta,
+        }
     }
 
     /// Adds `expand` to each of `records` (all of collection `col`).
-    pub fn expand(&self, c: &mut dyn Conn, col: &Collection, records: &mut [Map<String, Value>], paths: &[Vec<String>]) -> Result<(), CoreError> {
+    pub fn expand(
+        &self,
+        c: &mut dyn Conn,
+        col: &Collection,
+        records: &mut [Map<String, Value>],
+        paths: &[Vec<String>],
+    ) -> Result<(), CoreError> {
         // As in PocketBase, a path with a segment that is not a relation expands nothing.
-        let paths: Vec<Vec<String>> = paths.iter().filter(|p| self.resolves(col, p)).cloned().collect();
+        let paths: Vec<Vec<String>> = paths
+            .iter()
+            .filter(|p| self.resolves(col, p))
+            .cloned()
+            .collect();
         if paths.is_empty() || records.is_empty() {
             return Ok(());
         }
@@ -91,10 +106,17 @@ impl Expander<'_> {
     }
 
     /// Fetches records of `target` with these ids that the caller may view.
-    fn fetch(&self, c: &mut dyn Conn, target: &Collection, cond: impl FnOnce(&mut Sql)) -> Result<Vec<Map<String, Value>>, CoreError> {
+    fn fetch(
+        &self,
+        c: &mut dyn Conn,
+        target: &Collection,
+        cond: impl FnOnce(&mut Sql),
+    ) -> Result<Vec<Map<String, Value>>, CoreError> {
         let rctx = RuleCtx::new(self.schema, target, self.caller, &self.meta, c.dialect());
         let mut sql = Sql::new(c.dialect());
-        sql.push("SELECT * FROM ").ident(&target.name).push(" WHERE (");
+        sql.push("SELECT * FROM ")
+            .ident(&target.name)
+            .push(" WHERE (");
         cond(&mut sql);
         sql.push(")");
         match rctx.access(&target.rules.view_rule)? {
@@ -104,17 +126,32 @@ impl Expander<'_> {
                 sql.push(" AND (").append(&w).push(")");
             }
         }
-        sql.push(" ORDER BY ").qualified(&target.name, c.dialect().rowid());
+        sql.push(" ORDER BY ")
+            .qualified(&target.name, c.dialect().rowid());
         sql.push(" LIMIT ").push_param(MAX_EXPANDED as i64);
-        Ok(c.query_sql(&sql)?.into_iter().map(|r| output::from_row(target, r)).collect())
+        Ok(c.query_sql(&sql)?
+            .into_iter()
+            .map(|r| output::from_row(target, r))
+            .collect())
     }
 
-    fn level(&self, c: &mut dyn Conn, col: &Collection, records: &mut [Map<String, Value>], tree: &Tree) -> Result<(), CoreError> {
+    fn level(
+        &self,
+        c: &mut dyn Conn,
+        col: &Collection,
+        records: &mut [Map<String, Value>],
+        tree: &Tree,
+    ) -> Result<(), CoreError> {
         for (key, sub) in &tree.0 {
             if let Some(f) = col.field(key).filter(|f| f.relation().is_some()) {
                 let Some(rel) = f.relation() else { continue };
-                let Some(target) = self.schema.by_id(&rel.collection_id).cloned() else { continue };
-                let mut ids: Vec<String> = records.iter().flat_map(|r| as_strings(r.get(key).unwrap_or(&Value::Null))).collect();
+                let Some(target) = self.schema.by_id(&rel.collection_id).cloned() else {
+                    continue;
+                };
+                let mut ids: Vec<String> = records
+                    .iter()
+                    .flat_map(|r| as_strings(r.get(key).unwrap_or(&Value::Null)))
+                    .collect();
                 ids.sort();
                 ids.dedup();
                 let mut found = if ids.is_empty() {
@@ -134,13 +171,24 @@ impl Expander<'_> {
                 self.level(c, &target, &mut found, sub)?;
                 let by_id: HashMap<String, Value> = found
                     .iter()
-                    .map(|r| (r.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(), output::present(&target, r, self.caller)))
+                    .map(|r| {
+                        (
+                            r.get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                            output::present(&target, r, self.caller),
+                        )
+                    })
                     .collect();
                 for r in records.iter_mut() {
                     let refs = as_strings(r.get(key).unwrap_or(&Value::Null));
                     let exp = expand_map(r);
                     if f.is_multiple() {
-                        let items: Vec<Value> = refs.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+                        let items: Vec<Value> = refs
+                            .iter()
+                            .filter_map(|id| by_id.get(id).cloned())
+                            .collect();
                         if !items.is_empty() {
                             exp.insert(key.clone(), Value::Array(items));
                         }
@@ -150,18 +198,27 @@ impl Expander<'_> {
                 }
             } else if let Some((other, field, single)) = self.back_relation(col, key) {
                 for r in records.iter_mut() {
-                    let id = r.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let id = r
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     let d = c.dialect();
                     let mut found = self.fetch(c, &other, |sql| {
                         if other.field(&field).is_some_and(|f| f.is_multiple()) {
                             let col_ref = format!("{}.{}", d.quote(&other.name), d.quote(&field));
-                            sql.push_param_with(id.as_str(), |p| d.json_array_contains(&col_ref, p));
+                            sql.push_param_with(id.as_str(), |p| {
+                                d.json_array_contains(&col_ref, p)
+                            });
                         } else {
                             sql.ident(&field).push(" = ").push_param(id.as_str());
                         }
                     })?;
                     self.level(c, &other, &mut found, sub)?;
-                    let items: Vec<Value> = found.iter().map(|x| output::present(&other, x, self.caller)).collect();
+                    let items: Vec<Value> = found
+                        .iter()
+                        .map(|x| output::present(&other, x, self.caller))
+                        .collect();
                     let exp = expand_map(r);
                     if single {
                         if let Some(v) = items.into_iter().next() {
@@ -177,7 +234,11 @@ impl Expander<'_> {
     }
 
     /// `posts_via_author` → (posts, "author", whether it yields one record).
-    fn back_relation(&self, col: &Collection, key: &str) -> Option<(Arc<Collection>, String, bool)> {
+    fn back_relation(
+        &self,
+        col: &Collection,
+        key: &str,
+    ) -> Option<(Arc<Collection>, String, bool)> {
         let (other_name, field) = key.split_once("_via_")?;
         let other = self.schema.find(other_name)?.clone();
         let f = other.field(field)?;
@@ -185,15 +246,24 @@ impl Expander<'_> {
             return None;
         }
         let unique = !f.is_multiple()
-            && other.indexes.iter().filter_map(|s| galley_types::index::IndexDef::parse(s).ok()).any(|i| {
-                i.unique && i.columns.len() == 1 && i.columns[0].name == field && i.where_columns().is_empty()
-            });
+            && other
+                .indexes
+                .iter()
+                .filter_map(|s| galley_types::index::IndexDef::parse(s).ok())
+                .any(|i| {
+                    i.unique
+                        && i.columns.len() == 1
+                        && i.columns[0].name == field
+                        && i.where_columns().is_empty()
+                });
         Some((other.clone(), field.to_owned(), unique))
     }
 }
 
 fn expand_map(r: &mut Map<String, Value>) -> &mut Map<String, Value> {
-    let e = r.entry("expand").or_insert_with(|| Value::Object(Map::new()));
+    let e = r
+        .entry("expand")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !e.is_object() {
         *e = Value::Object(Map::new());
     }

@@ -54,20 +54,26 @@ pub fn apply(
     entries.sort_by_key(|(k, _)| k.len());
     for (key, raw) in entries {
         let (name, op) = split_key(key);
-        let Some(f) = col.field_ci(name) else { continue };
+        let Some(f) = col.field_ci(name) else {
+            continue;
+        };
         if f.name == "id" && !is_create {
             continue;
         }
         if !client_writable(col, f, superuser) {
             continue;
         }
-        let current = values.get(&f.name).cloned().unwrap_or_else(|| f.zero_value());
+        let current = values
+            .get(&f.name)
+            .cloned()
+            .unwrap_or_else(|| f.zero_value());
         let next = match op {
             Op::Set => f.prepare(raw),
             Op::Autogenerate => match &f.kind {
                 FieldKind::Text(o) if !o.autogenerate_pattern.is_empty() => {
                     let base = raw.as_str().unwrap_or_default();
-                    let gen = galley_types::ids::generate_from_pattern(&o.autogenerate_pattern).unwrap_or_default();
+                    let gen = galley_types::ids::generate_from_pattern(&o.autogenerate_pattern)
+                        .unwrap_or_default();
                     Ok(json!(format!("{base}{gen}")))
                 }
                 _ => continue,
@@ -95,7 +101,11 @@ fn modify(f: &Field, current: &Value, raw: &Value, op: Op) -> Option<Result<Valu
                 Err(e) => return Some(Err(e)),
             };
             let cur = current.as_f64().unwrap_or(0.0);
-            let n = if op == Op::Subtract { cur - delta } else { cur + delta };
+            let n = if op == Op::Subtract {
+                cur - delta
+            } else {
+                cur + delta
+            };
             Some(Ok(galley_types::field::number_json(n)))
         }
         FieldKind::Select(_) | FieldKind::Relation(_) | FieldKind::File(_) => {

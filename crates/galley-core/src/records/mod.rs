@@ -38,7 +38,12 @@ pub struct WriteCtx {
 
 impl WriteCtx {
     pub fn new(schema: Arc<Schema>, caller: &Caller, meta: &RequestMeta) -> Self {
-        WriteCtx { schema, caller: caller.clone(), meta: meta.clone(), events: Default::default() }
+        WriteCtx {
+            schema,
+            caller: caller.clone(),
+            meta: meta.clone(),
+            events: Default::default(),
+        }
     }
 }
 
@@ -63,7 +68,10 @@ pub fn list_result(items: Vec<Value>, page: Page, total: Option<usize>) -> Value
 }
 
 pub fn find_collection(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
-    app.schema().find(id_or_name).cloned().ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
+    app.schema()
+        .find(id_or_name)
+        .cloned()
+        .ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
 }
 
 pub struct ListQuery {
@@ -81,7 +89,13 @@ fn where_clause(sql: &mut Sql, conds: &[Sql]) {
     }
 }
 
-pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta, q: ListQuery) -> Result<Value, CoreError> {
+pub async fn list(
+    app: &App,
+    col_name: &str,
+    caller: &Caller,
+    meta: &RequestMeta,
+    q: ListQuery,
+) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
     let d = app.store.dialect();
@@ -96,7 +110,6 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
         conds.push(f);
     }
     let order = ctx.sort(&q.sort)?;
-    drop(ctx);
     let mut sql = Sql::new(d);
     sql.push("SELECT * FROM ").ident(&col.name);
     where_clause(&mut sql, &conds);
@@ -106,7 +119,8 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
     }
     sql.qualified(&col.name, d.rowid());
     sql.push(" LIMIT ").push_param(q.page.per_page as i64);
-    sql.push(" OFFSET ").push_param(((q.page.page - 1) * q.page.per_page) as i64);
+    sql.push(" OFFSET ")
+        .push_param(((q.page.page - 1) * q.page.per_page) as i64);
     let count = (!q.page.skip_total).then(|| {
         let mut c = Sql::new(d);
         c.push("SELECT COUNT(*) AS n FROM ").ident(&col.name);
@@ -117,29 +131,56 @@ pub async fn list(app: &App, col_name: &str, caller: &Caller, meta: &RequestMeta
     let (recs, total) = app
         .store
         .read(move |c: &mut dyn Conn| -> Result<_, CoreError> {
-            let mut recs: Vec<_> = c.query_sql(&sql)?.into_iter().map(|r| output::from_row(&col2, r)).collect();
+            let mut recs: Vec<_> = c
+                .query_sql(&sql)?
+                .into_iter()
+                .map(|r| output::from_row(&col2, r))
+                .collect();
             let total = match count {
-                Some(cs) => Some(c.query_sql(&cs)?.first().map(|r| r.int("n")).unwrap_or(0) as usize),
+                Some(cs) => {
+                    Some(c.query_sql(&cs)?.first().map(|r| r.int("n")).unwrap_or(0) as usize)
+                }
                 None => None,
             };
-            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &q.expand)?;
+            expand::Expander::new(&schema, &caller2, &meta2)
+                .expand(c, &col2, &mut recs, &q.expand)?;
             Ok((recs, total))
         })
         .await?;
-    let items = recs.iter().map(|r| output::present(&col, r, caller)).collect();
+    let items = recs
+        .iter()
+        .map(|r| output::present(&col, r, caller))
+        .collect();
     Ok(list_result(items, q.page, total))
 }
 
 /// Loads one record by id for internal use (realtime fan-out), whatever the rules say.
-pub fn load_any(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
+pub fn load_any(
+    c: &mut dyn Conn,
+    col: &Collection,
+    id: &str,
+) -> Result<Map<String, Value>, CoreError> {
     load(c, col, id)
 }
 
 /// Loads one record, whatever the rules say (404 when missing).
-pub(crate) fn load(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
+pub(crate) fn load(
+    c: &mut dyn Conn,
+    col: &Collection,
+    id: &str,
+) -> Result<Map<String, Value>, CoreError> {
     let mut sql = Sql::new(c.dialect());
-    sql.push("SELECT * FROM ").ident(&col.name).push(" WHERE ").ident("id").push(" = ").push_param(id);
-    let row = c.query_sql(&sql)?.into_iter().next().ok_or_else(CoreError::not_found)?;
+    sql.push("SELECT * FROM ")
+        .ident(&col.name)
+        .push(" WHERE ")
+        .ident("id")
+        .push(" = ")
+        .push_param(id);
+    let row = c
+        .query_sql(&sql)?
+        .into_iter()
+        .next()
+        .ok_or_else(CoreError::not_found)?;
     Ok(output::from_row(col, row))
 }
 
@@ -151,8 +192,12 @@ pub(crate) fn load_checked(
     id: &str,
 ) -> Result<Map<String, Value>, CoreError> {
     let mut sql = Sql::new(c.dialect());
-    sql.push("SELECT * FROM ").ident(&ctx.collection.name).push(" WHERE ");
-    sql.qualified(&ctx.collection.name, "id").push(" = ").push_param(id);
+    sql.push("SELECT * FROM ")
+        .ident(&ctx.collection.name)
+        .push(" WHERE ");
+    sql.qualified(&ctx.collection.name, "id")
+        .push(" = ")
+        .push_param(id);
     match ctx.access(rule)? {
         Access::SuperuserOnly => return Err(CoreError::superuser_only()),
         Access::Allow => {}
@@ -160,7 +205,11 @@ pub(crate) fn load_checked(
             sql.push(" AND (").append(&w).push(")");
         }
     }
-    let row = c.query_sql(&sql)?.into_iter().next().ok_or_else(CoreError::not_found)?;
+    let row = c
+        .query_sql(&sql)?
+        .into_iter()
+        .next()
+        .ok_or_else(CoreError::not_found)?;
     Ok(output::from_row(ctx.collection, row))
 }
 
@@ -174,7 +223,13 @@ pub async fn view(
 ) -> Result<Value, CoreError> {
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
-    let (caller2, meta2, id2, col2, expand) = (caller.clone(), meta.clone(), id.to_owned(), col.clone(), expand.to_vec());
+    let (caller2, meta2, id2, col2, expand) = (
+        caller.clone(),
+        meta.clone(),
+        id.to_owned(),
+        col.clone(),
+        expand.to_vec(),
+    );
     let rec = app
         .store
         .read(move |c: &mut dyn Conn| {
@@ -189,16 +244,30 @@ pub async fn view(
 }
 
 /// Expands a just-written record for the response (a read after the commit).
-async fn expanded(app: &App, col: &Arc<Collection>, rec: Map<String, Value>, caller: &Caller, meta: &RequestMeta, expand: &[Vec<String>]) -> Result<Value, CoreError> {
+async fn expanded(
+    app: &App,
+    col: &Arc<Collection>,
+    rec: Map<String, Value>,
+    caller: &Caller,
+    meta: &RequestMeta,
+    expand: &[Vec<String>],
+) -> Result<Value, CoreError> {
     if expand.is_empty() {
         return Ok(output::present(col, &rec, caller));
     }
-    let (schema, col2, caller2, meta2, expand) = (app.schema(), col.clone(), caller.clone(), meta.clone(), expand.to_vec());
+    let (schema, col2, caller2, meta2, expand) = (
+        app.schema(),
+        col.clone(),
+        caller.clone(),
+        meta.clone(),
+        expand.to_vec(),
+    );
     let rec = app
         .store
         .read(move |c: &mut dyn Conn| {
             let mut recs = [rec];
-            expand::Expander::new(&schema, &caller2, &meta2).expand(c, &col2, &mut recs, &expand)?;
+            expand::Expander::new(&schema, &caller2, &meta2)
+                .expand(c, &col2, &mut recs, &expand)?;
             let [rec] = recs;
             Ok::<_, CoreError>(rec)
         })
@@ -222,11 +291,22 @@ pub async fn prepare_input(
 ) -> Result<Input, CoreError> {
     let mut input = Input::default();
     if col.is_auth() {
-        let failed = if is_create { "Failed to create record." } else { "Failed to update record." };
+        let failed = if is_create {
+            "Failed to create record."
+        } else {
+            "Failed to update record."
+        };
         let password = values.remove("password");
         let confirm = values.remove("passwordConfirm");
-        input.old_password = values.remove("oldPassword").and_then(|v| v.as_str().map(str::to_owned)).filter(|s| !s.is_empty());
-        let pw = password.as_ref().and_then(Value::as_str).unwrap_or_default().to_owned();
+        input.old_password = values
+            .remove("oldPassword")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty());
+        let pw = password
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if is_create || password.is_some() {
             let field = col.field("password").cloned();
             let mut errors = galley_types::FieldErrors::new();
@@ -238,7 +318,10 @@ pub async fn prepare_input(
             if confirm.as_ref().and_then(Value::as_str).unwrap_or_default() != pw {
                 errors.add(
                     "passwordConfirm",
-                    galley_types::FieldError::new("validation_values_mismatch", "Values don't match."),
+                    galley_types::FieldError::new(
+                        "validation_values_mismatch",
+                        "Values don't match.",
+                    ),
                 );
             }
             if !errors.is_empty() {
@@ -309,7 +392,13 @@ pub async fn update(
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
-pub async fn remove(app: &App, col_name: &str, id: &str, caller: &Caller, meta: &RequestMeta) -> Result<(), CoreError> {
+pub async fn remove(
+    app: &App,
+    col_name: &str,
+    id: &str,
+    caller: &Caller,
+    meta: &RequestMeta,
+) -> Result<(), CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let ctx = WriteCtx::new(app.schema(), caller, meta);

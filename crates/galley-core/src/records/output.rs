@@ -41,7 +41,10 @@ pub fn present(col: &Collection, rec: &Map<String, Value>, caller: &Caller) -> V
         if col.is_auth() && f.name == "email" && !show_email {
             continue;
         }
-        items.push((f.name.clone(), rec.get(&f.name).cloned().unwrap_or_else(|| f.zero_value())));
+        items.push((
+            f.name.clone(),
+            rec.get(&f.name).cloned().unwrap_or_else(|| f.zero_value()),
+        ));
     }
     if let Some(e) = rec.get("expand") {
         items.push(("expand".into(), e.clone()));

@@ -15,7 +15,11 @@ fn rule_ctx<'a>(ctx: &'a WriteCtx, col: &'a Collection, c: &dyn Conn) -> RuleCtx
 
 /// `@request.body`: every submitted key, with field keys (modifiers resolved) replaced by
 /// the field's resulting value.
-fn request_body(col: &Collection, input: &Map<String, Value>, values: &Map<String, Value>) -> Map<String, Value> {
+fn request_body(
+    col: &Collection,
+    input: &Map<String, Value>,
+    values: &Map<String, Value>,
+) -> Map<String, Value> {
     let mut body = Map::new();
     for (k, v) in input {
         let name = k
@@ -26,7 +30,10 @@ fn request_body(col: &Collection, input: &Map<String, Value>, values: &Map<Strin
             .unwrap_or(k);
         match col.field_ci(name) {
             Some(f) => {
-                body.insert(f.name.clone(), values.get(&f.name).cloned().unwrap_or(Value::Null));
+                body.insert(
+                    f.name.clone(),
+                    values.get(&f.name).cloned().unwrap_or(Value::Null),
+                );
             }
             None => {
                 body.entry(k.clone()).or_insert_with(|| v.clone());
@@ -37,12 +44,21 @@ fn request_body(col: &Collection, input: &Map<String, Value>, values: &Map<Strin
 }
 
 /// Validates every field and checks that relations point at existing records.
-fn validate(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, values: &Map<String, Value>, mut errors: FieldErrors) -> Result<FieldErrors, CoreError> {
+fn validate(
+    c: &mut dyn Conn,
+    ctx: &WriteCtx,
+    col: &Collection,
+    values: &Map<String, Value>,
+    mut errors: FieldErrors,
+) -> Result<FieldErrors, CoreError> {
     for f in &col.fields {
         if errors.0.contains_key(&f.name) || matches!(f.kind, FieldKind::Password(_)) {
             continue;
         }
-        let v = values.get(&f.name).cloned().unwrap_or_else(|| f.zero_value());
+        let v = values
+            .get(&f.name)
+            .cloned()
+            .unwrap_or_else(|| f.zero_value());
         if let Err(e) = f.validate(&v) {
             errors.add(&f.name, e);
             continue;
@@ -58,11 +74,21 @@ fn validate(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, values: &Map<Str
                 ctx.schema.by_id(&rel.collection_id).map(|t| t.name.clone())
             };
             let Some(target) = target else {
-                errors.add(&f.name, FieldError::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+                errors.add(
+                    &f.name,
+                    FieldError::new(
+                        "validation_missing_rel_records",
+                        "Failed to find all relation records with the provided ids.",
+                    ),
+                );
                 continue;
             };
             let mut sql = Sql::new(c.dialect());
-            sql.push("SELECT COUNT(*) AS n FROM ").ident(&target).push(" WHERE ").ident("id").push(" IN (");
+            sql.push("SELECT COUNT(*) AS n FROM ")
+                .ident(&target)
+                .push(" WHERE ")
+                .ident("id")
+                .push(" IN (");
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
@@ -72,7 +98,13 @@ fn validate(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, values: &Map<Str
             sql.push(")");
             let found = c.query_sql(&sql)?.first().map(|r| r.int("n")).unwrap_or(0);
             if found != ids.len() as i64 {
-                errors.add(&f.name, FieldError::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+                errors.add(
+                    &f.name,
+                    FieldError::new(
+                        "validation_missing_rel_records",
+                        "Failed to find all relation records with the provided ids.",
+                    ),
+                );
             }
         }
     }
@@ -81,8 +113,15 @@ fn validate(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, values: &Map<Str
 
 fn unique_error(columns: Vec<String>, message: &str) -> CoreError {
     let mut errors = FieldErrors::new();
-    for c in if columns.is_empty() { vec!["id".to_owned()] } else { columns } {
-        errors.add(&c, FieldError::new("validation_not_unique", "Value must be unique."));
+    for c in if columns.is_empty() {
+        vec!["id".to_owned()]
+    } else {
+        columns
+    } {
+        errors.add(
+            &c,
+            FieldError::new("validation_not_unique", "Value must be unique."),
+        );
     }
     CoreError::validation(message, errors)
 }
@@ -94,11 +133,24 @@ fn map_write_err(e: StoreError, message: &str) -> CoreError {
     }
 }
 
-fn check_rule_after_write(c: &mut dyn Conn, rctx: &RuleCtx<'_>, access: Access, id: &str, fail: CoreError) -> Result<(), CoreError> {
+fn check_rule_after_write(
+    c: &mut dyn Conn,
+    rctx: &RuleCtx<'_>,
+    access: Access,
+    id: &str,
+    fail: CoreError,
+) -> Result<(), CoreError> {
     if let Access::Where(w) = access {
         let mut sql = Sql::new(c.dialect());
-        sql.push("SELECT 1 AS ok FROM ").ident(&rctx.collection.name).push(" WHERE ");
-        sql.qualified(&rctx.collection.name, "id").push(" = ").push_param(id).push(" AND (").append(&w).push(")");
+        sql.push("SELECT 1 AS ok FROM ")
+            .ident(&rctx.collection.name)
+            .push(" WHERE ");
+        sql.qualified(&rctx.collection.name, "id")
+            .push(" = ")
+            .push_param(id)
+            .push(" AND (")
+            .append(&w)
+            .push(")");
         if c.query_sql(&sql)?.is_empty() {
             return Err(fail);
         }
@@ -106,13 +158,22 @@ fn check_rule_after_write(c: &mut dyn Conn, rctx: &RuleCtx<'_>, access: Access, 
     Ok(())
 }
 
-pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) -> Result<Map<String, Value>, CoreError> {
+pub fn create(
+    c: &mut dyn Conn,
+    ctx: &WriteCtx,
+    col: &Collection,
+    input: Input,
+) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to create record.";
     if !ctx.caller.is_superuser() && col.rules.create_rule.is_none() {
         return Err(CoreError::superuser_only());
     }
     let superuser = ctx.caller.is_superuser();
-    let mut values: Map<String, Value> = col.fields.iter().map(|f| (f.name.clone(), f.zero_value())).collect();
+    let mut values: Map<String, Value> = col
+        .fields
+        .iter()
+        .map(|f| (f.name.clone(), f.zero_value()))
+        .collect();
     let errors = input::apply(col, &mut values, &input.values, true, superuser);
     let now = galley_types::datetime::now_string();
     for f in &col.fields {
@@ -120,25 +181,42 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
             FieldKind::Autodate(o) if o.on_create => {
                 values.insert(f.name.clone(), json!(now));
             }
-            FieldKind::Text(o) if !o.autogenerate_pattern.is_empty() => {
-                if values.get(&f.name).and_then(Value::as_str).unwrap_or_default().is_empty() {
-                    let gen = galley_types::ids::generate_from_pattern(&o.autogenerate_pattern).unwrap_or_default();
-                    values.insert(f.name.clone(), json!(gen));
-                }
+            FieldKind::Text(o)
+                if !o.autogenerate_pattern.is_empty()
+                    && values
+                        .get(&f.name)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .is_empty() =>
+            {
+                let gen = galley_types::ids::generate_from_pattern(&o.autogenerate_pattern)
+                    .unwrap_or_default();
+                values.insert(f.name.clone(), json!(gen));
             }
             FieldKind::Password(_) => {
-                values.insert(f.name.clone(), json!(input.password_hash.clone().unwrap_or_default()));
+                values.insert(
+                    f.name.clone(),
+                    json!(input.password_hash.clone().unwrap_or_default()),
+                );
             }
             _ => {}
         }
     }
     let mut errors = errors;
-    let check_manage = if col.is_auth() { crate::auth::records::before_create(c, ctx, col, &values, &mut errors)? } else { false };
+    let check_manage = if col.is_auth() {
+        crate::auth::records::before_create(c, ctx, col, &values, &mut errors)?
+    } else {
+        false
+    };
     let errors = validate(c, ctx, col, &values, errors)?;
     if !errors.is_empty() {
         return Err(CoreError::validation(FAILED, errors));
     }
-    let id = values.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = values
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let body = request_body(col, &input.values, &values);
     let rctx = rule_ctx(ctx, col, c).with_body(&body);
     let access = rctx.access(&col.rules.create_rule)?;
@@ -170,7 +248,13 @@ pub fn create(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, input: Input) 
     Ok(values)
 }
 
-pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, input: Input) -> Result<Map<String, Value>, CoreError> {
+pub fn update(
+    c: &mut dyn Conn,
+    ctx: &WriteCtx,
+    col: &Collection,
+    id: &str,
+    input: Input,
+) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to update record.";
     let superuser = ctx.caller.is_superuser();
     if !superuser && col.rules.update_rule.is_none() {
@@ -218,7 +302,10 @@ pub fn update(c: &mut dyn Conn, ctx: &WriteCtx, col: &Collection, id: &str, inpu
         let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
         sql.ident(&f.name).push(" = ").push_param(f.to_sql(&v, d));
     }
-    sql.push(" WHERE ").ident("id").push(" = ").push_param(SqlValue::from(id));
+    sql.push(" WHERE ")
+        .ident("id")
+        .push(" = ")
+        .push_param(SqlValue::from(id));
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
     crate::realtime::emit(&ctx.events, "update", col, &values);
     Ok(values)

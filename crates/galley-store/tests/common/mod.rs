@@ -106,4 +106,5 @@ pub fn via(url: &str, addr: SocketAddr) -> String {
 }
 
 /// The PostgreSQL server address of `url`.
+#[allow(unused_imports)]
 pub use galley_store::testing::{server_addr, Proxy};
