@@ -134,19 +134,13 @@ fn apply_leaf(v: &Value, node: &Node) -> Value {
     apply(v, node)
 }
 
-/// Whether a `fields` spec is well formed: paths of names, `*`, and `:excerpt(n[, bool])`.
+/// Whether a `fields` spec is well formed. As PocketBase's tokenizer, only unbalanced
+/// quotes make it malformed; unknown names simply pick nothing.
 pub fn is_valid(spec: &str) -> bool {
     spec.len() <= 4000
-        && spec
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.*:(), ".contains(c))
-        && split_top(spec).iter().all(|item| {
-            let item = item.trim();
-            match item.split_once(':') {
-                None => true,
-                Some((path, m)) => !path.is_empty() && parse_excerpt(m).is_some(),
-            }
-        })
+        && ['\'', '"', '`']
+            .iter()
+            .all(|q| spec.matches(*q).count() % 2 == 0)
 }
 
 /// Applies a `fields` spec to a response body. List results are picked per item.
@@ -191,7 +185,7 @@ mod tests {
             "id,title,expand.author.name,*,body:excerpt(20,true)"
         ));
         assert!(!is_valid("id'; DROP TABLE posts; --"));
-        assert!(!is_valid("body:nope(1)"));
+        assert!(is_valid("id,\"title\",ü,title\\"));
     }
 
     #[test]
