@@ -608,7 +608,10 @@ async fn concurrent_opens_migrate_once(ctx: Ctx) {
         stores.push(o.await.unwrap().unwrap());
     }
     for s in &stores {
-        assert_eq!(migration_rows(s).await.len(), galley_store::migrations::count());
+        assert_eq!(
+            migration_rows(s).await.len(),
+            galley_store::migrations::count()
+        );
     }
     for s in stores {
         s.close().await;
