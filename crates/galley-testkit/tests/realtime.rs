@@ -190,3 +190,58 @@ async fn events_cross_nodes_on_postgres() {
         "each event arrives once"
     );
 }
+
+/// A client that stops reading is disconnected once its queue is full; memory stays bounded
+/// and other clients keep receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_disconnected() {
+    let srv = TestServer::start(galley_testkit::Engine::Sqlite)
+        .await
+        .expect("server");
+    srv.create_collection(
+        json!({"name": "blobs", "listRule": "", "fields": [{"name": "body", "type": "editor"}]}),
+    )
+    .await;
+    srv.enable_batch().await;
+    // A client that subscribes and then never reads its stream.
+    let stalled = SseClient::connect(&srv.url).await;
+    assert_eq!(
+        subscribe(&srv, &stalled, None, json!(["blobs/*"])).await,
+        204
+    );
+    let mut live = SseClient::connect(&srv.url).await;
+    assert_eq!(subscribe(&srv, &live, None, json!(["blobs/*"])).await, 204);
+    assert_eq!(srv.app.realtime.len(), 2);
+    let body = "x".repeat(60_000);
+    let mut received = 0;
+    for _ in 0..40 {
+        let requests: Vec<_> = (0..25)
+            .map(|_| json!({"method": "POST", "url": "/api/collections/blobs/records", "body": {"body": body}}))
+            .collect();
+        let r = srv
+            .su(
+                Method::POST,
+                "/api/batch",
+                Some(json!({"requests": requests})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        // The live client keeps up.
+        while let Some(e) = live.next(Duration::from_millis(50)).await {
+            assert_eq!(e.data["action"], "create");
+            received += 1;
+        }
+        if srv.app.realtime.len() == 1 {
+            break;
+        }
+    }
+    assert_eq!(srv.app.realtime.len(), 1, "the stalled client was dropped");
+    while let Some(_e) = live.next(Duration::from_millis(300)).await {
+        received += 1;
+    }
+    assert!(
+        received >= 25,
+        "the live client received its events ({received})"
+    );
+    drop(stalled);
+}
