@@ -47,6 +47,7 @@ pub struct App {
     settings: ArcSwap<Settings>,
     schema_reload: Mutex<u64>,
     hash_permits: Semaphore,
+    hashers: HashThreads,
     /// This process's id among the nodes sharing a database (realtime fan-out).
     pub node_id: String,
     /// Realtime clients and their subscriptions.
@@ -75,6 +76,7 @@ impl App {
         let app = App {
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
+            hashers: HashThreads::start(config.hash_concurrency.max(1)),
             node_id: galley_types::ids::secret(20),
             realtime: galley_realtime::Hub::new(config.max_realtime_clients),
             events: std::sync::OnceLock::new(),
@@ -84,6 +86,7 @@ impl App {
             settings: ArcSwap::from_pointee(settings),
             schema_reload: Mutex::new(1),
         };
+        app.auth.set_limiting(app.settings().rate_limits_enabled());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
         Ok(app)
@@ -108,6 +111,7 @@ impl App {
     }
 
     pub(crate) fn set_settings(&self, s: Settings) {
+        self.auth.set_limiting(s.rate_limits_enabled());
         self.settings.store(Arc::new(s));
     }
 
@@ -129,9 +133,10 @@ impl App {
             .acquire()
             .await
             .map_err(|e| CoreError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || galley_auth::password::hash(&password))
+        self.hashers
+            .run(move || galley_auth::password::hash(&password))
             .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?
+            .ok_or_else(|| CoreError::Internal("the password hashing threads are gone".into()))?
             .map_err(|e| CoreError::Internal(e.to_string()))
     }
 
@@ -140,18 +145,54 @@ impl App {
         let Ok(_permit) = self.hash_permits.acquire().await else {
             return false;
         };
-        tokio::task::spawn_blocking(move || match hash {
-            Some(h) => galley_auth::password::verify(&password, &h),
-            None => {
-                galley_auth::password::verify_dummy(&password);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false)
+        self.hashers
+            .run(move || match hash {
+                Some(h) => galley_auth::password::verify(&password, &h),
+                None => {
+                    galley_auth::password::verify_dummy(&password);
+                    false
+                }
+            })
+            .await
+            .unwrap_or(false)
     }
 
     pub async fn close(&self) {
         self.store.close().await;
+    }
+}
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A few long-lived threads for password hashing. Each argon2id hash allocates ~19 MiB; on
+/// the (growing) blocking pool every new thread got its own malloc arena and kept that memory
+/// (RSS reached GiBs under a login storm). A fixed set of threads reuses a fixed set of arenas.
+struct HashThreads {
+    jobs: crossbeam_channel::Sender<HashJob>,
+}
+
+impl HashThreads {
+    fn start(n: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<HashJob>();
+        for i in 0..n {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("galley-hash-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                });
+        }
+        HashThreads { jobs: tx }
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
     }
 }

@@ -17,7 +17,8 @@ impl Default for Settings {
             "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false}},
             "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false},
             "meta": {"accentColor": "#1055c9", "appName": "Galley", "appURL": "http://localhost:8090", "senderName": "Support", "senderAddress": "support@example.com", "hideControls": false},
-            "rateLimits": {"rules": [], "excludedIPs": [], "enabled": false},
+            // Galley limits auth requests by default (DESIGN §16); a superuser may switch it off.
+            "rateLimits": {"rules": [], "excludedIPs": [], "enabled": true},
             "trustedProxy": {"headers": [], "useLeftmostIP": false},
             "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
             "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false}
@@ -31,6 +32,13 @@ impl Settings {
             .pointer("/batch/enabled")
             .and_then(Value::as_bool)
             .unwrap_or(false)
+    }
+    /// Whether the auth endpoints are rate limited (`rateLimits.enabled`, on by default).
+    pub fn rate_limits_enabled(&self) -> bool {
+        self.0
+            .pointer("/rateLimits/enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
     }
     pub fn batch_max_requests(&self) -> usize {
         self.0

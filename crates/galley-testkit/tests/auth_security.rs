@@ -111,6 +111,15 @@ both_engines! {
             last = srv.guest(Method::POST, "/api/collections/people/auth-with-password", Some(json!({"identity": "a@example.com", "password": "guess-guess"}))).await.status;
         }
         assert_eq!(last, 429, "password guessing is limited per identity by default");
+        let r = srv.su(Method::GET, "/api/settings", None).await;
+        assert_eq!(r.body["rateLimits"]["enabled"], true, "on by default, and the settings say so");
+        // A superuser may switch the limits off; then the same guesses are plain 400s.
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"rateLimits": {"enabled": false}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        for _ in 0..(srv.app.config.auth_limits.per_identity + 1) {
+            last = srv.guest(Method::POST, "/api/collections/people/auth-with-password", Some(json!({"identity": "a@example.com", "password": "guess-guess"}))).await.status;
+        }
+        assert_eq!(last, 400, "no limit once rateLimits.enabled is false");
     }
 }
 

@@ -32,6 +32,8 @@ pub struct AuthState {
     pub mailer: mail::Mailer,
     pub limits: ratelimit::AuthLimits,
     limiter: ratelimit::Limiter,
+    /// Mirrors `settings.rateLimits.enabled`.
+    limiting: std::sync::atomic::AtomicBool,
 }
 
 impl AuthState {
@@ -40,12 +42,23 @@ impl AuthState {
             mailer: Default::default(),
             limits: config.auth_limits,
             limiter: Default::default(),
+            limiting: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Follows the `rateLimits.enabled` setting.
+    pub fn set_limiting(&self, on: bool) {
+        self.limiting
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn limiting(&self) -> bool {
+        self.limiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts an auth request from client `ip` (superusers are not limited).
     pub fn limit_ip(&self, caller: &Caller, ip: &str) -> Result<(), CoreError> {
-        if caller.is_superuser() {
+        if caller.is_superuser() || !self.limiting() {
             return Ok(());
         }
         self.limiter
@@ -59,7 +72,7 @@ impl AuthState {
         col: &Collection,
         identity: &str,
     ) -> Result<(), CoreError> {
-        if caller.is_superuser() || identity.is_empty() {
+        if caller.is_superuser() || identity.is_empty() || !self.limiting() {
             return Ok(());
         }
         let key = format!("id:{}:{}", col.id, identity.to_lowercase());
