@@ -1,22 +1,109 @@
 use crate::AuthError;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::cell::RefCell;
 
-fn hasher() -> Argon2<'static> {
-    // OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
-    let params = Params::new(19456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
+const M_COST: u32 = 19456;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+/// Stored hashes asking for more memory than this are refused rather than computed.
+const MAX_M_COST: u32 = 1 << 20;
+
+thread_local! {
+    // Each hash needs m KiB of work memory. Reusing one buffer per thread (the hashing
+    // threads are few and long-lived) keeps memory flat under a login storm; allocating it per
+    // hash left the allocator holding hundreds of MiB.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_blocks<T>(params: &Params, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    BLOCKS.with(|b| {
+        let mut b = b.borrow_mut();
+        let need = params.block_count();
+        if b.len() < need {
+            b.resize(need, Block::default());
+        }
+        f(&mut b[..need])
+    })
+}
+
+fn compute(
+    alg: Algorithm,
+    version: Version,
+    params: Params,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), AuthError> {
+    let a = Argon2::new(alg, version, params.clone());
+    with_blocks(&params, |blocks| {
+        a.hash_password_into_with_memory(password.as_bytes(), salt, out, blocks)
+    })
+    .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
 /// Hashes a password with argon2id and a random salt (PHC string format).
 pub fn hash(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut OsRng);
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    let params =
+        Params::new(M_COST, T_COST, P_COST, None).map_err(|e| AuthError::Hash(e.to_string()))?;
+    let mut out = [0u8; 32];
+    compute(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params,
+        password,
+        salt_bytes,
+        &mut out,
+    )?;
+    let out = Output::new(&out).map_err(|e| AuthError::Hash(e.to_string()))?;
+    Ok(format!(
+        "$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}${}${out}",
+        salt.as_str()
+    ))
+}
+
+/// Verifies an argon2 PHC string, with the reused work memory.
+fn verify_argon2(password: &str, h: &PasswordHash<'_>) -> bool {
+    let alg = match h.algorithm.as_str() {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        "argon2d" => Algorithm::Argon2d,
+        _ => return false,
+    };
+    let version = match h.version {
+        Some(0x10) => Version::V0x10,
+        _ => Version::V0x13,
+    };
+    let get = |k: &str| h.params.get_decimal(k);
+    let (Some(m), Some(t), Some(p)) = (get("m"), get("t"), get("p")) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    if m > MAX_M_COST {
+        return false;
+    }
+    let Ok(params) = Params::new(m, t, p, Some(expected.len())) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    if compute(alg, version, params, password, salt, &mut out).is_err() {
+        return false;
+    }
+    use subtle::ConstantTimeEq;
+    bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -33,7 +120,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
         return password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false);
     }
     match PasswordHash::new(stored) {
-        Ok(h) => hasher().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => verify_argon2(password, &h),
         Err(_) => false,
     }
 }
@@ -63,6 +150,23 @@ pub fn verify_dummy(password: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interoperates_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash("pass-word-1").expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(Argon2::default()
+            .verify_password(b"pass-word-1", &parsed)
+            .is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"other-pass", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(verify("other-pass", &theirs));
+        assert!(!verify("other-pasS", &theirs));
+    }
 
     #[test]
     fn hash_and_verify() {
