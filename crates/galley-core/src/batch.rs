@@ -48,7 +48,7 @@ fn parse_url(url: &str) -> (Vec<String>, Map<String, Value>) {
     let segments = path
         .trim_matches('/')
         .split('/')
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     let mut q = Map::new();
     for (k, v) in serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default() {

@@ -3,7 +3,7 @@
 
 use crate::datetime;
 use crate::error::FieldError;
-use galley_sql::{ColumnType, Dialect, Engine, SqlValue};
+use galley_sql::{ColumnType, Dialect, SqlValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -680,10 +680,7 @@ impl Field {
 /// The empty value of a timestamp column: `''` on SQLite (as PocketBase stores it), NULL on
 /// PostgreSQL, whose timestamptz has no empty string.
 pub fn empty_timestamp(dialect: &Dialect) -> SqlValue {
-    match dialect.engine {
-        Engine::Sqlite => SqlValue::Text(String::new()),
-        Engine::Postgres => SqlValue::Null,
-    }
+    dialect.empty_timestamp()
 }
 
 /// A float as JSON, integral values printed without a fraction as PocketBase does.

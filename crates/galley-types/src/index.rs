@@ -3,7 +3,7 @@
 //! comparisons of fields with literals) and writes the SQL again through the dialect, so a
 //! superuser-supplied string never reaches the database as written.
 
-use galley_sql::{Dialect, Engine};
+use galley_sql::Dialect;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexColumn {
@@ -335,11 +335,7 @@ impl IndexDef {
 
     /// The statement for `d`, on `table`.
     pub fn to_sql(&self, d: &Dialect, table: &str) -> String {
-        let nocase = |q: &str| match d.engine {
-            Engine::Sqlite => format!("{q} COLLATE NOCASE"),
-            Engine::Postgres => format!("(LOWER({q}))"),
-        };
-        self.render(table, &|s| d.quote(s), &nocase)
+        self.render(table, &|s| d.quote(s), &|q| d.nocase_index_key(q))
     }
 
     /// The canonical text stored and shown, in PocketBase's backtick style.
