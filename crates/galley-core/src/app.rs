@@ -32,7 +32,10 @@ impl AppConfig {
             pool_size: 8,
             sync_full: false,
             body_limit: 32 << 20,
-            hash_concurrency: 4,
+            // One hash per core at most: each holds ~19 MiB of work memory for its thread.
+            hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get().min(4))
+                .unwrap_or(2),
             max_realtime_clients: 10_000,
             auth_limits: Default::default(),
         }

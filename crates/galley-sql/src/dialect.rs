@@ -107,7 +107,9 @@ impl Dialect {
     pub fn rowid_column_def(&self) -> Option<&'static str> {
         match self.engine {
             Engine::Sqlite => None,
-            Engine::Postgres => Some("\"_rowid\" BIGINT GENERATED ALWAYS AS IDENTITY"),
+            // UNIQUE gives it an index, so an unsorted page (ORDER BY the row id) is an index
+            // scan rather than a sort of the whole table.
+            Engine::Postgres => Some("\"_rowid\" BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE"),
         }
     }
 
