@@ -53,6 +53,8 @@ pub struct App {
     hashers: HashThreads,
     /// This process's id among the nodes sharing a database (realtime fan-out).
     pub node_id: String,
+    /// Recent realtime events, for WebSocket resume.
+    pub journal: crate::realtime::Journal,
     /// Realtime clients and their subscriptions.
     pub realtime: crate::realtime::RealtimeHub,
     events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<crate::realtime::RecordEvent>>>,
@@ -81,6 +83,7 @@ impl App {
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
             hashers: HashThreads::start(config.hash_concurrency.max(1)),
             node_id: galley_types::ids::secret(20),
+            journal: Default::default(),
             realtime: galley_realtime::Hub::new(config.max_realtime_clients),
             events: std::sync::OnceLock::new(),
             auth: crate::auth::AuthState::new(&config),
@@ -97,7 +100,7 @@ impl App {
 
     /// Hands committed record events to realtime delivery (in commit order).
     pub async fn publish(&self, events: Vec<crate::realtime::RecordEvent>) {
-        if events.is_empty() || self.realtime.is_empty() {
+        if events.is_empty() {
             return;
         }
         if let Some(tx) = self.events.get() {

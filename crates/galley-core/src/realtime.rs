@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct RecordEvent {
     pub action: &'static str,
-    pub collection: Arc<Collection>,
+    pub collection_id: String,
     /// Every field, hidden ones included (shaped per subscriber on delivery).
     pub record: Map<String, Value>,
 }
@@ -36,7 +36,7 @@ pub fn emit(
     if let Ok(mut e) = events.lock() {
         e.push(RecordEvent {
             action,
-            collection: Arc::new(collection.clone()),
+            collection_id: collection.id.clone(),
             record: record.clone(),
         });
     }
@@ -50,6 +50,60 @@ pub fn take(events: &Events) -> Vec<RecordEvent> {
 }
 
 pub type RealtimeHub = Hub<Caller>;
+
+/// Recent events kept for WebSocket clients that reconnect (`lastEventId`).
+pub const JOURNAL_LEN: usize = 10_000;
+
+/// This node's recent events, numbered in delivery order.
+#[derive(Default)]
+pub struct Journal {
+    inner: Mutex<(u64, std::collections::VecDeque<(u64, RecordEvent)>)>,
+}
+
+impl Journal {
+    fn push(&self, ev: &RecordEvent) -> u64 {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 += 1;
+        let seq = g.0;
+        g.1.push_back((seq, ev.clone()));
+        while g.1.len() > JOURNAL_LEN {
+            g.1.pop_front();
+        }
+        seq
+    }
+
+    /// The number of the last event (0 before any).
+    pub fn last(&self) -> u64 {
+        self.inner.lock().map(|g| g.0).unwrap_or(0)
+    }
+
+    /// The events after `seq`, or `None` when some of them are no longer kept.
+    fn since(&self, seq: u64) -> Option<Vec<(u64, RecordEvent)>> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if seq > g.0 {
+            return Some(vec![]);
+        }
+        let oldest = g.1.front().map(|(s, _)| *s).unwrap_or(g.0 + 1);
+        if seq + 1 < oldest {
+            return None;
+        }
+        Some(g.1.iter().filter(|(s, _)| *s > seq).cloned().collect())
+    }
+}
+
+/// Sends one client the events it missed after `seq` (checked and shaped as live ones).
+/// `false` when they are no longer all kept: the client must reload its data.
+pub async fn replay(app: &Arc<App>, client_id: &str, seq: u64) -> bool {
+    let Some(events) = app.journal.since(seq) else {
+        return false;
+    };
+    for (s, ev) in events {
+        if let Err(e) = deliver(app, &ev, s, Some(client_id)).await {
+            tracing::warn!(error = %e, "realtime replay failed");
+        }
+    }
+    true
+}
 
 /// The PostgreSQL notification channel that carries record events and schema changes
 /// between nodes.
@@ -67,9 +121,9 @@ pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<()
     let evs = events.lock().map(|e| e.clone()).unwrap_or_default();
     for ev in evs {
         let mut payload =
-            json!({"n": node, "a": ev.action, "c": ev.collection.id, "r": ev.record}).to_string();
+            json!({"n": node, "a": ev.action, "c": ev.collection_id, "r": ev.record}).to_string();
         if payload.len() > MAX_PAYLOAD {
-            payload = json!({"n": node, "a": ev.action, "c": ev.collection.id, "id": ev.record.get("id")}).to_string();
+            payload = json!({"n": node, "a": ev.action, "c": ev.collection_id, "id": ev.record.get("id")}).to_string();
         }
         c.execute(stmt, &[CHANNEL.into(), payload.into()])?;
     }
@@ -143,7 +197,7 @@ pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<Reco
             let _ = events
                 .send(vec![RecordEvent {
                     action,
-                    collection: col,
+                    collection_id: col.id.clone(),
                     record,
                 }])
                 .await;
@@ -169,7 +223,8 @@ fn start_delivery(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>>
         while let Some(batch) = rx.recv().await {
             let Some(app) = weak.upgrade() else { break };
             for ev in batch {
-                if let Err(e) = deliver(&app, &ev).await {
+                let seq = app.journal.push(&ev);
+                if let Err(e) = deliver(&app, &ev, seq, None).await {
                     tracing::warn!(error = %e, "realtime delivery failed");
                 }
             }
@@ -209,17 +264,28 @@ fn virtual_row_check(
     Ok(!c.query_sql(&sql)?.is_empty())
 }
 
-async fn deliver(app: &Arc<App>, ev: &RecordEvent) -> Result<(), CoreError> {
+async fn deliver(
+    app: &Arc<App>,
+    ev: &RecordEvent,
+    seq: u64,
+    only: Option<&str>,
+) -> Result<(), CoreError> {
     let hub = &app.realtime;
-    let targets = hub.targets(&[ev.collection.name.as_str(), ev.collection.id.as_str()]);
-    if targets.is_empty() {
+    if hub.is_empty() {
         return Ok(());
     }
     let schema = app.schema();
-    let col = schema
-        .by_id(&ev.collection.id)
-        .cloned()
-        .unwrap_or_else(|| ev.collection.clone());
+    // A collection deleted since the event: nobody can be subscribed to it any more.
+    let Some(col) = schema.by_id(&ev.collection_id).cloned() else {
+        return Ok(());
+    };
+    let mut targets = hub.targets(&[col.name.as_str(), col.id.as_str()]);
+    if let Some(id) = only {
+        targets.retain(|t| t.client_id == id);
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
     let id = ev
         .record
         .get("id")
@@ -244,6 +310,7 @@ async fn deliver(app: &Arc<App>, ev: &RecordEvent) -> Result<(), CoreError> {
                 .send(
                     &t.client_id,
                     Message {
+                        seq,
                         event: topic.raw.clone(),
                         data,
                     },
@@ -340,5 +407,45 @@ impl PartialEq for Caller {
             ) => a.id == b.id && ra.get("id") == rb.get("id"),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(n: usize) -> RecordEvent {
+        let record = json!({"id": n.to_string()})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        RecordEvent {
+            action: "create",
+            collection_id: "c".into(),
+            record,
+        }
+    }
+
+    #[test]
+    fn journal_keeps_the_last_events_and_says_when_it_cannot_resume() {
+        let j = Journal::default();
+        assert_eq!(j.since(0).map(|v| v.len()), Some(0));
+        for n in 0..JOURNAL_LEN + 5 {
+            j.push(&ev(n));
+        }
+        let last = j.last();
+        assert_eq!(last, (JOURNAL_LEN + 5) as u64);
+        assert!(
+            j.since(1).is_none(),
+            "event 2 is gone: the client must reload"
+        );
+        let tail = j.since(last - 2).expect("kept");
+        assert_eq!(
+            tail.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![last - 1, last]
+        );
+        assert_eq!(j.since(last).map(|v| v.len()), Some(0));
+        assert_eq!(j.since(6).map(|v| v.len()), Some(JOURNAL_LEN - 1));
+        assert!(j.since(4).is_none());
     }
 }

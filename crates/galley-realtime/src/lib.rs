@@ -19,6 +19,8 @@ pub const MAX_TOPIC_LEN: usize = 2500;
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
+    /// The event's position in this node's journal (WebSocket resume); 0 for none.
+    pub seq: u64,
     pub event: String,
     pub data: String,
 }
@@ -312,6 +314,7 @@ mod tests {
             hub.send(
                 &id,
                 Message {
+                    seq: 0,
                     event: "e".into(),
                     data: "{}".into(),
                 },
@@ -322,6 +325,7 @@ mod tests {
             hub.send(
                 &id,
                 Message {
+                    seq: 0,
                     event: "e".into(),
                     data: "{}".into()
                 }
@@ -354,6 +358,7 @@ mod tests {
             frame(
                 "cid",
                 &Message {
+                    seq: 0,
                     event: "posts/*".into(),
                     data: "{\"a\":1}".into()
                 }

@@ -3,6 +3,7 @@ mod batch;
 mod collections;
 mod health;
 mod realtime;
+mod realtime_ws;
 mod records;
 mod settings;
 
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(batch::router())
         .merge(settings::router())
         .merge(realtime::router())
+        .merge(realtime_ws::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
 }
