@@ -388,22 +388,7 @@ impl Field {
         match &self.kind {
             FieldKind::Text(o) => {
                 let s = v.as_str().unwrap_or_default();
-                let n = s.chars().count() as i64;
-                let max = if o.max <= 0 { 5000 } else { o.max };
-                if n < o.min {
-                    return Err(FieldError::new(
-                        "validation_min_text_constraint",
-                        format!("Must be at least {} character(s).", o.min),
-                    )
-                    .with_params(json!({"min": o.min})));
-                }
-                if n > max {
-                    return Err(FieldError::new(
-                        "validation_max_text_constraint",
-                        format!("Must be no more than {max} character(s)."),
-                    )
-                    .with_params(json!({"max": max})));
-                }
+                check_length(s, o.min, if o.max <= 0 { 5000 } else { o.max })?;
                 check_pattern(&o.pattern, s)?;
                 if o.primary_key {
                     check_primary_key(s)?;
@@ -412,22 +397,8 @@ impl Field {
             }
             FieldKind::Password(o) => {
                 let s = v.as_str().unwrap_or_default();
-                let n = s.chars().count() as i64;
-                let max = if o.max <= 0 { 71 } else { o.max.min(71) };
-                if n < o.min {
-                    return Err(FieldError::new(
-                        "validation_min_text_constraint",
-                        format!("Must be at least {} character(s).", o.min),
-                    )
-                    .with_params(json!({"min": o.min})));
-                }
-                if n > max {
-                    return Err(FieldError::new(
-                        "validation_max_text_constraint",
-                        format!("Must be no more than {max} character(s)."),
-                    )
-                    .with_params(json!({"max": max})));
-                }
+                // bcrypt compatibility caps passwords at 71 characters, as PocketBase does.
+                check_length(s, o.min, if o.max <= 0 { 71 } else { o.max.min(71) })?;
                 check_pattern(&o.pattern, s)
             }
             FieldKind::Number(o) => {
@@ -794,6 +765,26 @@ pub fn json_depth(v: &Value) -> usize {
         }
     }
     max
+}
+
+/// Length in characters (runes) between `min` and `max`, with PocketBase's codes.
+fn check_length(s: &str, min: i64, max: i64) -> Result<(), FieldError> {
+    let n = s.chars().count() as i64;
+    if n < min {
+        return Err(FieldError::new(
+            "validation_min_text_constraint",
+            format!("Must be at least {min} character(s)."),
+        )
+        .with_params(json!({"min": min})));
+    }
+    if n > max {
+        return Err(FieldError::new(
+            "validation_max_text_constraint",
+            format!("Must be no more than {max} character(s)."),
+        )
+        .with_params(json!({"max": max})));
+    }
+    Ok(())
 }
 
 fn check_pattern(pattern: &str, s: &str) -> Result<(), FieldError> {

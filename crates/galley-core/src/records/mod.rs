@@ -243,6 +243,27 @@ pub async fn view(
     Ok(output::present(&col, &rec, caller))
 }
 
+/// Runs a record write job and publishes its record events: to the other nodes inside the
+/// transaction (NOTIFY, PostgreSQL), to this node's realtime clients after the commit.
+async fn write_published<T: Send + 'static>(
+    app: &App,
+    ctx: WriteCtx,
+    job: impl FnOnce(&mut dyn Conn, &WriteCtx) -> Result<T, CoreError> + Send + 'static,
+) -> Result<T, CoreError> {
+    let events = ctx.events.clone();
+    let node = app.node_id.clone();
+    let out = app
+        .store
+        .write(move |c: &mut dyn Conn| {
+            let r = job(c, &ctx)?;
+            crate::realtime::notify_events(c, &node, &ctx.events)?;
+            Ok::<_, CoreError>(r)
+        })
+        .await?;
+    app.publish(crate::realtime::take(&events)).await;
+    Ok(out)
+}
+
 /// Expands a just-written record for the response (a read after the commit).
 async fn expanded(
     app: &App,
@@ -347,19 +368,13 @@ pub async fn create(
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let input = prepare_input(app, &col, values, true).await?;
-    let ctx = WriteCtx::new(app.schema(), caller, meta);
-    let events = ctx.events.clone();
     let col2 = col.clone();
-    let node = app.node_id.clone();
-    let rec = app
-        .store
-        .write(move |c: &mut dyn Conn| {
-            let r = write::create(c, &ctx, &col2, input)?;
-            crate::realtime::notify_events(c, &node, &ctx.events)?;
-            Ok::<_, CoreError>(r)
-        })
-        .await?;
-    app.publish(crate::realtime::take(&events)).await;
+    let rec = write_published(
+        app,
+        WriteCtx::new(app.schema(), caller, meta),
+        move |c, ctx| write::create(c, ctx, &col2, input),
+    )
+    .await?;
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
@@ -376,19 +391,13 @@ pub async fn update(
     writable(&col)?;
     let mut input = prepare_input(app, &col, values, false).await?;
     crate::auth::records::verify_old_password(app, &col, id, &mut input).await?;
-    let ctx = WriteCtx::new(app.schema(), caller, meta);
-    let events = ctx.events.clone();
     let (col2, id2) = (col.clone(), id.to_owned());
-    let node = app.node_id.clone();
-    let rec = app
-        .store
-        .write(move |c: &mut dyn Conn| {
-            let r = write::update(c, &ctx, &col2, &id2, input)?;
-            crate::realtime::notify_events(c, &node, &ctx.events)?;
-            Ok::<_, CoreError>(r)
-        })
-        .await?;
-    app.publish(crate::realtime::take(&events)).await;
+    let rec = write_published(
+        app,
+        WriteCtx::new(app.schema(), caller, meta),
+        move |c, ctx| write::update(c, ctx, &col2, &id2, input),
+    )
+    .await?;
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
@@ -401,16 +410,11 @@ pub async fn remove(
 ) -> Result<(), CoreError> {
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let ctx = WriteCtx::new(app.schema(), caller, meta);
-    let events = ctx.events.clone();
     let id2 = id.to_owned();
-    let node = app.node_id.clone();
-    app.store
-        .write(move |c: &mut dyn Conn| {
-            delete::delete(c, &ctx, &col, &id2)?;
-            crate::realtime::notify_events(c, &node, &ctx.events)
-        })
-        .await?;
-    app.publish(crate::realtime::take(&events)).await;
-    Ok(())
+    write_published(
+        app,
+        WriteCtx::new(app.schema(), caller, meta),
+        move |c, ctx| delete::delete(c, ctx, &col, &id2),
+    )
+    .await
 }
