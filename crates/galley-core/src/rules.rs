@@ -179,6 +179,34 @@ impl<'a> RuleCtx<'a> {
     }
 }
 
+/// Whether the stored record `id` of `col` is admitted by `access`: `Allow` always,
+/// `SuperuserOnly` never, `Where` when the condition holds for that row.
+pub fn record_satisfies(
+    c: &mut dyn galley_store::Conn,
+    col: &Collection,
+    id: &str,
+    access: Access,
+) -> Result<bool, CoreError> {
+    use galley_store::ConnExt;
+    match access {
+        Access::Allow => Ok(true),
+        Access::SuperuserOnly => Ok(false),
+        Access::Where(w) => {
+            let mut sql = Sql::new(c.dialect());
+            sql.push("SELECT 1 AS ok FROM ")
+                .ident(&col.name)
+                .push(" WHERE ");
+            sql.qualified(&col.name, "id")
+                .push(" = ")
+                .push_param(id)
+                .push(" AND (")
+                .append(&w)
+                .push(")");
+            Ok(!c.query_sql(&sql)?.is_empty())
+        }
+    }
+}
+
 /// Checks a rule's syntax and fields when a collection is saved.
 pub fn validate(schema: &Schema, collection: &Collection, rule: &str) -> Result<(), String> {
     if rule.trim().is_empty() {

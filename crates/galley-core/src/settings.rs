@@ -60,7 +60,7 @@ impl Settings {
 }
 
 /// Recursively merges `patch` into `base` (objects merge, everything else replaces).
-fn merge(base: &mut Value, patch: &Value) {
+pub(crate) fn merge(base: &mut Value, patch: &Value) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {

@@ -19,7 +19,7 @@ pub mod tokens;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::records::{output, RequestMeta};
-use crate::rules::{Access, RuleCtx};
+use crate::rules::RuleCtx;
 use crate::{App, AppConfig};
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
@@ -191,23 +191,8 @@ pub(crate) async fn record_rule_holds(
                 ..Default::default()
             };
             let rctx = RuleCtx::new(&schema, &col2, &caller, &meta, c.dialect());
-            match rctx.access(&Some(rule))? {
-                Access::Allow => Ok(true),
-                Access::SuperuserOnly => Ok(false),
-                Access::Where(w) => {
-                    let mut sql = Sql::new(c.dialect());
-                    sql.push("SELECT 1 AS ok FROM ")
-                        .ident(&col2.name)
-                        .push(" WHERE ");
-                    sql.qualified(&col2.name, "id")
-                        .push(" = ")
-                        .push_param(rec_id(&record2))
-                        .push(" AND (")
-                        .append(&w)
-                        .push(")");
-                    Ok(!c.query_sql(&sql)?.is_empty())
-                }
-            }
+            let access = rctx.access(&Some(rule))?;
+            crate::rules::record_satisfies(c, &col2, &rec_id(&record2), access)
         })
         .await
 }

@@ -13,29 +13,12 @@ fn invalid(errors: &mut Map<String, Value>, key: &str, message: &str) {
     );
 }
 
-/// Merges `patch` into `base` (objects merge, everything else replaces).
-fn merge(base: &mut Value, patch: &Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (k, v) in p {
-                match b.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
-                    _ => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
-}
-
 fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
     current: &T,
     patch: &Value,
 ) -> Option<T> {
     let mut v = serde_json::to_value(current).ok()?;
-    merge(&mut v, patch);
+    crate::settings::merge(&mut v, patch);
     serde_json::from_value(v).ok()
 }
 
@@ -93,7 +76,7 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
         if let (Some(o), Some(ps)) = (cur.as_object_mut(), patch.get("providers")) {
             o.insert("providers".into(), ps.clone());
         }
-        merge(&mut cur, &patch);
+        crate::settings::merge(&mut cur, &patch);
         match serde_json::from_value(cur) {
             Ok(x) => a.oauth2 = x,
             Err(_) => invalid(errors, "oauth2", "Invalid OAuth2 options."),

@@ -5,7 +5,7 @@
 
 use crate::error::CoreError;
 use crate::records::{Input, WriteCtx};
-use crate::rules::{Access, RuleCtx};
+use crate::rules::RuleCtx;
 use crate::App;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
@@ -35,23 +35,8 @@ pub fn can_manage(
         return Ok(false);
     }
     let rctx = RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect());
-    match rctx.access(&Some(rule))? {
-        Access::Allow => Ok(true),
-        Access::SuperuserOnly => Ok(false),
-        Access::Where(w) => {
-            let mut sql = Sql::new(c.dialect());
-            sql.push("SELECT 1 AS ok FROM ")
-                .ident(&col.name)
-                .push(" WHERE ");
-            sql.qualified(&col.name, "id")
-                .push(" = ")
-                .push_param(id)
-                .push(" AND (")
-                .append(&w)
-                .push(")");
-            Ok(!c.query_sql(&sql)?.is_empty())
-        }
-    }
+    let access = rctx.access(&Some(rule))?;
+    crate::rules::record_satisfies(c, col, id, access)
 }
 
 /// Checks before an insert into an auth collection; returns whether the caller must be

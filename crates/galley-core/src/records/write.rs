@@ -140,20 +140,8 @@ fn check_rule_after_write(
     id: &str,
     fail: CoreError,
 ) -> Result<(), CoreError> {
-    if let Access::Where(w) = access {
-        let mut sql = Sql::new(c.dialect());
-        sql.push("SELECT 1 AS ok FROM ")
-            .ident(&rctx.collection.name)
-            .push(" WHERE ");
-        sql.qualified(&rctx.collection.name, "id")
-            .push(" = ")
-            .push_param(id)
-            .push(" AND (")
-            .append(&w)
-            .push(")");
-        if c.query_sql(&sql)?.is_empty() {
-            return Err(fail);
-        }
+    if !crate::rules::record_satisfies(c, rctx.collection, id, access)? {
+        return Err(fail);
     }
     Ok(())
 }
