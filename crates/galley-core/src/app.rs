@@ -18,8 +18,6 @@ pub struct AppConfig {
     pub body_limit: usize,
     /// Password hashes computed at once; each argon2id hash takes ~19 MiB and tens of ms.
     pub hash_concurrency: usize,
-    /// Most realtime (SSE) connections at once.
-    pub max_realtime_clients: usize,
     /// Rate limits of the auth endpoints (on by default).
     pub auth_limits: crate::auth::ratelimit::AuthLimits,
 }
@@ -36,7 +34,6 @@ impl AppConfig {
             hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get().min(4))
                 .unwrap_or(2),
-            max_realtime_clients: 10_000,
             auth_limits: Default::default(),
         }
     }
@@ -84,7 +81,7 @@ impl App {
             hashers: HashThreads::start(config.hash_concurrency.max(1)),
             node_id: galley_types::ids::secret(20),
             journal: Default::default(),
-            realtime: galley_realtime::Hub::new(config.max_realtime_clients),
+            realtime: galley_realtime::Hub::new(settings.realtime_limits()),
             events: std::sync::OnceLock::new(),
             auth: crate::auth::AuthState::new(&config),
             config,
@@ -118,6 +115,7 @@ impl App {
 
     pub(crate) fn set_settings(&self, s: Settings) {
         self.auth.set_limiting(s.rate_limits_enabled());
+        self.realtime.set_limits(s.realtime_limits());
         self.settings.store(Arc::new(s));
     }
 

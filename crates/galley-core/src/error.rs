@@ -25,6 +25,9 @@ pub enum CoreError {
     MfaRequired(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// 503 with this message: a configured capacity is used up (realtime connections).
+    #[error("{0}")]
+    Overloaded(String),
     /// Never shown to the client beyond a generic message; logged in full.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +88,7 @@ impl CoreError {
                 "The database is temporarily unavailable. Try again shortly.".into(),
                 empty(),
             ),
+            CoreError::Overloaded(m) => (503, m.clone(), empty()),
             CoreError::Internal(_) => (500, GENERIC_400.into(), empty()),
         }
     }

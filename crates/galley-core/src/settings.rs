@@ -21,7 +21,13 @@ impl Default for Settings {
             "rateLimits": {"rules": [], "excludedIPs": [], "enabled": true},
             "trustedProxy": {"headers": [], "useLeftmostIP": false},
             "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
-            "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false}
+            "logs": {"maxDataSize": 0, "maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false},
+            // Galley's own: PocketBase has no connection limit; memory per client is bounded
+            // by its queue, so the count bounds the whole.
+            "realtime": {
+                "maxConnections": galley_realtime::MAX_CONNECTIONS,
+                "maxSubscriptionsPerClient": galley_realtime::MAX_SUBSCRIPTIONS
+            }
         }))
     }
 }
@@ -46,6 +52,23 @@ impl Settings {
             .and_then(Value::as_u64)
             .unwrap_or(50) as usize
     }
+    /// `realtime.maxConnections` and `realtime.maxSubscriptionsPerClient` (validated on update).
+    pub fn realtime_limits(&self) -> galley_realtime::Limits {
+        let get = |k: &str, default: usize| {
+            self.0
+                .pointer(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(default)
+        };
+        galley_realtime::Limits {
+            max_connections: get("/realtime/maxConnections", galley_realtime::MAX_CONNECTIONS),
+            max_subscriptions: get(
+                "/realtime/maxSubscriptionsPerClient",
+                galley_realtime::MAX_SUBSCRIPTIONS,
+            ),
+        }
+    }
     /// The settings as sent to clients (write-only secrets removed).
     pub fn public_json(&self) -> Value {
         let mut v = self.0.clone();
@@ -57,6 +80,32 @@ impl Settings {
         }
         v
     }
+}
+
+/// Most realtime connections a setting may allow: far above what one process serves, low
+/// enough that the count stays a real bound.
+const MAX_CONNECTIONS_SETTING: i64 = 1_000_000;
+
+fn realtime_errors(realtime: Option<&Value>) -> serde_json::Map<String, Value> {
+    let mut errors = serde_json::Map::new();
+    let mut check = |key: &str, max: i64| match realtime
+        .and_then(|r| r.get(key))
+        .and_then(Value::as_i64)
+    {
+        Some(n) if (1..=max).contains(&n) => {}
+        _ => {
+            errors.insert(
+                    key.into(),
+                    json!({"code": "validation_invalid_value", "message": format!("Must be a whole number between 1 and {max}.")}),
+                );
+        }
+    };
+    check("maxConnections", MAX_CONNECTIONS_SETTING);
+    check(
+        "maxSubscriptionsPerClient",
+        galley_realtime::MAX_SUBSCRIPTIONS as i64,
+    );
+    errors
 }
 
 /// Recursively merges `patch` into `base` (objects merge, everything else replaces).
@@ -110,10 +159,18 @@ pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
             errors.insert("maxRequests".into(), json!({"code": "validation_invalid_value", "message": "Must be between 1 and 10000."}));
         }
     }
-    if !errors.is_empty() {
+    let realtime = realtime_errors(next.0.get("realtime"));
+    if !errors.is_empty() || !realtime.is_empty() {
+        let mut data = serde_json::Map::new();
+        if !errors.is_empty() {
+            data.insert("batch".into(), Value::Object(errors));
+        }
+        if !realtime.is_empty() {
+            data.insert("realtime".into(), Value::Object(realtime));
+        }
         return Err(CoreError::BadRequest {
             message: "An error occurred while submitting the form.".into(),
-            data: json!({"batch": errors}),
+            data: Value::Object(data),
         });
     }
     let value = next.0.clone();

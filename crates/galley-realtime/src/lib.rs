@@ -7,14 +7,35 @@
 
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Messages queued per client before it counts as too slow.
 pub const QUEUE_LEN: usize = 512;
-/// Subscriptions per client and characters per topic, as PocketBase limits them.
+/// Subscriptions per client and characters per topic, as PocketBase limits them (the
+/// subscription count can be lowered by settings, never raised above this).
 pub const MAX_SUBSCRIPTIONS: usize = 1000;
 pub const MAX_TOPIC_LEN: usize = 2500;
+/// Default for the most clients (SSE and WebSocket together) connected at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// The hub's limits; changed at runtime when the settings change. Lowering a limit refuses
+/// new connections or subscription sets, it does not cut existing ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_subscriptions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            max_subscriptions: MAX_SUBSCRIPTIONS,
+        }
+    }
+}
 
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +135,8 @@ pub enum Dropped {
 /// The registry. `A` is the caller type of the service layer.
 pub struct Hub<A> {
     clients: Mutex<HashMap<String, Client<A>>>,
-    max_clients: usize,
+    max_connections: AtomicUsize,
+    max_subscriptions: AtomicUsize,
 }
 
 /// A snapshot of one client's subscriptions for delivery.
@@ -138,29 +160,66 @@ pub enum SubscribeError {
     UnknownClient,
     AuthMismatch,
     OriginMismatch,
-    TooMany,
+    /// More topics than the limit (carried).
+    TooMany(usize),
     BadTopic(String),
 }
 
+/// `connect` refused: the hub already holds `limit` clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full {
+    pub limit: usize,
+}
+
 impl<A: Clone + PartialEq> Hub<A> {
-    pub fn new(max_clients: usize) -> Self {
-        Hub {
+    pub fn new(limits: Limits) -> Self {
+        let hub = Hub {
             clients: Mutex::new(HashMap::new()),
-            max_clients,
+            max_connections: AtomicUsize::new(0),
+            max_subscriptions: AtomicUsize::new(0),
+        };
+        hub.set_limits(limits);
+        hub
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        self.max_connections
+            .store(limits.max_connections, Ordering::Relaxed);
+        self.max_subscriptions.store(
+            limits.max_subscriptions.min(MAX_SUBSCRIPTIONS),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.load(Ordering::Relaxed),
+            max_subscriptions: self.max_subscriptions.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether `connect` would be refused now (a cheap early answer before a WebSocket
+    /// upgrade; `connect` checks again under the lock).
+    pub fn is_full(&self) -> Result<(), Full> {
+        let limit = self.max_connections.load(Ordering::Relaxed);
+        if self.len() >= limit {
+            return Err(Full { limit });
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client<A>>> {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a new client; `None` when the connection limit is reached.
-    pub fn connect(&self, origin: &str) -> Option<(String, mpsc::Receiver<Message>)> {
-        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+    /// Registers a new client, unless the connection limit is reached.
+    pub fn connect(&self, origin: &str) -> Result<(String, mpsc::Receiver<Message>), Full> {
+        let limit = self.max_connections.load(Ordering::Relaxed);
         let mut clients = self.lock();
-        if clients.len() >= self.max_clients {
-            return None;
+        if clients.len() >= limit {
+            return Err(Full { limit });
         }
+        let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let id = client_id();
         clients.insert(
             id.clone(),
@@ -172,7 +231,7 @@ impl<A: Clone + PartialEq> Hub<A> {
                 origin: origin.to_owned(),
             },
         );
-        Some((id, rx))
+        Ok((id, rx))
     }
 
     pub fn disconnect(&self, id: &str) {
@@ -195,8 +254,9 @@ impl<A: Clone + PartialEq> Hub<A> {
         auth: Option<A>,
         topics: &[String],
     ) -> Result<(), SubscribeError> {
-        if topics.len() > MAX_SUBSCRIPTIONS {
-            return Err(SubscribeError::TooMany);
+        let limit = self.max_subscriptions.load(Ordering::Relaxed);
+        if topics.len() > limit {
+            return Err(SubscribeError::TooMany(limit));
         }
         let mut parsed = Vec::with_capacity(topics.len());
         for t in topics {
@@ -290,6 +350,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_apply_to_new_connections_and_subscription_sets() {
+        let hub: Hub<String> = Hub::new(Limits {
+            max_connections: 2,
+            max_subscriptions: 2,
+        });
+        let (a, _ra) = hub.connect("o").expect("first");
+        let (_b, _rb) = hub.connect("o").expect("second");
+        assert_eq!(hub.connect("o").err(), Some(Full { limit: 2 }));
+        assert_eq!(hub.is_full(), Err(Full { limit: 2 }));
+        let three: Vec<String> = vec!["p/*".into(), "q/*".into(), "r/*".into()];
+        assert_eq!(
+            hub.subscribe(&a, "o", None, &three),
+            Err(SubscribeError::TooMany(2))
+        );
+        assert_eq!(hub.subscribe(&a, "o", None, &three[..2]), Ok(()));
+        hub.set_limits(Limits {
+            max_connections: 3,
+            max_subscriptions: 5000,
+        });
+        assert_eq!(
+            hub.limits().max_subscriptions,
+            MAX_SUBSCRIPTIONS,
+            "never above PocketBase's limit"
+        );
+        assert!(hub.connect("o").is_ok());
+        hub.disconnect(&a);
+        assert!(hub.is_full().is_ok());
+    }
+
+    #[test]
     fn parses_topics() {
         let t = Topic::parse("posts/*").expect("topic");
         assert_eq!(
@@ -308,7 +398,7 @@ mod tests {
 
     #[test]
     fn slow_clients_are_dropped() {
-        let hub: Hub<String> = Hub::new(10);
+        let hub: Hub<String> = Hub::new(Limits::default());
         let (id, _rx) = hub.connect("1.2.3.4").expect("client");
         for _ in 0..QUEUE_LEN {
             hub.send(
@@ -337,7 +427,7 @@ mod tests {
 
     #[test]
     fn subscriptions_check_client_and_auth() {
-        let hub: Hub<String> = Hub::new(10);
+        let hub: Hub<String> = Hub::new(Limits::default());
         let (id, _rx) = hub.connect("a").expect("client");
         assert_eq!(
             hub.subscribe("nope", "a", None, &[]),

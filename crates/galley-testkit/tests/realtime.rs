@@ -125,6 +125,65 @@ both_engines! {
         assert_eq!(subscribe(&srv, &sse, None, json!([])).await, 204);
         srv.assert_healthy().await;
     }
+
+    async fn connection_and_subscription_limits_come_from_settings(srv) {
+        let s = srv.su(Method::GET, "/api/settings", None).await;
+        assert_eq!(s.body["realtime"], json!({"maxConnections": 10000, "maxSubscriptionsPerClient": 1000}));
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 0, "maxSubscriptionsPerClient": 1001}}))).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.code_at("/realtime/maxConnections"), Some("validation_invalid_value"));
+        assert_eq!(r.code_at("/realtime/maxSubscriptionsPerClient"), Some("validation_invalid_value"));
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": "2"}}))).await;
+        assert_eq!(r.code_at("/realtime/maxConnections"), Some("validation_invalid_value"), "{}", r.body);
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 2, "maxSubscriptionsPerClient": 3}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["realtime"], json!({"maxConnections": 2, "maxSubscriptionsPerClient": 3}));
+        // Guests may not change them.
+        let r = srv.guest(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 100}}))).await;
+        assert_ne!(r.status, 200);
+
+        let first = SseClient::connect(&srv.url).await;
+        let second = SseClient::connect(&srv.url).await;
+        let r = srv.guest(Method::GET, "/api/realtime", None).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, json!({"data": {}, "message": "Too many realtime connections (the limit is 2). Try again later.", "status": 503}));
+        // The WebSocket endpoint shares the limit and answers before upgrading.
+        let ws_url = format!("{}/api/realtime/ws", srv.url.replace("http://", "ws://"));
+        match tokio_tungstenite::connect_async(ws_url.as_str()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 503);
+                let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).expect("json body");
+                assert_eq!(body["message"], "Too many realtime connections (the limit is 2). Try again later.");
+            }
+            other => panic!("expected 503, got {other:?}"),
+        }
+
+        let four = json!(["posts/*", "posts/a", "posts/b", "posts/c"]);
+        let r = srv.send(Method::POST, "/api/realtime", None, Some(json!({"clientId": first.client_id, "subscriptions": four}))).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["data"]["subscriptions"], json!({"code": "validation_length_too_long", "message": "The length must be no more than 3."}));
+        assert_eq!(subscribe(&srv, &first, None, json!(["posts/*", "posts/a", "posts/b"])).await, 204);
+
+        // A closed connection frees its place.
+        drop(second);
+        let mut freed = false;
+        for _ in 0..50 {
+            if srv.app.realtime.len() < 2 {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(freed, "the closed stream left the hub");
+        let third = SseClient::connect(&srv.url).await;
+        assert_eq!(third.client_id.len(), 40);
+        // Raising the limit takes effect without a restart.
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 3}}))).await;
+        assert_eq!((r.status, &r.body["realtime"]), (200, &json!({"maxConnections": 3, "maxSubscriptionsPerClient": 3})));
+        let _fourth = SseClient::connect(&srv.url).await;
+        assert_eq!(srv.app.realtime.len(), 3);
+        drop(first);
+    }
 }
 
 /// Two Galley nodes on one PostgreSQL database: a subscriber on node A receives events for

@@ -84,4 +84,15 @@ both_engines! {
         }
         assert_eq!(texts, ["two", "three"]);
     }
+
+    async fn websocket_subscription_limit_comes_from_settings(srv) {
+        let r = srv.su(reqwest::Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxSubscriptionsPerClient": 2}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let (mut ws, _) = connect(&srv).await;
+        send(&mut ws, json!({"type": "subscribe", "subscriptions": ["a/*", "b/*", "c/*"]})).await;
+        assert_eq!(next(&mut ws, Duration::from_secs(3)).await.expect("error"), json!({"type": "error", "message": "At most 2 subscriptions."}));
+        send(&mut ws, json!({"type": "subscribe", "subscriptions": ["a/*", "b/*"]})).await;
+        assert_eq!(next(&mut ws, Duration::from_secs(3)).await.expect("ack"), json!({"type": "subscribed", "subscriptions": ["a/*", "b/*"]}));
+        assert_eq!(srv.app.realtime.limits().max_subscriptions, 2);
+    }
 }

@@ -10,7 +10,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::Stream;
 use galley_core::{Caller, CoreError};
 use galley_realtime::SubscribeError;
 use serde_json::{json, Value};
@@ -45,41 +44,23 @@ async fn connect(
     State(app): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
 ) -> Response {
-    let Some((id, mut rx)) = app.realtime.connect(&addr.ip().to_string()) else {
-        return ApiError(CoreError::TooLarge("Too many realtime connections.".into()))
-            .into_response();
+    let (id, rx) = match app.realtime.connect(&addr.ip().to_string()) {
+        Ok(c) => c,
+        Err(full) => return ApiError(too_many_connections(full)).into_response(),
     };
-    let reg = Registration {
-        app: app.clone(),
-        id: id.clone(),
+    // The stream owns the registration and the queue, so the client leaves the hub as soon
+    // as hyper drops the response body (connection closed), not at the next event.
+    let state = StreamState {
+        _reg: Registration {
+            app: app.clone(),
+            id: id.clone(),
+        },
+        id,
+        rx: Some(rx),
+        connected: false,
+        deadline: tokio::time::Instant::now() + MAX_AGE,
     };
-    let stream = async_stream(move |tx: StreamTx| async move {
-        let _reg = reg;
-        let connect = Event::default()
-            .id(&id)
-            .event("PB_CONNECT")
-            .data(json!({"clientId": id}).to_string());
-        if tx.send(connect).await.is_err() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + MAX_AGE;
-        loop {
-            let wait = IDLE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(m)) => {
-                    if tx
-                        .send(Event::default().id(&id).event(m.event).data(m.data))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                // Dropped by the hub (too slow, or disconnected), idle, or too old.
-                Ok(None) | Err(_) => return,
-            }
-        }
-    });
+    let stream = futures_util::stream::unfold(state, next_event);
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
@@ -95,20 +76,46 @@ async fn connect(
     res
 }
 
-type StreamTx = tokio::sync::mpsc::Sender<Event>;
+/// The answer when `realtime.maxConnections` clients are connected (SSE and WebSocket).
+pub(crate) fn too_many_connections(full: galley_realtime::Full) -> CoreError {
+    CoreError::Overloaded(format!(
+        "Too many realtime connections (the limit is {}). Try again later.",
+        full.limit
+    ))
+}
 
-/// A stream fed by a task that owns the sending half.
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(StreamTx) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
-    tokio::spawn(f(tx));
-    futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
-    )
+struct StreamState {
+    _reg: Registration,
+    id: String,
+    /// `None` once the stream has ended.
+    rx: Option<tokio::sync::mpsc::Receiver<galley_realtime::Message>>,
+    connected: bool,
+    deadline: tokio::time::Instant,
+}
+
+/// `PB_CONNECT` first, then the client's queue until the hub drops it (too slow), it stays
+/// idle for `IDLE` or it reaches `MAX_AGE`.
+async fn next_event(mut st: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
+    if !st.connected {
+        st.connected = true;
+        let connect = Event::default()
+            .id(&st.id)
+            .event("PB_CONNECT")
+            .data(json!({"clientId": st.id}).to_string());
+        return Some((Ok(connect), st));
+    }
+    let rx = st.rx.as_mut()?;
+    let wait = IDLE.min(
+        st.deadline
+            .saturating_duration_since(tokio::time::Instant::now()),
+    );
+    match tokio::time::timeout(wait, rx.recv()).await {
+        Ok(Some(m)) => {
+            let ev = Event::default().id(&st.id).event(m.event).data(m.data);
+            Some((Ok(ev), st))
+        }
+        Ok(None) | Err(_) => None,
+    }
 }
 
 async fn subscribe(
@@ -159,9 +166,9 @@ async fn subscribe(
         Err(SubscribeError::OriginMismatch) => {
             Err(ApiError::bad_request("Invalid realtime client."))
         }
-        Err(SubscribeError::TooMany) => Err(ApiError(CoreError::BadRequest {
+        Err(SubscribeError::TooMany(limit)) => Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),
-            data: json!({"subscriptions": {"code": "validation_length_too_long", "message": "The length must be no more than 1000."}}),
+            data: json!({"subscriptions": {"code": "validation_length_too_long", "message": format!("The length must be no more than {limit}.")}}),
         })),
         Err(SubscribeError::BadTopic(t)) => Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),

@@ -1,6 +1,7 @@
 //! `GET /api/realtime/ws`: the realtime topics over a WebSocket, with resume (Galley's
 //! extension; docs/realtime-websocket.md describes the protocol).
 
+use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -14,6 +15,9 @@ use std::net::SocketAddr;
 
 /// Close code for a client dropped because it did not keep up.
 const CLOSE_TOO_SLOW: u16 = 4000;
+/// Close code (RFC 6455 "try again later") when the connection limit was reached after the
+/// upgrade.
+const CLOSE_TRY_AGAIN: u16 = 1013;
 /// Largest client frame accepted.
 const MAX_FRAME: usize = 1 << 20;
 
@@ -26,6 +30,11 @@ async fn upgrade(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Refused before the upgrade when possible, so that clients get PocketBase's error JSON;
+    // `session` checks again (another client may take the last place meanwhile).
+    if let Err(full) = app.realtime.is_full() {
+        return ApiError(super::realtime::too_many_connections(full)).into_response();
+    }
     ws.max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| session(app, addr.ip().to_string(), socket))
         .into_response()
@@ -50,14 +59,17 @@ async fn send(socket: &mut WebSocket, v: Value) -> bool {
 }
 
 async fn session(app: AppState, ip: String, mut socket: WebSocket) {
-    let Some((id, mut rx)) = app.realtime.connect(&ip) else {
-        let _ = socket
-            .send(WsMessage::Close(Some(CloseFrame {
-                code: 1013,
-                reason: Utf8Bytes::from_static("too many realtime connections"),
-            })))
-            .await;
-        return;
+    let (id, mut rx) = match app.realtime.connect(&ip) {
+        Ok(c) => c,
+        Err(_) => {
+            let _ = socket
+                .send(WsMessage::Close(Some(CloseFrame {
+                    code: CLOSE_TRY_AGAIN,
+                    reason: Utf8Bytes::from_static("too many realtime connections"),
+                })))
+                .await;
+            return;
+        }
     };
     let _reg = Registration {
         app: app.clone(),
@@ -157,7 +169,9 @@ async fn handle(app: &AppState, id: &str, ip: &str, text: &str) -> Vec<Value> {
                 "The current and the previous request authorization don't match.",
             )]
         }
-        Err(SubscribeError::TooMany) => return vec![error("At most 1000 subscriptions.")],
+        Err(SubscribeError::TooMany(limit)) => {
+            return vec![error(&format!("At most {limit} subscriptions."))]
+        }
         Err(SubscribeError::BadTopic(t)) => {
             return vec![error(&format!("Invalid subscription {t:?}."))]
         }
