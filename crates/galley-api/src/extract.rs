@@ -6,7 +6,10 @@ use crate::AppState;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
+use axum::RequestExt;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use galley_core::files::Upload;
 use galley_core::{Caller, CoreError, RequestMeta};
 use serde_json::{Map, Value};
 
@@ -109,15 +112,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
-/// An uploaded file part (file fields arrive with the files issue; kept so nothing is lost).
-#[derive(Debug, Clone)]
-pub struct Upload {
-    pub field: String,
-    pub filename: String,
-    pub bytes: Bytes,
-}
-
-/// A request body as one JSON object, whatever its content type.
+/// A request body as one JSON object, whatever its content type, and the files of a
+/// multipart body (spooled to disk as they arrive).
 #[derive(Debug, Default)]
 pub struct Body {
     pub values: Map<String, Value>,
@@ -169,35 +165,125 @@ pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-async fn parse_multipart(bytes: Bytes, boundary: String) -> Result<Body, ApiError> {
-    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
-    let mut mp = multer::Multipart::new(stream, boundary);
+fn too_large(limit: u64) -> ApiError {
+    ApiError(CoreError::TooLarge(format!(
+        "Request entity too large (the limit is {limit} bytes)."
+    )))
+}
+
+fn multipart_err(e: multer::Error, limit: u64) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            too_large(limit)
+        }
+        _ => invalid_body(),
+    }
+}
+
+fn spool_err(e: std::io::Error) -> ApiError {
+    ApiError(CoreError::Internal(format!(
+        "spooling an upload failed: {e}"
+    )))
+}
+
+/// Reads a multipart body as it arrives: plain parts into memory (at most `text_limit`
+/// bytes in all), file parts straight to temporary files in `spool`, the whole body at
+/// most `limit` bytes. A truncated or malformed body is a 400, an oversized one a 413.
+async fn parse_multipart<S>(
+    stream: S,
+    boundary: String,
+    limit: u64,
+    text_limit: u64,
+    spool: Option<&std::path::Path>,
+) -> Result<Body, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use tokio::io::AsyncWriteExt;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limit)
+            .per_field(limit),
+    );
+    let mut mp = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut body = Body::default();
     let mut count = 0;
-    while let Some(field) = mp.next_field().await.map_err(|_| invalid_body())? {
+    let mut text_total: u64 = 0;
+    while let Some(mut field) = mp.next_field().await.map_err(|e| multipart_err(e, limit))? {
         count += 1;
         if count > MAX_PARAMS {
             return Err(ApiError::bad_request("Too many form fields."));
         }
         let name = field.name().unwrap_or_default().to_owned();
-        let filename = field.file_name().map(str::to_owned);
-        let data = field.bytes().await.map_err(|_| invalid_body())?;
-        if let Some(filename) = filename {
-            body.files.push(Upload {
-                field: name,
-                filename,
-                bytes: data,
-            });
-        } else if name == "@jsonPayload" {
-            for (k, v) in parse_json_object(&data)? {
-                body.values.insert(k, v);
+        // An empty file input sends `filename=""`: a plain (empty) value, as in Go.
+        let filename = field
+            .file_name()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        match (filename, spool) {
+            (Some(filename), Some(dir)) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("upload-")
+                    .tempfile_in(dir)
+                    .map_err(spool_err)?;
+                let mut out = tokio::fs::File::from_std(tmp.reopen().map_err(spool_err)?);
+                let mut head = Vec::new();
+                let mut size: u64 = 0;
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_err(e, limit))? {
+                    if head.len() < galley_files::mime::SNIFF_LEN {
+                        let take = (galley_files::mime::SNIFF_LEN - head.len()).min(chunk.len());
+                        head.extend_from_slice(&chunk[..take]);
+                    }
+                    size += chunk.len() as u64;
+                    out.write_all(&chunk).await.map_err(spool_err)?;
+                }
+                out.flush().await.map_err(spool_err)?;
+                body.files.push(Upload {
+                    key: name,
+                    original_name: filename,
+                    temp: tmp.into_temp_path(),
+                    size,
+                    head,
+                });
             }
-        } else {
-            let s = String::from_utf8(data.to_vec()).map_err(|_| invalid_body())?;
-            push_value(&mut body.values, name, infer(&s));
+            (Some(_), None) => {
+                // Endpoints without file fields drop file parts unread into memory.
+                while field
+                    .chunk()
+                    .await
+                    .map_err(|e| multipart_err(e, limit))?
+                    .is_some()
+                {}
+            }
+            (None, _) => {
+                let data = field.bytes().await.map_err(|e| multipart_err(e, limit))?;
+                text_total += data.len() as u64;
+                if text_total > text_limit {
+                    return Err(too_large(text_limit));
+                }
+                if name == "@jsonPayload" {
+                    for (k, v) in parse_json_object(&data)? {
+                        body.values.insert(k, v);
+                    }
+                } else {
+                    let s = String::from_utf8(data.to_vec()).map_err(|_| invalid_body())?;
+                    push_value(&mut body.values, name, infer(&s));
+                }
+            }
         }
     }
     Ok(body)
+}
+
+fn multipart_boundary(headers: &HeaderMap) -> Option<Result<String, ApiError>> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !raw.to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    Some(multer::parse_boundary(raw).map_err(|_| invalid_body()))
 }
 
 impl Body {
@@ -210,13 +296,11 @@ impl Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body::default());
         }
-        if ct.starts_with("multipart/form-data") {
-            let raw = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let boundary = multer::parse_boundary(raw).map_err(|_| invalid_body())?;
-            return parse_multipart(bytes, boundary).await;
+        if let Some(boundary) = multipart_boundary(headers) {
+            let len = bytes.len() as u64;
+            let stream =
+                futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+            return parse_multipart(stream, boundary?, len, len, None).await;
         }
         if ct.starts_with("application/x-www-form-urlencoded") {
             let pairs: Vec<(String, String)> =
@@ -243,17 +327,68 @@ impl Body {
     }
 }
 
+impl Body {
+    /// Reads a body of at most `limit` bytes; multipart file parts are spooled to disk.
+    pub async fn read(req: Request, app: &AppState, limit: u64) -> Result<Body, ApiError> {
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        if let Some(boundary) = multipart_boundary(&parts.headers) {
+            let stream = body
+                .into_data_stream()
+                .map(|r| r.map_err(std::io::Error::other));
+            let dir = app.upload_dir();
+            return parse_multipart(
+                stream,
+                boundary?,
+                limit,
+                app.config.body_limit as u64,
+                Some(&dir),
+            )
+            .await;
+        }
+        let text_limit = app.config.body_limit;
+        let bytes = axum::body::to_bytes(body, text_limit)
+            .await
+            .map_err(|_| too_large(text_limit as u64))?;
+        Body::parse(&parts.headers, bytes).await
+    }
+}
+
 impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let (parts, body) = req.into_parts();
-        let limit = app.config.body_limit;
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            ApiError(CoreError::TooLarge(format!(
-                "Request entity too large (the limit is {limit} bytes)."
-            )))
-        })?;
-        Body::parse(&parts.headers, bytes).await
+        Body::read(req, app, app.config.body_limit as u64).await
+    }
+}
+
+/// The body of a record create/update: its limit grows with what the collection's file,
+/// editor and json fields may hold (PocketBase's rule).
+pub struct RecordBody(pub Body);
+
+impl FromRequest<AppState> for RecordBody {
+    type Rejection = ApiError;
+    async fn from_request(mut req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let params = req
+            .extract_parts::<axum::extract::RawPathParams>()
+            .await
+            .ok();
+        let col = params.as_ref().and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == "collection")
+                .and_then(|(_, v)| app.schema().find(v).cloned())
+        });
+        let limit = match col {
+            Some(c) => galley_core::files::body_limit(&c, app.config.body_limit),
+            None => app.config.body_limit as u64,
+        };
+        Ok(RecordBody(Body::read(req, app, limit).await?))
     }
 }
 

@@ -29,8 +29,13 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// Response marker: leave out `X-Frame-Options`.
+#[derive(Debug, Clone, Copy)]
+pub struct AllowFraming;
+
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    let framing = res.extensions().get::<AllowFraming>().is_some();
     let h = res.headers_mut();
     h.insert(
         "x-xss-protection",
@@ -40,7 +45,10 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    // Files may be shown in frames (PocketBase drops the header for them).
+    if !framing {
+        h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    }
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),

@@ -57,6 +57,10 @@ pub struct App {
     events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<crate::realtime::RecordEvent>>>,
     /// Auth flows' state: mailer and outbox, rate limiters.
     pub auth: crate::auth::AuthState,
+    /// Where record files live (rebuilt when the `s3` settings change).
+    storage: ArcSwap<galley_files::Storage>,
+    pub(crate) thumbs: crate::files::ThumbState,
+    pub(crate) thumb_permits: Semaphore,
 }
 
 impl App {
@@ -75,6 +79,9 @@ impl App {
         store.write(persist::bootstrap).await?;
         let collections = store.read(persist::load_all).await?;
         let settings = store.read(crate::settings::load).await?;
+        let storage = crate::files::storage_from_settings(&settings, &config.data_dir)
+            .map_err(|e| CoreError::Unavailable(e.to_string()))?;
+        prepare_upload_dir(&config.data_dir)?;
         let app = App {
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
@@ -88,6 +95,12 @@ impl App {
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),
             settings: ArcSwap::from_pointee(settings),
             schema_reload: Mutex::new(1),
+            storage: ArcSwap::from_pointee(storage),
+            thumbs: Default::default(),
+            // Thumbnails decode whole images: a few at a time, like PocketBase's NumCPU+2.
+            thumb_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()) + 2,
+            ),
         };
         app.auth.set_limiting(app.settings().rate_limits_enabled());
         let app = Arc::new(app);
@@ -107,6 +120,19 @@ impl App {
 
     pub fn schema(&self) -> Arc<Schema> {
         self.schema.load_full()
+    }
+
+    pub fn storage(&self) -> Arc<galley_files::Storage> {
+        self.storage.load_full()
+    }
+
+    pub(crate) fn set_storage(&self, s: galley_files::Storage) {
+        self.storage.store(Arc::new(s));
+    }
+
+    /// Where multipart uploads are spooled before they reach storage.
+    pub fn upload_dir(&self) -> PathBuf {
+        upload_dir(&self.config.data_dir)
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -199,4 +225,21 @@ impl HashThreads {
         self.jobs.send(job).ok()?;
         rx.await.ok()
     }
+}
+
+fn upload_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join(".tmp_uploads")
+}
+
+/// Creates the upload spool and empties it: files left there by a crash belong to no
+/// request any more.
+fn prepare_upload_dir(data_dir: &std::path::Path) -> Result<(), CoreError> {
+    let dir = upload_dir(data_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        CoreError::Unavailable(format!(
+            "cannot create the upload folder {}: {e}; check that the data directory is writable",
+            dir.display()
+        ))
+    })
 }

@@ -146,6 +146,8 @@ pub async fn run(
     let caller2 = caller.clone();
     let events = crate::realtime::Events::default();
     let events2 = events.clone();
+    let removals = crate::files::Removals::default();
+    let removals2 = removals.clone();
     let node = app.node_id.clone();
     let results = app
         .store
@@ -160,6 +162,7 @@ pub async fn run(
                 };
                 let mut ctx = WriteCtx::new(schema.clone(), &caller2, &meta);
                 ctx.events = events2.clone();
+                ctx.removals = removals2.clone();
                 let col = op.collection.clone();
                 let r = match op.action {
                     Action::Create => write::create(c, &ctx, &col, op.input).map(Some),
@@ -197,7 +200,9 @@ pub async fn run(
             Ok(out)
         })
         .await?;
-    app.publish(crate::realtime::take(&events)).await;
+    let events = crate::realtime::take(&events);
+    crate::files::remove_committed(app, &events, &removals).await;
+    app.publish(events).await;
     let items = results
         .into_iter()
         .map(|(col, rec, fields)| match rec {

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod caller;
 pub mod collections;
 pub mod error;
+pub mod files;
 pub mod picker;
 pub mod realtime;
 pub mod records;

@@ -173,6 +173,15 @@ pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
             data: Value::Object(data),
         });
     }
+    // A changed `s3` part must describe a storage that opens, before anything is saved.
+    let storage = if next.0.get("s3") != app.settings().0.get("s3") {
+        Some(crate::files::storage_from_settings(
+            &next,
+            &app.config.data_dir,
+        )?)
+    } else {
+        None
+    };
     let value = next.0.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
@@ -198,6 +207,39 @@ pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
             Ok(())
         })
         .await?;
+    if let Some(storage) = storage {
+        app.set_storage(storage);
+    }
     app.set_settings(next.clone());
     Ok(next)
+}
+
+/// `POST /api/settings/test/s3`: writes, reads back and deletes a probe object in the
+/// configured S3 storage (`filesystem` is `storage`; backups have no S3 storage here).
+pub async fn test_s3(app: &App, filesystem: &str) -> Result<(), CoreError> {
+    let failed =
+        |m: String| CoreError::bad_request(format!("Failed to initialize the S3 storage: {m}"));
+    let s3_enabled = |p: &str| {
+        app.settings()
+            .0
+            .pointer(p)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    match filesystem {
+        "storage" if s3_enabled("/s3/enabled") => {}
+        "storage" | "backups" => {
+            return Err(failed("S3 storage is not enabled.".into()));
+        }
+        _ => {
+            return Err(CoreError::BadRequest {
+                message: "An error occurred while validating the submitted data.".into(),
+                data: json!({"filesystem": {"code": "validation_in_invalid", "message": "Must be a valid value."}}),
+            })
+        }
+    }
+    app.storage()
+        .check()
+        .await
+        .map_err(|e| failed(e.to_string()))
 }

@@ -14,10 +14,15 @@ pub const SUPERUSERS: &str = "_superusers";
 
 /// Resolves a token to its caller; anything invalid is a guest, as in PocketBase.
 pub async fn authenticate(app: &App, token: &str) -> Caller {
+    authenticate_as(app, token, crate::auth::tokens::Kind::Auth).await
+}
+
+/// Resolves a token of one kind (auth, or file for protected downloads) to its caller.
+pub async fn authenticate_as(app: &App, token: &str, kind: crate::auth::tokens::Kind) -> Caller {
     let Ok(claims) = galley_auth::jwt::unverified_claims(token) else {
         return Caller::Guest;
     };
-    if claims.get("type").and_then(Value::as_str) != Some("auth") {
+    if claims.get("type").and_then(Value::as_str) != Some(kind.type_claim()) {
         return Caller::Guest;
     }
     let (Some(id), Some(col_id)) = (
@@ -37,7 +42,7 @@ pub async fn authenticate(app: &App, token: &str) -> Caller {
     let Ok(Some(record)) = rec else {
         return Caller::Guest;
     };
-    match crate::auth::tokens::verify(token, crate::auth::tokens::Kind::Auth, &col, &record) {
+    match crate::auth::tokens::verify(token, kind, &col, &record) {
         Some(_) => Caller::Record {
             collection: col,
             record,
@@ -75,13 +80,13 @@ pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, Core
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            records::update(app, SUPERUSERS, &id, body, &su, &meta, &[]).await?;
+            records::update(app, SUPERUSERS, &id, body, vec![], &su, &meta, &[]).await?;
             Ok(false)
         }
         None => {
             body.insert("email".into(), json!(email));
             body.insert("verified".into(), json!(true));
-            records::create(app, SUPERUSERS, body, &su, &meta, &[]).await?;
+            records::create(app, SUPERUSERS, body, vec![], &su, &meta, &[]).await?;
             Ok(true)
         }
     }

@@ -3,6 +3,7 @@
 //! serves the real API on `127.0.0.1:0` and hands the test an HTTP client.
 //! [`both_engines!`] turns one async test body into a test per engine.
 
+pub mod s3;
 pub mod smtp;
 
 pub mod sse;
@@ -437,4 +438,93 @@ impl TestServer {
         assert_eq!(r.status, 200, "member login: {}", r.body);
         r.body["token"].as_str().expect("token").to_owned()
     }
+}
+
+/// Where a test's server keeps record files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+impl TestServer {
+    /// Switches file storage to a fresh bucket of the shared S3 server (through
+    /// `PATCH /api/settings`, as a user would) and returns the bucket.
+    pub async fn use_s3(&self) -> String {
+        let s3 = s3::server();
+        let bucket = s3.new_bucket().await;
+        let r = self
+            .su(
+                Method::PATCH,
+                "/api/settings",
+                Some(json!({"s3": s3.settings(&bucket)})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "enable s3 failed: {}", r.body);
+        assert_eq!(r.body["s3"]["enabled"], true);
+        assert!(
+            r.body["s3"].get("secret").is_none(),
+            "secret echoed: {}",
+            r.body
+        );
+        bucket
+    }
+
+    /// Starts a server on `engine` with files on `storage`.
+    pub async fn start_on(engine: Engine, storage: Storage) -> Option<TestServer> {
+        let srv = TestServer::start(engine).await?;
+        if storage == Storage::S3 {
+            srv.use_s3().await;
+        }
+        Some(srv)
+    }
+
+    /// Keys in file storage under `prefix` (e.g. a collection id).
+    pub async fn stored_keys(&self, prefix: &str) -> Vec<String> {
+        let parts: Vec<&str> = prefix.split('/').filter(|p| !p.is_empty()).collect();
+        self.app
+            .storage()
+            .list(&galley_files::storage::key(&parts))
+            .await
+            .expect("list storage")
+    }
+}
+
+/// Like [`both_engines!`], times both storage backends (local disk and S3 on loopback):
+/// four tests per body.
+#[macro_export]
+macro_rules! all_backends {
+    ($(async fn $name:ident($srv:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($srv: $crate::TestServer) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_local() {
+                    run($crate::TestServer::start_on($crate::Engine::Sqlite, $crate::Storage::Local).await.expect("server")).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_local() {
+                    if let Some(srv) = $crate::TestServer::start_on($crate::Engine::Postgres, $crate::Storage::Local).await {
+                        run(srv).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_s3() {
+                    run($crate::TestServer::start_on($crate::Engine::Sqlite, $crate::Storage::S3).await.expect("server")).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_s3() {
+                    if let Some(srv) = $crate::TestServer::start_on($crate::Engine::Postgres, $crate::Storage::S3).await {
+                        run(srv).await
+                    }
+                }
+            }
+        )*
+    };
 }

@@ -530,7 +530,8 @@ impl Field {
                     return Err(FieldError::new(
                         "validation_too_many_files",
                         format!("The maximum allowed files is {max}."),
-                    ));
+                    )
+                    .with_params(json!({"maxSelect": max})));
                 }
                 Ok(())
             }

@@ -1,6 +1,7 @@
 mod auth;
 mod batch;
 mod collections;
+mod files;
 mod health;
 mod realtime;
 mod realtime_ws;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(collections::router())
         .merge(records::router())
+        .merge(files::router())
         .merge(auth::router())
         .merge(batch::router())
         .merge(settings::router())

@@ -1,6 +1,6 @@
 use super::{no_content, ok, page};
 use crate::error::ApiResult;
-use crate::extract::{Auth, Body, Meta, Query};
+use crate::extract::{Auth, Meta, Query, RecordBody};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -55,10 +55,10 @@ async fn create(
     Meta(m): Meta,
     Path(col): Path<String>,
     q: Query,
-    body: Body,
+    RecordBody(body): RecordBody,
 ) -> ApiResult<Response> {
     Ok(ok(
-        records::create(&app, &col, body.values, &c, &m, &expand(&q)?).await?,
+        records::create(&app, &col, body.values, body.files, &c, &m, &expand(&q)?).await?,
         &q,
     ))
 }
@@ -69,10 +69,20 @@ async fn update(
     Meta(m): Meta,
     Path((col, id)): Path<(String, String)>,
     q: Query,
-    body: Body,
+    RecordBody(body): RecordBody,
 ) -> ApiResult<Response> {
     Ok(ok(
-        records::update(&app, &col, &id, body.values, &c, &m, &expand(&q)?).await?,
+        records::update(
+            &app,
+            &col,
+            &id,
+            body.values,
+            body.files,
+            &c,
+            &m,
+            &expand(&q)?,
+        )
+        .await?,
         &q,
     ))
 }

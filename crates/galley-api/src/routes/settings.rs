@@ -9,7 +9,9 @@ use axum::Router;
 use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/settings", get(view).patch(update))
+    Router::new()
+        .route("/api/settings", get(view).patch(update))
+        .route("/api/settings/test/s3", axum::routing::post(test_s3))
 }
 
 async fn view(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
@@ -26,4 +28,16 @@ async fn update(
     require_superuser(&c)?;
     let s = galley_core::settings::update(&app, Value::Object(body.values)).await?;
     Ok(ok(s.public_json(), &q))
+}
+
+async fn test_s3(State(app): State<AppState>, Auth(c): Auth, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    let fs = body
+        .values
+        .get("filesystem")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    galley_core::settings::test_s3(&app, &fs).await?;
+    Ok(super::no_content())
 }

@@ -327,6 +327,7 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
         )));
     }
     let col = (*col).clone();
+    let col_id = col.id.clone();
     let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
@@ -339,6 +340,7 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
             crate::realtime::notify_schema(c, &node)
         })
         .await?;
+    crate::files::remove_collection(app, &col_id).await;
     app.reload_schema().await
 }
 
@@ -363,7 +365,9 @@ pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
             crate::realtime::notify_events(c, &node, &events2)
         })
         .await?;
-    app.publish(crate::realtime::take(&events)).await;
+    let events = crate::realtime::take(&events);
+    crate::files::remove_committed(app, &events, &Default::default()).await;
+    app.publish(events).await;
     Ok(())
 }
 

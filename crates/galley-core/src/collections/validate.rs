@@ -572,7 +572,13 @@ fn validate_field(
         FieldKind::File(o) => {
             let thumb = regex::Regex::new(r"^(\d+)x(\d+)(t|b|f)?$").ok();
             for t in &o.thumbs {
-                let ok = thumb.as_ref().is_some_and(|re| re.is_match(t)) && !t.starts_with("0x0");
+                let ok = thumb.as_ref().is_some_and(|re| re.is_match(t))
+                    && !t.starts_with("0x0")
+                    // Galley bounds thumbnail sides (a huge one would be a memory bomb).
+                    && t
+                        .split(['x', 't', 'b', 'f'])
+                        .filter(|p| !p.is_empty())
+                        .all(|p| p.parse::<u32>().is_ok_and(|n| n <= galley_files::thumbs::MAX_SIDE));
                 if !ok {
                     e.insert(
                         "thumbs".into(),

@@ -34,6 +34,8 @@ pub struct WriteCtx {
     pub meta: RequestMeta,
     /// Record changes made by the job, published to realtime after it commits.
     pub events: crate::realtime::Events,
+    /// Files the job's updates dropped, removed from storage after it commits.
+    pub removals: crate::files::Removals,
 }
 
 impl WriteCtx {
@@ -43,6 +45,7 @@ impl WriteCtx {
             caller: caller.clone(),
             meta: meta.clone(),
             events: Default::default(),
+            removals: Default::default(),
         }
     }
 }
@@ -57,6 +60,11 @@ pub struct Input {
     /// against before the job (see `auth::records`).
     pub old_password: Option<String>,
     pub old_password_verified: Option<String>,
+    /// Names of the files uploaded with this request (already in storage).
+    pub new_files: Vec<String>,
+    /// The id a create uses when the body has none (chosen before the job when files must
+    /// be stored under it).
+    pub preset_id: Option<String>,
 }
 
 pub fn list_result(items: Vec<Value>, page: Page, total: Option<usize>) -> Value {
@@ -251,6 +259,7 @@ async fn write_published<T: Send + 'static>(
     job: impl FnOnce(&mut dyn Conn, &WriteCtx) -> Result<T, CoreError> + Send + 'static,
 ) -> Result<T, CoreError> {
     let events = ctx.events.clone();
+    let removals = ctx.removals.clone();
     let node = app.node_id.clone();
     let out = app
         .store
@@ -260,7 +269,9 @@ async fn write_published<T: Send + 'static>(
             Ok::<_, CoreError>(r)
         })
         .await?;
-    app.publish(crate::realtime::take(&events)).await;
+    let events = crate::realtime::take(&events);
+    crate::files::remove_committed(app, &events, &removals).await;
+    app.publish(events).await;
     Ok(out)
 }
 
@@ -357,47 +368,101 @@ pub async fn prepare_input(
     Ok(input)
 }
 
+/// A create's id, chosen before the job when uploads must be stored under it.
+fn id_for_uploads(col: &Collection, input: &Input) -> String {
+    if let Some(id) = input.values.get("id").and_then(Value::as_str) {
+        if !id.is_empty() {
+            return id.to_owned();
+        }
+    }
+    let pattern = match col.field("id").map(|f| &f.kind) {
+        Some(galley_types::field::FieldKind::Text(o)) if !o.autogenerate_pattern.is_empty() => {
+            o.autogenerate_pattern.clone()
+        }
+        _ => "[a-z0-9]{15}".to_owned(),
+    };
+    galley_types::ids::generate_from_pattern(&pattern).unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     app: &App,
     col_name: &str,
     values: Map<String, Value>,
+    uploads: Vec<crate::files::Upload>,
     caller: &Caller,
     meta: &RequestMeta,
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
+    const FAILED: &str = "Failed to create record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let input = prepare_input(app, &col, values, true).await?;
+    let mut input = prepare_input(app, &col, values, true).await?;
+    let staged = if uploads.is_empty() {
+        crate::files::Staged::default()
+    } else {
+        let id = id_for_uploads(&col, &input);
+        input.preset_id = Some(id.clone());
+        crate::files::stage(app, &col, &id, uploads, &mut input, FAILED).await?
+    };
     let col2 = col.clone();
-    let rec = write_published(
+    let rec = match write_published(
         app,
         WriteCtx::new(app.schema(), caller, meta),
         move |c, ctx| write::create(c, ctx, &col2, input),
     )
-    .await?;
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            staged.discard().await;
+            return Err(e);
+        }
+    };
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn update(
     app: &App,
     col_name: &str,
     id: &str,
     values: Map<String, Value>,
+    uploads: Vec<crate::files::Upload>,
     caller: &Caller,
     meta: &RequestMeta,
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
+    const FAILED: &str = "Failed to update record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let mut input = prepare_input(app, &col, values, false).await?;
     crate::auth::records::verify_old_password(app, &col, id, &mut input).await?;
+    let staged = if uploads.is_empty() {
+        crate::files::Staged::default()
+    } else {
+        // Uploads for a record that does not exist (or that the caller cannot see) are
+        // refused before anything is stored; the job checks the rule again.
+        let (col2, id2) = (col.clone(), id.to_owned());
+        app.store
+            .read(move |c: &mut dyn Conn| load(c, &col2, &id2).map(|_| ()))
+            .await?;
+        crate::files::stage(app, &col, id, uploads, &mut input, FAILED).await?
+    };
     let (col2, id2) = (col.clone(), id.to_owned());
-    let rec = write_published(
+    let rec = match write_published(
         app,
         WriteCtx::new(app.schema(), caller, meta),
         move |c, ctx| write::update(c, ctx, &col2, &id2, input),
     )
-    .await?;
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            staged.discard().await;
+            return Err(e);
+        }
+    };
     expanded(app, &col, rec, caller, meta, expand).await
 }
 

@@ -162,7 +162,18 @@ pub fn create(
         .iter()
         .map(|f| (f.name.clone(), f.zero_value()))
         .collect();
-    let errors = input::apply(col, &mut values, &input.values, true, superuser);
+    let mut errors = input::apply(col, &mut values, &input.values, true, superuser);
+    crate::files::check_names(col, None, &values, &input.new_files, &mut errors);
+    if let Some(id) = &input.preset_id {
+        if values
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            values.insert("id".into(), json!(id));
+        }
+    }
     let now = galley_types::datetime::now_string();
     for f in &col.fields {
         match &f.kind {
@@ -190,7 +201,6 @@ pub fn create(
             _ => {}
         }
     }
-    let mut errors = errors;
     let check_manage = if col.is_auth() {
         crate::auth::records::before_create(c, ctx, col, &values, &mut errors)?
     } else {
@@ -251,8 +261,12 @@ pub fn update(
     // Load without the rule: the rule needs `@request.body`, which depends on the stored
     // values through the modifiers.
     let mut values = super::load(c, col, id)?;
-    let old = col.is_auth().then(|| values.clone());
+    let files = crate::files::has_files(col);
+    let old = (col.is_auth() || files).then(|| values.clone());
     let mut errors = input::apply(col, &mut values, &input.values, false, superuser);
+    if files {
+        crate::files::check_names(col, old.as_ref(), &values, &input.new_files, &mut errors);
+    }
     let body = request_body(col, &input.values, &values);
     let rctx = rule_ctx(ctx, col, c).with_body(&body);
     let access = rctx.access(&col.rules.update_rule)?;
@@ -271,7 +285,7 @@ pub fn update(
             _ => {}
         }
     }
-    if let Some(old) = &old {
+    if let Some(old) = old.as_ref().filter(|_| col.is_auth()) {
         crate::auth::records::before_update(c, ctx, col, old, &mut values, &input, &mut errors)?;
     }
     let errors = validate(c, ctx, col, &values, errors)?;
@@ -295,6 +309,9 @@ pub fn update(
         .push(" = ")
         .push_param(SqlValue::from(id));
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+    if let Some(old) = old.as_ref().filter(|_| files) {
+        crate::files::note_replaced(&ctx.removals, col, id, old, &values);
+    }
     crate::realtime::emit(&ctx.events, "update", col, &values);
     Ok(values)
 }
