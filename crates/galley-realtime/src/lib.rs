@@ -320,6 +320,19 @@ impl<A: Clone + PartialEq> Hub<A> {
         }
     }
 
+    /// Removes the subscription `topic` (exact) from client `id`; false when the client is
+    /// not there or was not subscribed. The OAuth2 redirect uses it so that one redirect
+    /// answers one subscription.
+    pub fn take_topic(&self, id: &str, topic: &str) -> bool {
+        let mut clients = self.lock();
+        let Some(c) = clients.get_mut(id) else {
+            return false;
+        };
+        let before = c.topics.len();
+        c.topics.retain(|t| t.raw != topic);
+        c.topics.len() != before
+    }
+
     /// Drops the auth of clients for which `f` says so (a user deleted or logged out).
     pub fn retain_auth(&self, f: impl Fn(&A) -> bool) {
         for c in self.lock().values_mut() {

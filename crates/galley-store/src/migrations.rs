@@ -15,7 +15,38 @@ pub fn count() -> usize {
 const MIGRATIONS: &[Migration] = &[
     ("0001_system_tables", system_tables),
     ("0002_auth_tables", auth_tables),
+    ("0003_external_auths", external_auths),
 ];
+
+/// OAuth2 links of auth records (`_externalAuths`) and the recent login origins that
+/// auth alerts compare against (`_authOrigins`), with PocketBase's columns and unique keys.
+fn external_auths(d: &Dialect) -> String {
+    let ts = d.column_def(T::Timestamp);
+    let text = d.column_def(T::Text);
+    let pk = d.primary_key_def();
+    format!(
+        "CREATE TABLE \"_externalAuths\" (
+            \"id\" {pk},
+            \"collectionRef\" {text},
+            \"recordRef\" {text},
+            \"provider\" {text},
+            \"providerId\" {text},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );
+        CREATE UNIQUE INDEX \"idx__externalAuths_record_provider\" ON \"_externalAuths\" (\"collectionRef\", \"recordRef\", \"provider\");
+        CREATE UNIQUE INDEX \"idx__externalAuths_collection_provider\" ON \"_externalAuths\" (\"collectionRef\", \"provider\", \"providerId\");
+        CREATE TABLE \"_authOrigins\" (
+            \"id\" {pk},
+            \"collectionRef\" {text},
+            \"recordRef\" {text},
+            \"fingerprint\" {text},
+            \"created\" {ts},
+            \"updated\" {ts}
+        );
+        CREATE UNIQUE INDEX \"idx__authOrigins_unique_pairs\" ON \"_authOrigins\" (\"collectionRef\", \"recordRef\", \"fingerprint\");"
+    )
+}
 
 /// One-time passwords and pending MFA sessions of auth records.
 fn auth_tables(d: &Dialect) -> String {

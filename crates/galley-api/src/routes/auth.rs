@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use galley_core::auth::{self, flows, otp};
+use galley_core::auth::{self, alert, flows, oauth2, otp, Origin};
 use galley_core::{App, Caller};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -25,6 +25,11 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{c}/impersonate/{{id}}"), post(impersonate))
         .route(&format!("{c}/request-otp"), post(request_otp))
         .route(&format!("{c}/auth-with-otp"), post(auth_with_otp))
+        .route(&format!("{c}/auth-with-oauth2"), post(auth_with_oauth2))
+        .route(
+            "/api/oauth2-redirect",
+            get(oauth2_redirect_get).post(oauth2_redirect_post),
+        )
         .route(
             &format!("{c}/request-verification"),
             post(request_verification),
@@ -100,9 +105,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 }
 
 /// Counts the request against the per-IP limit of the auth endpoints.
-fn limit(app: &App, c: &Caller, peer: Peer, headers: &HeaderMap) -> ApiResult<()> {
+fn limit(app: &App, c: &Caller, peer: &Peer, headers: &HeaderMap) -> ApiResult<()> {
     app.auth.limit_ip(c, &client_ip(app, peer.0, headers))?;
     Ok(())
+}
+
+/// Where a login comes from, for auth alerts.
+fn origin(app: &App, peer: &Peer, headers: &HeaderMap) -> Origin {
+    Origin {
+        ip: client_ip(app, peer.0, headers),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    }
 }
 
 fn text(body: &Body, k: &str) -> String {
@@ -124,7 +141,7 @@ async fn auth_methods(
     Path(col): Path<String>,
     q: Query,
 ) -> ApiResult<Response> {
-    Ok(ok(flows::auth_methods(&app, &col)?, &q))
+    Ok(ok(flows::auth_methods(&app, &col).await?, &q))
 }
 
 async fn auth_with_password(
@@ -136,7 +153,7 @@ async fn auth_with_password(
     q: Query,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     let identity_field = body
         .values
         .get("identityField")
@@ -152,6 +169,7 @@ async fn auth_with_password(
         &c,
     )
     .await?;
+    alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
     Ok(ok(res, &q))
 }
 
@@ -202,7 +220,7 @@ async fn request_otp(
     q: Query,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     Ok(ok(
         otp::request_otp(&app, &col, &text(&body, "email"), &c).await?,
         &q,
@@ -218,7 +236,7 @@ async fn auth_with_otp(
     q: Query,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     let res = otp::auth_with_otp(
         &app,
         &col,
@@ -228,7 +246,86 @@ async fn auth_with_otp(
         &c,
     )
     .await?;
+    alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
     Ok(ok(res, &q))
+}
+
+async fn auth_with_oauth2(
+    State(app): State<AppState>,
+    Auth(c): Auth,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(col): Path<String>,
+    q: Query,
+    body: Body,
+) -> ApiResult<Response> {
+    limit(&app, &c, &peer, &headers)?;
+    let mut redirect_url = text(&body, "redirectURL");
+    if redirect_url.is_empty() {
+        // The pre-0.23 spelling.
+        redirect_url = text(&body, "redirectUrl");
+    }
+    let create_data = match body.values.get("createData") {
+        Some(Value::Object(m)) => m.clone(),
+        None | Some(Value::Null) => Default::default(),
+        Some(_) => {
+            return Err(crate::error::ApiError::bad_request(
+                "An error occurred while loading the submitted data.",
+            ))
+        }
+    };
+    let form = oauth2::Form {
+        provider: text(&body, "provider"),
+        code: text(&body, "code"),
+        code_verifier: text(&body, "codeVerifier"),
+        redirect_url,
+        create_data,
+    };
+    let res = oauth2::auth_with_oauth2(&app, &col, form, mfa_id(&body, &q).as_deref(), &c).await?;
+    alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
+    Ok(ok(res, &q))
+}
+
+/// The end of the SDK's popup flow; answers as PocketBase does without its bundled UI.
+fn oauth2_redirect_reply(app: &App, params: &[(String, String)]) -> Response {
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let (kind, text) = if oauth2::redirect(app, get("state"), get("code"), get("error")) {
+        (
+            "text/html; charset=utf-8",
+            "Auth completed. You can close this window and go back to the app.",
+        )
+    } else {
+        (
+            "text/plain; charset=utf-8",
+            "Failed to authenticate. You can close this window and go back to the app to try again.",
+        )
+    };
+    let mut r = Response::new(axum::body::Body::from(text));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+    r
+}
+
+async fn oauth2_redirect_get(
+    State(app): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default()).unwrap_or_default();
+    oauth2_redirect_reply(&app, &params)
+}
+
+/// Apple's `response_mode=form_post` lands here. The raw form is parsed as text: a code
+/// must not go through the body extractor's number inference.
+async fn oauth2_redirect_post(State(app): State<AppState>, body: axum::body::Bytes) -> Response {
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    oauth2_redirect_reply(&app, &params)
 }
 
 async fn request_verification(
@@ -239,7 +336,7 @@ async fn request_verification(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::request_verification(&app, &col, &text(&body, "email"), &c).await?;
     Ok(no_content())
 }
@@ -252,7 +349,7 @@ async fn confirm_verification(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::confirm_verification(&app, &col, &text(&body, "token")).await?;
     Ok(no_content())
 }
@@ -265,7 +362,7 @@ async fn request_password_reset(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::request_password_reset(&app, &col, &text(&body, "email"), &c).await?;
     Ok(no_content())
 }
@@ -278,7 +375,7 @@ async fn confirm_password_reset(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::confirm_password_reset(
         &app,
         &col,
@@ -298,7 +395,7 @@ async fn request_email_change(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::request_email_change(&app, &col, &text(&body, "newEmail"), &c).await?;
     Ok(no_content())
 }
@@ -311,7 +408,7 @@ async fn confirm_email_change(
     Path(col): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    limit(&app, &c, peer, &headers)?;
+    limit(&app, &c, &peer, &headers)?;
     flows::confirm_email_change(&app, &col, &text(&body, "token"), &text(&body, "password"))
         .await?;
     Ok(no_content())

@@ -40,7 +40,7 @@ fn no_superusers(col: &Collection) -> Result<(), CoreError> {
 }
 
 /// `GET /api/collections/{c}/auth-methods`.
-pub fn auth_methods(app: &App, col_name: &str) -> Result<Value, CoreError> {
+pub async fn auth_methods(app: &App, col_name: &str) -> Result<Value, CoreError> {
     let col = auth_collection(app, col_name)?;
     let a = col
         .auth
@@ -49,12 +49,14 @@ pub fn auth_methods(app: &App, col_name: &str) -> Result<Value, CoreError> {
     let dur = |on: bool, d: i64| if on { d } else { 0 };
     let pw = a.password_auth.enabled;
     let fields = &a.password_auth.identity_fields;
+    let providers = super::oauth2::provider_infos(app, &col).await;
+    let oauth_on = a.oauth2.enabled;
     Ok(json!({
         "password": {"identityFields": if pw { json!(fields) } else { json!([]) }, "enabled": pw},
-        "oauth2": {"providers": [], "enabled": false},
+        "oauth2": {"providers": providers, "enabled": oauth_on},
         "mfa": {"enabled": a.mfa.enabled, "duration": dur(a.mfa.enabled, a.mfa.duration)},
         "otp": {"enabled": a.otp.enabled, "duration": dur(a.otp.enabled, a.otp.duration)},
-        "authProviders": [],
+        "authProviders": if oauth_on { json!(providers) } else { json!([]) },
         "usernamePassword": pw && fields.iter().any(|f| f == "username"),
         "emailPassword": pw && fields.iter().any(|f| f == "email"),
     }))
@@ -145,7 +147,13 @@ pub async fn request_verification(
         claims(&[("email", rec_str(&target, "email"))]),
         None,
     )?;
-    if let Some(r) = record.filter(|r| r.get("verified") != Some(&Value::Bool(true))) {
+    if let Some(r) = record
+        .filter(|r| r.get("verified") != Some(&Value::Bool(true)))
+        .filter(|r| {
+            app.auth
+                .may_resend("verification", &format!("{}:{}", col.id, rec_id(r)))
+        })
+    {
         let settings = app.settings();
         let m = mail::render(
             &a.verification_template,
@@ -297,7 +305,10 @@ pub async fn request_password_reset(
         claims(&[("email", rec_str(&target, "email"))]),
         None,
     )?;
-    if let Some(r) = record {
+    if let Some(r) = record.filter(|r| {
+        app.auth
+            .may_resend("passwordReset", &format!("{}:{}", col.id, rec_id(r)))
+    }) {
         let settings = app.settings();
         let m = mail::render(
             &a.reset_password_template,

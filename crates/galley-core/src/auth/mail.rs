@@ -1,12 +1,14 @@
-//! Outgoing mail. With `settings.smtp.enabled` mail goes out over SMTP (lettre; plain SMTP
-//! without TLS for now); otherwise it lands in the dev outbox, an in-memory ring that
+//! Outgoing mail. With `settings.smtp.enabled` mail goes out over SMTP (lettre + rustls:
+//! implicit TLS with `smtp.tls`, else STARTTLS whenever the server offers it, as PocketBase's
+//! mailer); otherwise it lands in the dev outbox, an in-memory ring that
 //! superusers read at `GET /api/galley/outbox`, and in the log. Sending always happens on a
 //! spawned task, off the request path, so a request's timing never depends on it.
 
 use crate::settings::Settings;
 use galley_types::collection::EmailTemplate;
 use lettre::message::{header::ContentType, Mailbox};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::{json, Value};
@@ -68,6 +70,10 @@ struct Smtp {
     username: String,
     password: String,
     local_name: String,
+    /// Implicit TLS from the first byte (SMTPS, usually port 465).
+    tls: bool,
+    /// `PLAIN` or `LOGIN`; empty lets lettre choose.
+    auth_method: String,
 }
 
 impl Mailer {
@@ -86,6 +92,8 @@ impl Mailer {
             username: text("/smtp/username"),
             password: text("/smtp/password"),
             local_name: text("/smtp/localName"),
+            tls: g("/smtp/tls") == Value::Bool(true),
+            auth_method: text("/smtp/authMethod"),
         });
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
@@ -134,13 +142,25 @@ async fn deliver(smtp: &Smtp, from_addr: &str, from_name: &str, mail: &Mail) -> 
         .header(ContentType::TEXT_HTML)
         .body(mail.html.clone())
         .map_err(|e| e.to_string())?;
-    let mut b =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str()).port(smtp.port);
+    let params = TlsParameters::new(smtp.host.clone()).map_err(|e| format!("tls: {e}"))?;
+    let tls = if smtp.tls {
+        Tls::Wrapper(params)
+    } else {
+        Tls::Opportunistic(params)
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
+        .port(smtp.port)
+        .tls(tls);
     if !smtp.username.is_empty() {
         b = b.credentials(Credentials::new(
             smtp.username.clone(),
             smtp.password.clone(),
         ));
+        match smtp.auth_method.to_ascii_uppercase().as_str() {
+            "PLAIN" => b = b.authentication(vec![Mechanism::Plain]),
+            "LOGIN" => b = b.authentication(vec![Mechanism::Login]),
+            _ => {}
+        }
     }
     if !smtp.local_name.is_empty() {
         b = b.hello_name(ClientId::Domain(smtp.local_name.clone()));

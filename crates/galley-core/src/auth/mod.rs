@@ -7,11 +7,14 @@
 //! not (a dummy hash, the same reads) and sends mail on a spawned task, so neither the
 //! answer nor its timing tells whether an account exists (DESIGN §16).
 
+pub mod alert;
 pub mod flows;
 pub mod mail;
 pub mod mfa;
+pub mod oauth2;
 pub mod options;
 pub mod otp;
+pub mod providers;
 pub mod ratelimit;
 pub mod records;
 pub mod tokens;
@@ -34,6 +37,21 @@ pub struct AuthState {
     limiter: ratelimit::Limiter,
     /// Mirrors `settings.rateLimits.enabled`.
     limiting: std::sync::atomic::AtomicBool,
+    /// OAuth2/OIDC outgoing HTTP and the discovery cache.
+    pub oauth: providers::Client,
+    /// When a verification or reset mail last went to a record (the resend throttle).
+    resent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// Verification and password-reset mails to one record: at most one per this window, as
+/// PocketBase (later requests answer 204 without sending).
+pub const RESEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Where a login comes from (auth alerts compare it with the record's recent origins).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
 }
 
 impl AuthState {
@@ -43,7 +61,24 @@ impl AuthState {
             limits: config.auth_limits,
             limiter: Default::default(),
             limiting: std::sync::atomic::AtomicBool::new(true),
+            oauth: Default::default(),
+            resent: Default::default(),
         }
+    }
+
+    /// True when mail `kind` may go to `record_id` now (and starts its window); false
+    /// within [`RESEND_WINDOW`] of the last one.
+    pub fn may_resend(&self, kind: &str, record_id: &str) -> bool {
+        let Ok(mut m) = self.resent.lock() else {
+            return true;
+        };
+        m.retain(|_, at| at.elapsed() < RESEND_WINDOW);
+        let key = format!("{kind}:{record_id}");
+        if m.contains_key(&key) {
+            return false;
+        }
+        m.insert(key, std::time::Instant::now());
+        true
     }
 
     /// Follows the `rateLimits.enabled` setting.
@@ -398,4 +433,24 @@ pub async fn auth_refresh(
             collection.name
         ))),
     }
+}
+
+/// Removes what the auth system tables hold about a deleted auth record (its OAuth2 links,
+/// login origins, pending OTPs and MFA sessions), in the deleting job.
+pub fn forget_record(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<(), CoreError> {
+    for table in ["_externalAuths", "_authOrigins", "_otps", "_mfas"] {
+        let mut sql = Sql::new(c.dialect());
+        sql.push("DELETE FROM ")
+            .ident(table)
+            .push(" WHERE ")
+            .ident("collectionRef")
+            .push(" = ")
+            .push_param(col.id.as_str())
+            .push(" AND ")
+            .ident("recordRef")
+            .push(" = ")
+            .push_param(id);
+        c.execute_sql(&sql)?;
+    }
+    Ok(())
 }

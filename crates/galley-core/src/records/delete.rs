@@ -60,6 +60,9 @@ pub fn delete_cascading(
     if c.execute_sql(&del)? == 0 {
         return Ok(());
     }
+    if col.is_auth() {
+        crate::auth::forget_record(c, col, id)?;
+    }
     crate::realtime::emit(events, "delete", col, &record);
     for other in schema.all() {
         for f in &other.fields {

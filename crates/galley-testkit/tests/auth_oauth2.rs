@@ -1,0 +1,534 @@
+//! OAuth2/OIDC end to end against a fake provider on loopback (OIDC discovery, a token
+//! endpoint that checks the PKCE verifier against the challenge, userinfo), the
+//! `@oauth2` realtime redirect, the verification/reset resend throttle and auth alerts.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use galley_testkit::sse::SseClient;
+use galley_testkit::{both_engines, Method, Reply, TestServer};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PASS: &str = "Alice-Pass-1";
+const CLIENT_ID: &str = "galley-test-client";
+const CLIENT_SECRET: &str = "galley-test-secret";
+
+#[derive(Default)]
+struct FakeState {
+    /// code → (PKCE challenge, redirect_uri seen at authorize, user)
+    codes: HashMap<String, (String, Value)>,
+    tokens: HashMap<String, Value>,
+    fail_userinfo: bool,
+    token_requests: usize,
+}
+
+/// A minimal OAuth2/OIDC provider.
+struct Fake {
+    base: String,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl Fake {
+    async fn start() -> Fake {
+        use axum::extract::{Form, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::{get, post};
+        use axum::Json;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let state: Arc<Mutex<FakeState>> = Default::default();
+        type S = (String, Arc<Mutex<FakeState>>);
+        async fn discovery(State((base, _)): State<S>) -> Json<Value> {
+            Json(json!({
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"),
+                "userinfo_endpoint": format!("{base}/userinfo"),
+            }))
+        }
+        async fn token(
+            State((_, st)): State<S>,
+            Form(f): Form<HashMap<String, String>>,
+        ) -> (StatusCode, Json<Value>) {
+            let mut st = st.lock().expect("lock");
+            st.token_requests += 1;
+            let g = |k: &str| f.get(k).cloned().unwrap_or_default();
+            let bad = |e: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": e})));
+            if g("grant_type") != "authorization_code"
+                || g("client_id") != CLIENT_ID
+                || g("client_secret") != CLIENT_SECRET
+            {
+                return bad("invalid_client");
+            }
+            let Some((challenge, user)) = st.codes.remove(&g("code")) else {
+                return bad("invalid_grant");
+            };
+            if !challenge.is_empty() && s256(&g("code_verifier")) != challenge {
+                return bad("invalid_grant");
+            }
+            let access = format!("at-{}", st.tokens.len());
+            st.tokens.insert(access.clone(), user);
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-1"}),
+                ),
+            )
+        }
+        async fn userinfo(State((_, st)): State<S>, h: HeaderMap) -> (StatusCode, Json<Value>) {
+            let st = st.lock().expect("lock");
+            if st.fail_userinfo {
+                return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+            }
+            let tok = h
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            match st.tokens.get(tok) {
+                Some(u) => (StatusCode::OK, Json(u.clone())),
+                None => (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"error": "invalid_token"})),
+                ),
+            }
+        }
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
+            .with_state((base.clone(), state.clone()));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Fake { base, state }
+    }
+
+    /// A code for `user` as the authorize step would issue it after the user consented.
+    fn code(&self, challenge: &str, user: Value) -> String {
+        let mut st = self.state.lock().expect("lock");
+        let code = format!("code-{}-{}", st.codes.len(), st.tokens.len());
+        st.codes.insert(code.clone(), (challenge.to_owned(), user));
+        code
+    }
+}
+
+fn s256(v: &str) -> String {
+    B64.encode(Sha256::digest(v.as_bytes()))
+}
+
+/// An auth collection `people` with `providers` under oauth2.
+async fn setup(srv: &TestServer, providers: Value) {
+    srv.create_collection(json!({
+        "name": "people", "type": "auth", "createRule": "",
+        "fields": [{"name": "name", "type": "text"}, {"name": "avatar", "type": "url"}],
+        "oauth2": {"enabled": true, "mappedFields": {"name": "name", "avatarURL": "avatar"}, "providers": providers},
+    }))
+    .await;
+}
+
+fn oidc(fake: &Fake) -> Value {
+    json!([{"name": "oidc", "displayName": "Fake OIDC", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+            "extra": {"issuer": fake.base}}])
+}
+
+async fn methods(srv: &TestServer) -> Value {
+    let r = srv
+        .guest(Method::GET, "/api/collections/people/auth-methods", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+/// The provider entry of auth-methods named `name`.
+async fn provider_info(srv: &TestServer, name: &str) -> Value {
+    methods(srv).await["oauth2"]["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .expect("provider listed")
+}
+
+async fn oauth(
+    srv: &TestServer,
+    provider: &str,
+    code: &str,
+    verifier: &str,
+    extra: Value,
+) -> Reply {
+    let mut body = json!({"provider": provider, "code": code, "codeVerifier": verifier, "redirectURL": "http://app.test/cb"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    srv.guest(
+        Method::POST,
+        "/api/collections/people/auth-with-oauth2",
+        Some(body),
+    )
+    .await
+}
+
+/// A full login: auth-methods, the provider's code for `user`, the exchange.
+async fn login(srv: &TestServer, fake: &Fake, user: Value) -> Reply {
+    let info = provider_info(srv, "oidc").await;
+    let verifier = info["codeVerifier"].as_str().expect("verifier").to_owned();
+    let code = fake.code(info["codeChallenge"].as_str().expect("challenge"), user);
+    oauth(srv, "oidc", &code, &verifier, json!({})).await
+}
+
+fn alice(sub: &str, verified: bool) -> Value {
+    json!({"sub": sub, "name": "Alice A", "email": "alice@example.com", "email_verified": verified,
+           "picture": "https://img.test/alice.png", "preferred_username": "alice"})
+}
+
+async fn count(srv: &TestServer) -> usize {
+    srv.all_records("people").await.len()
+}
+
+async fn sign_up(srv: &TestServer, email: &str) -> String {
+    let r = srv
+        .guest(
+            Method::POST,
+            "/api/collections/people/records",
+            Some(json!({"email": email, "password": PASS, "passwordConfirm": PASS})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["id"].as_str().expect("id").to_owned()
+}
+
+async fn password_login(srv: &TestServer, email: &str) -> Reply {
+    srv.guest(
+        Method::POST,
+        "/api/collections/people/auth-with-password",
+        Some(json!({"identity": email, "password": PASS})),
+    )
+    .await
+}
+
+async fn outbox(srv: &TestServer) -> Vec<Value> {
+    let r = srv.su(Method::GET, "/api/galley/outbox", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_outbox(srv: &TestServer, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let items = outbox(srv).await;
+        if items.len() >= n {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("expected {n} mails in the outbox");
+}
+
+both_engines! {
+    async fn auth_methods_lists_providers_with_pkce(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let m = methods(&srv).await;
+        assert_eq!(m["oauth2"]["enabled"], true);
+        assert_eq!(m["authProviders"], m["oauth2"]["providers"]);
+        let p = &m["oauth2"]["providers"][0];
+        assert_eq!(p["name"], "oidc");
+        assert_eq!(p["displayName"], "Fake OIDC");
+        assert_eq!(p["state"].as_str().expect("state").len(), 30);
+        let verifier = p["codeVerifier"].as_str().expect("verifier");
+        assert_eq!(verifier.len(), 43);
+        assert_eq!(p["codeChallenge"], json!(s256(verifier)));
+        assert_eq!(p["codeChallengeMethod"], "S256");
+        let url = p["authURL"].as_str().expect("url");
+        assert_eq!(p["authUrl"], p["authURL"]);
+        let want = format!(
+            "{}/authorize?client_id={CLIENT_ID}&code_challenge={}&code_challenge_method=S256&response_type=code&scope=openid+email+profile&state={}&redirect_uri=",
+            fake.base, s256(verifier), p["state"].as_str().expect("state")
+        );
+        assert_eq!(url, want);
+        // A fresh state and verifier on every call.
+        let again = provider_info(&srv, "oidc").await;
+        assert_ne!(again["state"], p["state"]);
+        assert_ne!(again["codeVerifier"], p["codeVerifier"]);
+        // The client secret never leaves the server.
+        let col = srv.su(Method::GET, "/api/collections/people", None).await;
+        assert_eq!(col.body["oauth2"]["providers"][0]["clientId"], CLIENT_ID);
+        assert!(col.body["oauth2"]["providers"][0].get("clientSecret").is_none(), "{}", col.body);
+    }
+
+    async fn new_user_then_relogin_through_the_link(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let r = login(&srv, &fake, alice("sub-1", true)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rec = &r.body["record"];
+        assert_eq!(rec["email"], "alice@example.com");
+        assert_eq!(rec["verified"], true, "the provider verified the email");
+        assert_eq!(rec["name"], "Alice A", "mappedFields.name");
+        assert_eq!(rec["avatar"], "https://img.test/alice.png", "mappedFields.avatarURL");
+        assert!(rec.get("password").is_none() && rec.get("tokenKey").is_none());
+        let meta = &r.body["meta"];
+        assert_eq!(meta["isNew"], true);
+        assert_eq!(meta["id"], "sub-1");
+        assert_eq!(meta["name"], "Alice A");
+        assert_eq!(meta["username"], "alice");
+        assert_eq!(meta["email"], "alice@example.com");
+        assert_eq!(meta["avatarURL"], "https://img.test/alice.png");
+        assert_eq!(meta["refreshToken"], "rt-1");
+        assert!(meta["accessToken"].as_str().expect("at").starts_with("at-"));
+        assert!(galley_testkit::is_date(meta["expiry"].as_str().expect("expiry")), "{meta}");
+        assert_eq!(meta["rawUser"]["sub"], "sub-1");
+        let id = rec["id"].as_str().expect("id").to_owned();
+        // The token is a working auth token of the new record.
+        let token = r.body["token"].as_str().expect("token");
+        let me = srv.send(Method::POST, "/api/collections/people/auth-refresh", Some(token), None).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        assert_eq!(me.body["record"]["id"], json!(id));
+
+        // Same provider user again, even with another email now: the link decides.
+        let mut changed = alice("sub-1", true);
+        changed["email"] = json!("alice.new@example.com");
+        let r = login(&srv, &fake, changed).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(id));
+        assert_eq!(r.body["record"]["email"], "alice@example.com");
+        assert_eq!(r.body["meta"]["isNew"], false);
+        assert_eq!(count(&srv).await, 1);
+
+        // Deleting the user deletes its link: the next login signs up again.
+        let d = srv.su(Method::DELETE, &format!("/api/collections/people/records/{id}"), None).await;
+        assert_eq!(d.status, 204, "{}", d.body);
+        let mut other = alice("sub-1", true);
+        other["email"] = json!("alice2@example.com");
+        let r = login(&srv, &fake, other).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["meta"]["isNew"], true);
+        assert_ne!(r.body["record"]["id"], json!(id));
+        assert_eq!(r.body["record"]["email"], "alice2@example.com");
+    }
+
+    async fn links_by_verified_email(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        // An unverified account with the address: the provider proves the mailbox, so the
+        // account is linked, verified, and loses the password set by whoever made it.
+        let id = sign_up(&srv, "alice@example.com").await;
+        assert_eq!(password_login(&srv, "alice@example.com").await.status, 200);
+        let r = login(&srv, &fake, alice("sub-7", true)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(id));
+        assert_eq!(r.body["record"]["verified"], true);
+        assert_eq!(r.body["meta"]["isNew"], false);
+        assert_eq!(password_login(&srv, "alice@example.com").await.status, 400, "password reset");
+        assert_eq!(count(&srv).await, 1);
+
+        // A verified account keeps its password when a verified provider email links to it.
+        let bob = sign_up(&srv, "bob@example.com").await;
+        let v = srv.su(Method::PATCH, &format!("/api/collections/people/records/{bob}"), Some(json!({"verified": true}))).await;
+        assert_eq!(v.status, 200, "{}", v.body);
+        let r = login(&srv, &fake, json!({"sub": "sub-bob", "email": "BOB@example.com", "email_verified": "true"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(bob));
+        assert_eq!(password_login(&srv, "bob@example.com").await.status, 200);
+    }
+
+    async fn refuses_to_link_by_unverified_email(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let id = sign_up(&srv, "alice@example.com").await;
+        let v = srv.su(Method::PATCH, &format!("/api/collections/people/records/{id}"), Some(json!({"verified": true}))).await;
+        assert_eq!(v.status, 200);
+        let r = login(&srv, &fake, alice("attacker", false)).await;
+        r.assert_error(400, "Failed to authenticate.");
+        assert_eq!(r.body["data"], json!({}));
+        assert_eq!(count(&srv).await, 1, "no new record");
+        assert_eq!(password_login(&srv, "alice@example.com").await.status, 200, "untouched");
+        // An unverified provider email nobody has yet signs up, unverified.
+        let r = login(&srv, &fake, json!({"sub": "s2", "email": "carol@example.com", "email_verified": false})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["verified"], false);
+        assert_eq!(r.body["meta"]["isNew"], true);
+    }
+
+    async fn wrong_pkce_verifier_is_rejected(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let info = provider_info(&srv, "oidc").await;
+        let code = fake.code(info["codeChallenge"].as_str().expect("challenge"), alice("s", true));
+        let other = provider_info(&srv, "oidc").await;
+        let r = oauth(&srv, "oidc", &code, other["codeVerifier"].as_str().expect("v"), json!({})).await;
+        r.assert_error(400, "Failed to fetch OAuth2 token.");
+        assert_eq!(r.body["data"], json!({}));
+        assert_eq!(count(&srv).await, 0);
+        // A used (or unknown) code is refused the same way.
+        let r = oauth(&srv, "oidc", &code, info["codeVerifier"].as_str().expect("v"), json!({})).await;
+        r.assert_error(400, "Failed to fetch OAuth2 token.");
+    }
+
+    async fn form_and_provider_errors(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let r = oauth(&srv, "github", "c", "v", json!({})).await;
+        r.assert_error(400, "An error occurred while loading the submitted data.");
+        assert_eq!(r.code_at("/provider"), Some("validation_invalid_provider"));
+        assert_eq!(r.body["data"]["provider"]["message"], "Provider with name \"github\" is missing or is not enabled.");
+        let r = srv.guest(Method::POST, "/api/collections/people/auth-with-oauth2", Some(json!({"provider": "oidc"}))).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.code_at("/code"), Some("validation_required"));
+        assert_eq!(r.code_at("/redirectURL"), Some("validation_required"));
+        assert_eq!(fake.state.lock().expect("lock").token_requests, 0, "no request to the provider");
+        // The old `redirectUrl` spelling is still accepted.
+        let info = provider_info(&srv, "oidc").await;
+        let code = fake.code(info["codeChallenge"].as_str().expect("c"), alice("s-old", true));
+        let r = srv.guest(Method::POST, "/api/collections/people/auth-with-oauth2", Some(json!({
+            "provider": "oidc", "code": code, "codeVerifier": info["codeVerifier"], "redirectUrl": "http://app.test/cb"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // The provider failing on userinfo.
+        fake.state.lock().expect("lock").fail_userinfo = true;
+        let r = login(&srv, &fake, alice("s3", true)).await;
+        r.assert_error(400, "Failed to fetch OAuth2 user.");
+        fake.state.lock().expect("lock").fail_userinfo = false;
+        // createData goes through the create rule and validation like a sign-up.
+        let info = provider_info(&srv, "oidc").await;
+        let code = fake.code(info["codeChallenge"].as_str().expect("c"), json!({"sub": "s4", "email": "dave@example.com", "email_verified": true}));
+        let r = oauth(&srv, "oidc", &code, info["codeVerifier"].as_str().expect("v"), json!({"createData": {"name": "Dave"}})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["name"], "Dave", "createData wins over the mapped name");
+        // Not an auth collection / OAuth2 disabled.
+        let r = srv.guest(Method::POST, "/api/collections/nope/auth-with-oauth2", Some(json!({}))).await;
+        r.assert_error(404, "Missing or invalid auth collection context.");
+        let off = srv.su(Method::PATCH, "/api/collections/people", Some(json!({"oauth2": {"enabled": false}}))).await;
+        assert_eq!(off.status, 200, "{}", off.body);
+        let r = oauth(&srv, "oidc", "c", "v", json!({})).await;
+        r.assert_error(403, "The collection is not configured to allow OAuth2 authentication.");
+        let m = methods(&srv).await;
+        assert_eq!(m["oauth2"], json!({"providers": [], "enabled": false}));
+        // Superusers never sign up through OAuth2.
+        let su = srv.su(Method::PATCH, "/api/collections/_superusers", Some(json!({"oauth2": {"enabled": true, "providers": oidc(&fake)}}))).await;
+        assert_eq!(su.status, 200, "{}", su.body);
+        let info = srv.guest(Method::GET, "/api/collections/_superusers/auth-methods", None).await;
+        let p = &info.body["oauth2"]["providers"][0];
+        let code = fake.code(p["codeChallenge"].as_str().expect("c"), json!({"sub": "root", "email": "root@example.com", "email_verified": true}));
+        let r = srv.guest(Method::POST, "/api/collections/_superusers/auth-with-oauth2", Some(json!({
+            "provider": "oidc", "code": code, "codeVerifier": p["codeVerifier"], "redirectURL": "http://app.test/cb"}))).await;
+        r.assert_error(400, "Failed to authenticate.");
+    }
+
+    async fn preset_as_data_with_explicit_endpoints(srv) {
+        let fake = Fake::start().await;
+        // Discord's preset: its field mapping and email flag, with the endpoints pointed here.
+        setup(&srv, json!([{"name": "discord", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+            "authURL": format!("{}/authorize", fake.base), "tokenURL": format!("{}/token", fake.base),
+            "userInfoURL": format!("{}/userinfo", fake.base), "pkce": false}])).await;
+        let p = provider_info(&srv, "discord").await;
+        assert_eq!(p["displayName"], "Discord");
+        assert_eq!(p["codeVerifier"], "");
+        assert_eq!(p["codeChallengeMethod"], "");
+        let url = p["authURL"].as_str().expect("url");
+        assert!(url.contains("scope=identify+email") && !url.contains("code_challenge"), "{url}");
+        let code = fake.code("", json!({"id": "80351110224678912", "username": "nelly", "global_name": "Nelly",
+            "email": "nelly@example.com", "verified": true, "avatar": "8342729096ea3675442027381ff50dfe"}));
+        let r = srv.guest(Method::POST, "/api/collections/people/auth-with-oauth2", Some(json!({
+            "provider": "discord", "code": code, "codeVerifier": "", "redirectURL": "http://app.test/cb"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["meta"]["id"], "80351110224678912");
+        assert_eq!(r.body["meta"]["username"], "nelly");
+        assert_eq!(r.body["record"]["name"], "Nelly");
+        assert_eq!(r.body["record"]["verified"], true);
+        assert_eq!(r.body["meta"]["avatarURL"], "https://cdn.discordapp.com/avatars/80351110224678912/8342729096ea3675442027381ff50dfe.png");
+    }
+
+    async fn logged_in_user_links_a_provider(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let id = sign_up(&srv, "erin@example.com").await;
+        let tok = password_login(&srv, "erin@example.com").await.body["token"].as_str().expect("t").to_owned();
+        let info = provider_info(&srv, "oidc").await;
+        // The provider knows the user under another address.
+        let code = fake.code(info["codeChallenge"].as_str().expect("c"), json!({"sub": "erin-sub", "email": "erin@elsewhere.test", "email_verified": true}));
+        let r = srv.send(Method::POST, "/api/collections/people/auth-with-oauth2", Some(&tok), Some(json!({
+            "provider": "oidc", "code": code, "codeVerifier": info["codeVerifier"], "redirectURL": "http://app.test/cb"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(id));
+        assert_eq!(r.body["record"]["verified"], false, "the provider's address is another one");
+        assert_eq!(password_login(&srv, "erin@example.com").await.status, 200, "the owner keeps the password");
+        // From now on the provider login alone finds the account.
+        let r = login(&srv, &fake, json!({"sub": "erin-sub", "email": "erin@elsewhere.test", "email_verified": true})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(id));
+    }
+
+    async fn oauth2_redirect_reaches_the_realtime_client(srv) {
+        let mut sse = SseClient::connect(&srv.url).await;
+        let sub = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}))).await;
+        assert_eq!(sub.status, 204, "{}", sub.body);
+        // Unknown state: nothing delivered, the failure page.
+        let r = srv.request(Method::GET, "/api/oauth2-redirect?state=nope&code=abc").send().await.expect("req");
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.expect("text").starts_with("Failed to authenticate."));
+        let r = srv.request(Method::GET, &format!("/api/oauth2-redirect?state={}&code=the%2Fcode", sse.client_id)).send().await.expect("req");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.expect("text"), "Auth completed. You can close this window and go back to the app.");
+        let ev = sse.next(Duration::from_secs(5)).await.expect("@oauth2 event");
+        assert_eq!(ev.event, "@oauth2");
+        assert_eq!(ev.data, json!({"state": sse.client_id, "code": "the/code"}));
+        // One redirect per subscription.
+        let r = srv.request(Method::GET, &format!("/api/oauth2-redirect?state={}&code=again", sse.client_id)).send().await.expect("req");
+        assert!(r.text().await.expect("text").starts_with("Failed to authenticate."));
+        assert!(sse.next(Duration::from_millis(300)).await.is_none());
+        // A form POST (Apple's form_post) with a provider error.
+        let sub = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}))).await;
+        assert_eq!(sub.status, 204);
+        let r = srv.request(Method::POST, "/api/oauth2-redirect")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("state={}&code=&error=access_denied", sse.client_id))
+            .send().await.expect("req");
+        assert!(r.text().await.expect("text").starts_with("Failed to authenticate."));
+        let ev = sse.next(Duration::from_secs(5)).await.expect("@oauth2 event");
+        assert_eq!(ev.data, json!({"state": sse.client_id, "code": "", "error": "access_denied"}));
+    }
+
+    async fn resend_throttle_and_auth_alerts(srv) {
+        srv.create_collection(json!({"name": "people", "type": "auth", "createRule": ""})).await;
+        sign_up(&srv, "alice@example.com").await;
+        for _ in 0..3 {
+            let r = srv.guest(Method::POST, "/api/collections/people/request-password-reset", Some(json!({"email": "alice@example.com"}))).await;
+            assert_eq!(r.status, 204);
+            let r = srv.guest(Method::POST, "/api/collections/people/request-verification", Some(json!({"email": "alice@example.com"}))).await;
+            assert_eq!(r.status, 204);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mails = wait_outbox(&srv, 2).await;
+        let to_alice: Vec<&Value> = mails.iter().filter(|m| m["to"] == "alice@example.com").collect();
+        assert_eq!(to_alice.len(), 2, "one reset and one verification mail: {mails:?}");
+
+        // Auth alerts (on by default): not on the first login, not from a known origin,
+        // once from a new one.
+        let ua_login = |ua: &'static str| {
+            let rb = srv.request(Method::POST, "/api/collections/people/auth-with-password")
+                .header("user-agent", ua)
+                .json(&json!({"identity": "alice@example.com", "password": PASS}));
+            async move { TestServer::read(rb.send().await.expect("login")).await }
+        };
+        assert_eq!(ua_login("Device-A").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(ua_login("Device-A").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(outbox(&srv).await.len(), mails.len(), "no alert yet");
+        assert_eq!(ua_login("Device-B").await.status, 200);
+        let all = wait_outbox(&srv, mails.len() + 1).await;
+        let alert = all.last().expect("alert");
+        assert_eq!(alert["to"], "alice@example.com");
+        assert_eq!(alert["subject"], "Login from a new location");
+        assert!(alert["html"].as_str().expect("html").contains("Device-B"), "{alert}");
+        assert_eq!(ua_login("Device-B").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(outbox(&srv).await.len(), mails.len() + 1, "a known origin again");
+    }
+}
