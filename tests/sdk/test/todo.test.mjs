@@ -2,4 +2,3 @@
 import { test } from 'node:test';
 
 test.todo('realtime subscribe to one record with expand options through the SDK');
-test.todo('auth: requestPasswordReset, authWithOTP and impersonate through the SDK');
