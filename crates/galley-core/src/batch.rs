@@ -10,12 +10,14 @@ use galley_types::Collection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BatchRequest {
     pub method: String,
     pub url: String,
     pub body: Map<String, Value>,
     pub headers: Map<String, Value>,
+    /// The request's file parts (`requests.N.field` in a multipart batch body).
+    pub uploads: Vec<crate::files::Upload>,
 }
 
 enum Action {
@@ -118,14 +120,54 @@ pub async fn run(
         });
     }
     let mut ops = Vec::with_capacity(requests.len());
-    for (i, r) in requests.iter().enumerate() {
-        let (action, collection, query) = resolve(app, r).map_err(|e| failed_at(i, &e))?;
+    let mut staged = Vec::new();
+    let discard = |staged: Vec<crate::files::Staged>| async move {
+        for s in staged {
+            s.discard().await;
+        }
+    };
+    for (i, mut r) in requests.into_iter().enumerate() {
+        let resolved = resolve(app, &r).map_err(|e| failed_at(i, &e));
+        let (action, collection, query) = match resolved {
+            Ok(x) => x,
+            Err(e) => {
+                discard(staged).await;
+                return Err(e);
+            }
+        };
         let is_create = matches!(action, Action::Create | Action::Upsert);
-        let input = match action {
-            Action::Delete(_) => Input::default(),
-            _ => records::prepare_input(app, &collection, r.body.clone(), is_create)
-                .await
-                .map_err(|e| failed_at(i, &e))?,
+        let uploads = std::mem::take(&mut r.uploads);
+        let prepared = match &action {
+            Action::Delete(_) => Ok(Input::default()),
+            _ => records::prepare_input(app, &collection, r.body.clone(), is_create).await,
+        };
+        let input = match prepared {
+            Ok(mut input) if !uploads.is_empty() && !matches!(action, Action::Delete(_)) => {
+                let (id, failed) = match &action {
+                    Action::Update(id) => (id.clone(), "Failed to update record."),
+                    _ => {
+                        let id = records::id_for_uploads(&collection, &input);
+                        input.preset_id = Some(id.clone());
+                        (id, "Failed to create record.")
+                    }
+                };
+                match crate::files::stage(app, &collection, &id, uploads, &mut input, failed).await
+                {
+                    Ok(s) => {
+                        staged.push(s);
+                        Ok(input)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        let input = match input {
+            Ok(input) => input,
+            Err(e) => {
+                discard(staged).await;
+                return Err(failed_at(i, &e));
+            }
         };
         let fields = query
             .get("fields")
@@ -138,7 +180,7 @@ pub async fn run(
                 input,
                 fields,
             },
-            r.headers.clone(),
+            r.headers,
             query,
         ));
     }
@@ -199,7 +241,14 @@ pub async fn run(
             crate::realtime::notify_events(c, &node, &events2)?;
             Ok(out)
         })
-        .await?;
+        .await;
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            discard(staged).await;
+            return Err(e);
+        }
+    };
     let events = crate::realtime::take(&events);
     crate::files::remove_committed(app, &events, &removals).await;
     app.publish(events).await;

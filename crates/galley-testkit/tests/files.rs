@@ -450,4 +450,42 @@ all_backends! {
         assert_eq!(r.status, 400, "{}", r.body);
         assert_eq!(srv.app.storage().describe(), before);
     }
+
+    async fn batch_uploads_and_rollback(srv) {
+        let cid = setup(&srv).await;
+        srv.enable_batch().await;
+        let payload = json!({"requests": [
+            {"method": "POST", "url": "/api/collections/docs/records", "body": {"title": "b1"}},
+            {"method": "POST", "url": "/api/collections/docs/records", "body": {"title": "b2"}}
+        ]});
+        let form = Form::new()
+            .text("@jsonPayload", payload.to_string())
+            .part("requests.0.many", file("first", "first.txt"))
+            .part("requests.1.one", file(png(2, 2), "pic.png"));
+        let r = send_form(&srv, Method::POST, "/api/batch", None, form).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let b0 = &r.body[0]["body"];
+        let b1 = &r.body[1]["body"];
+        assert_eq!((b0["title"].clone(), b1["title"].clone()), (json!("b1"), json!("b2")));
+        assert_stored_name(b0["many"][0].as_str().expect("many"), "first", ".txt");
+        let pic = b1["one"].as_str().expect("one");
+        assert_stored_name(pic, "pic", ".png");
+        let got = get_raw(&srv, &format!("/api/files/docs/{}/{pic}", b1["id"].as_str().expect("id")), &[]).await;
+        assert_eq!(got.bytes, png(2, 2));
+        assert_eq!(srv.stored_keys(&cid).await.len(), 2);
+
+        // The second request fails: nothing is written, and the first one's upload goes too.
+        let payload = json!({"requests": [
+            {"method": "POST", "url": "/api/collections/docs/records", "body": {"title": "ok"}},
+            {"method": "POST", "url": "/api/collections/docs/records", "body": {"title": "x", "many": ["not_uploaded.txt"]}}
+        ]});
+        let form = Form::new()
+            .text("@jsonPayload", payload.to_string())
+            .part("requests.0.many", file("doomed", "doomed.txt"));
+        let r = send_form(&srv, Method::POST, "/api/batch", None, form).await;
+        r.assert_error(400, "Batch transaction failed.");
+        assert_eq!(r.body["data"]["requests"]["1"]["code"], "batch_request_failed");
+        assert_eq!(srv.stored_keys(&cid).await.len(), 2);
+        assert_eq!(srv.all_records("docs").await.len(), 2);
+    }
 }

@@ -17,19 +17,47 @@ fn invalid() -> ApiError {
     ApiError::bad_request("Invalid batch request data.")
 }
 
+/// PocketBase's default `batch.maxBodySize` (0 in settings): 128 MiB.
+const DEFAULT_MAX_BODY: u64 = 128 << 20;
+
 async fn run(
     State(app): State<AppState>,
     Auth(c): Auth,
     q: Query,
-    body: Body,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let limit = match app
+        .settings()
+        .0
+        .pointer("/batch/maxBodySize")
+        .and_then(Value::as_u64)
+    {
+        Some(n) if n > 0 => n,
+        _ => DEFAULT_MAX_BODY,
+    };
+    let mut body = Body::read(req, &app, limit).await?;
+    // File parts name their sub-request: `requests.N.field`.
+    let mut uploads: std::collections::BTreeMap<usize, Vec<galley_core::files::Upload>> =
+        Default::default();
+    for mut up in std::mem::take(&mut body.files) {
+        let Some((n, key)) = up
+            .key
+            .strip_prefix("requests.")
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(n, key)| Some((n.parse::<usize>().ok()?, key.to_owned())))
+        else {
+            continue;
+        };
+        up.key = key;
+        uploads.entry(n).or_default().push(up);
+    }
     let requests = match body.values.get("requests") {
         Some(Value::Array(a)) => a.clone(),
         None | Some(Value::Null) => vec![],
         Some(_) => return Err(invalid()),
     };
     let mut parsed = Vec::with_capacity(requests.len());
-    for r in requests {
+    for (i, r) in requests.into_iter().enumerate() {
         let Value::Object(r) = r else {
             return Err(invalid());
         };
@@ -55,6 +83,7 @@ async fn run(
             url: text("url"),
             body: obj("body")?,
             headers,
+            uploads: uploads.remove(&i).unwrap_or_default(),
         });
     }
     Ok(ok(batch::run(&app, parsed, &c).await?, &q))

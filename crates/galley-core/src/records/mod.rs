@@ -369,7 +369,7 @@ pub async fn prepare_input(
 }
 
 /// A create's id, chosen before the job when uploads must be stored under it.
-fn id_for_uploads(col: &Collection, input: &Input) -> String {
+pub(crate) fn id_for_uploads(col: &Collection, input: &Input) -> String {
     if let Some(id) = input.values.get("id").and_then(Value::as_str) {
         if !id.is_empty() {
             return id.to_owned();
