@@ -86,7 +86,9 @@ both_engines! {
         assert_eq!((r.body["otp"]["length"].clone(), r.body["otp"]["duration"].clone()), (json!(6), json!(180)));
         assert_eq!(r.body["authToken"], json!({"duration": 3600}));
         assert_eq!(r.body["verificationTemplate"], json!({"subject": "Hi {APP_NAME}", "body": "<a href='{APP_URL}/v/{TOKEN}'>v</a>"}));
-        assert_eq!(r.body["oauth2"]["providers"], json!([{"name": "github", "clientId": "cid"}]));
+        // PocketBase 0.40.6 stores and shows providers in this normalized shape.
+        assert_eq!(r.body["oauth2"]["providers"], json!([{"pkce": null, "name": "github", "clientId": "cid",
+            "authURL": "", "tokenURL": "", "userInfoURL": "", "displayName": "", "extra": {}}]));
         assert!(!r.body.to_string().contains("very-secret-value"));
         let v = srv.su(Method::GET, "/api/collections/people", None).await;
         assert_eq!(v.body["passwordAuth"]["identityFields"], json!(["email", "name"]));

@@ -256,10 +256,22 @@ both_engines! {
         let again = provider_info(&srv, "oidc").await;
         assert_ne!(again["state"], p["state"]);
         assert_ne!(again["codeVerifier"], p["codeVerifier"]);
-        // The client secret never leaves the server.
+        // Stored in PocketBase's shape; the client secret never leaves the server.
         let col = srv.su(Method::GET, "/api/collections/people", None).await;
-        assert_eq!(col.body["oauth2"]["providers"][0]["clientId"], CLIENT_ID);
-        assert!(col.body["oauth2"]["providers"][0].get("clientSecret").is_none(), "{}", col.body);
+        assert_eq!(col.body["oauth2"]["providers"][0], json!({
+            "pkce": null, "name": "oidc", "clientId": CLIENT_ID, "authURL": "", "tokenURL": "",
+            "userInfoURL": "", "displayName": "Fake OIDC", "extra": {"issuer": fake.base}}));
+        assert_eq!(p["logo"], "");
+        // A provider needs a name and a client id.
+        let bad = srv.su(Method::PATCH, "/api/collections/people", Some(json!({"oauth2": {"providers": [{"name": "x"}]}}))).await;
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        assert_eq!(bad.body["data"]["oauth2"]["providers"]["0"]["clientId"]["code"], "validation_required");
+        // Resubmitting providers without their secrets keeps the stored ones: logins still work.
+        let keep = srv.su(Method::PATCH, "/api/collections/people", Some(json!({"oauth2": {"providers": [
+            {"name": "oidc", "displayName": "Fake OIDC", "clientId": CLIENT_ID, "extra": {"issuer": fake.base}}]}}))).await;
+        assert_eq!(keep.status, 200, "{}", keep.body);
+        let r = login(&srv, &fake, alice("kept", true)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
     }
 
     async fn new_user_then_relogin_through_the_link(srv) {
@@ -377,11 +389,14 @@ both_engines! {
         let r = oauth(&srv, "github", "c", "v", json!({})).await;
         r.assert_error(400, "An error occurred while loading the submitted data.");
         assert_eq!(r.code_at("/provider"), Some("validation_invalid_provider"));
-        assert_eq!(r.body["data"]["provider"]["message"], "Provider with name \"github\" is missing or is not enabled.");
+        assert_eq!(r.body["data"]["provider"]["message"], "Provider with name github is missing or is not enabled.");
+        let r = srv.guest(Method::POST, "/api/collections/people/auth-with-oauth2", Some(json!({}))).await;
+        r.assert_error(400, "An error occurred while loading the submitted data.");
+        assert_eq!(galley_testkit::keys(&r.body["data"]), ["code", "provider"]);
         let r = srv.guest(Method::POST, "/api/collections/people/auth-with-oauth2", Some(json!({"provider": "oidc"}))).await;
         assert_eq!(r.status, 400);
         assert_eq!(r.code_at("/code"), Some("validation_required"));
-        assert_eq!(r.code_at("/redirectURL"), Some("validation_required"));
+        assert_eq!(r.code_at("/provider"), None, "provider was given");
         assert_eq!(fake.state.lock().expect("lock").token_requests, 0, "no request to the provider");
         // The old `redirectUrl` spelling is still accepted.
         let info = provider_info(&srv, "oidc").await;

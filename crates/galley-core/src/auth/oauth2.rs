@@ -65,6 +65,8 @@ pub async fn provider_infos(app: &App, col: &Collection) -> Vec<Value> {
         out.push(json!({
             "name": p.name,
             "displayName": p.display_name,
+            // PocketBase sends its SVG logos here; Galley ships none.
+            "logo": "",
             "state": state,
             "authURL": url,
             "authUrl": url,
@@ -94,7 +96,7 @@ fn validate(col: &Collection, form: &Form) -> Result<(), CoreError> {
             FieldError::new(
                 "validation_invalid_provider",
                 format!(
-                    "Provider with name {:?} is missing or is not enabled.",
+                    "Provider with name {} is missing or is not enabled.",
                     form.provider
                 ),
             )
@@ -103,9 +105,6 @@ fn validate(col: &Collection, form: &Form) -> Result<(), CoreError> {
     }
     if form.code.is_empty() {
         errors.add("code", FieldError::required());
-    }
-    if form.redirect_url.is_empty() {
-        errors.add("redirectURL", FieldError::required());
     }
     if errors.is_empty() {
         Ok(())
@@ -237,6 +236,22 @@ fn insert_link(
     provider: &str,
     provider_id: &str,
 ) -> Result<(), CoreError> {
+    // A link whose record is gone (a collection dropped and made again keeps its id) would
+    // block this provider user for good through the unique key.
+    let mut stale = Sql::new(c.dialect());
+    stale
+        .push("DELETE FROM \"_externalAuths\" WHERE \"collectionRef\" = ")
+        .push_param(col.id.as_str())
+        .push(" AND \"provider\" = ")
+        .push_param(provider)
+        .push(" AND \"providerId\" = ")
+        .push_param(provider_id)
+        .push(" AND \"recordRef\" NOT IN (SELECT ")
+        .ident("id")
+        .push(" FROM ")
+        .ident(&col.name)
+        .push(")");
+    c.execute_sql(&stale)?;
     let now = SqlValue::Timestamp(galley_types::datetime::now());
     let mut sql = Sql::new(c.dialect());
     sql.push("INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\", \"updated\") VALUES (");

@@ -77,8 +77,16 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
             o.insert("providers".into(), ps.clone());
         }
         crate::settings::merge(&mut cur, &patch);
-        match serde_json::from_value(cur) {
-            Ok(x) => a.oauth2 = x,
+        match serde_json::from_value::<galley_types::collection::OAuth2Options>(cur) {
+            Ok(mut x) => match normalize_providers(&x.providers) {
+                Ok(ps) => {
+                    x.providers = ps;
+                    a.oauth2 = x;
+                }
+                Err(e) => {
+                    errors.insert("oauth2".into(), json!({"providers": e}));
+                }
+            },
             Err(_) => invalid(errors, "oauth2", "Invalid OAuth2 options."),
         }
     }
@@ -97,6 +105,62 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
             Some(t) if !t.subject.trim().is_empty() && !t.body.trim().is_empty() => *slot = t,
             _ => invalid(errors, key, "The subject and body are required."),
         }
+    }
+}
+
+/// Providers in PocketBase's stored shape (`pkce` null unless set, `extra` an object), or
+/// the per-index errors: a name (unique) and a client id are required. Names outside the
+/// presets are custom OIDC providers (endpoints or `extra.issuer`/`extra.discoveryURL`).
+fn normalize_providers(ps: &[Value]) -> Result<Vec<Value>, Value> {
+    let mut out = Vec::with_capacity(ps.len());
+    let mut errs = Map::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in ps.iter().enumerate() {
+        let empty = Map::new();
+        let o = p.as_object().unwrap_or(&empty);
+        let s = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let mut e = Map::new();
+        let name = s("name");
+        if name.is_empty() {
+            e.insert(
+                "name".into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        } else if !seen.insert(name.clone()) {
+            e.insert("name".into(), json!({"code": "validation_duplicated_provider", "message": "The provider is already registered."}));
+        }
+        if s("clientId").is_empty() {
+            e.insert(
+                "clientId".into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
+        }
+        if !e.is_empty() {
+            errs.insert(i.to_string(), Value::Object(e));
+            continue;
+        }
+        out.push(json!({
+            "pkce": o.get("pkce").and_then(Value::as_bool),
+            "name": name,
+            "clientId": s("clientId"),
+            "clientSecret": s("clientSecret"),
+            "authURL": s("authURL"),
+            "tokenURL": s("tokenURL"),
+            "userInfoURL": s("userInfoURL"),
+            "displayName": s("displayName"),
+            "extra": o.get("extra").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
+        }));
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(Value::Object(errs))
     }
 }
 
