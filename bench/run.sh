@@ -32,6 +32,13 @@ if [[ ! -x "$PB" ]]; then
 fi
 "$PB" --version >&2
 
+# The SSE fan-out holds 10,000 sockets in the harness and as many in each server (which
+# inherits this limit); galley-bench raises it again and stops with a clear message if the
+# hard limit is too low.
+if ! ulimit -n "$(ulimit -Hn)" 2>/dev/null; then
+    echo "[bench] warning: could not raise the open-file limit (soft $(ulimit -n), hard $(ulimit -Hn))" >&2
+fi
+
 export GALLEY_BENCH_COMMAND="bench/run.sh${*:+ $*}"
 exec "$CARGO_TARGET_DIR/release/galley-bench" run \
     --galley "$CARGO_TARGET_DIR/release/galley" \

@@ -4,6 +4,7 @@
 //! Not part of the test suite; `bench/run.sh --smoke` is the short run CI can do.
 
 mod ceiling;
+mod fanout;
 mod load;
 mod servers;
 
@@ -85,9 +86,24 @@ enum Cmd {
         /// Concurrent creates while seeding.
         #[arg(long, default_value_t = 16)]
         seed_parallel: u64,
-        /// Workloads to run (view,list,filter,create,update,auth).
+        /// Workloads to run (view,list,filter,create,update,auth,sse-fanout).
         #[arg(long, value_delimiter = ',')]
         workloads: Option<Vec<String>>,
+        /// Only the SSE fan-out (same as --workloads sse-fanout; no seed records).
+        #[arg(long)]
+        realtime: bool,
+        /// SSE fan-out: concurrent subscribers to posts/* (default 10000; 200 with --smoke).
+        #[arg(long)]
+        subscribers: Option<usize>,
+        /// SSE fan-out: records created while they listen (default 100; 20 with --smoke).
+        #[arg(long)]
+        fanout_events: Option<usize>,
+        /// SSE fan-out: creates per second (default 10; 20 with --smoke).
+        #[arg(long)]
+        fanout_rate: Option<f64>,
+        /// SSE fan-out: connections opened and subscribed at once.
+        #[arg(long, default_value_t = 128)]
+        connect_parallel: usize,
         /// Skip Galley on PostgreSQL (127.0.0.1:5432, user postgres, trust auth).
         #[arg(long)]
         no_postgres: bool,
@@ -148,6 +164,11 @@ struct ServerInfo {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fanout: Vec<fanout::FanoutRow>,
+    /// Soft open-file limit of the harness (inherited by the servers), after raising it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nofile_limit: Option<u64>,
     command: String,
     machine: serde_json::Value,
     finished: String,
@@ -216,20 +237,70 @@ fn main() -> Result<()> {
             seed,
             seed_parallel,
             workloads,
+            realtime,
+            subscribers,
+            fanout_events,
+            fanout_rate,
+            connect_parallel,
             no_postgres,
             no_ceilings,
             work_dir,
             keep,
         } => {
             let t0 = Instant::now();
-            let seed = seed.unwrap_or(if common.smoke { 1000 } else { 10_000 });
-            let workloads = match workloads {
-                None => Workload::SERVER.to_vec(),
-                Some(ws) => ws
-                    .iter()
-                    .map(|w| Workload::parse(w).with_context(|| format!("unknown workload {w:?}")))
-                    .collect::<Result<_>>()?,
+            let names = if realtime {
+                vec![FANOUT.to_owned()]
+            } else {
+                workloads.unwrap_or_else(|| {
+                    let mut all: Vec<String> =
+                        Workload::SERVER.iter().map(|w| w.name().into()).collect();
+                    all.push(FANOUT.into());
+                    all
+                })
             };
+            let with_fanout = names.iter().any(|w| w == FANOUT);
+            let workloads = names
+                .iter()
+                .filter(|w| *w != FANOUT)
+                .map(|w| Workload::parse(w).with_context(|| format!("unknown workload {w:?}")))
+                .collect::<Result<Vec<_>>>()?;
+            let seed = seed.unwrap_or(if workloads.is_empty() {
+                0
+            } else if common.smoke {
+                1000
+            } else {
+                10_000
+            });
+            let plan = with_fanout.then(|| fanout::Plan {
+                subscribers: subscribers.unwrap_or(if common.smoke { 200 } else { 10_000 }),
+                events: fanout_events.unwrap_or(if common.smoke { 20 } else { 100 }),
+                rate: fanout_rate.unwrap_or(if common.smoke { 20.0 } else { 10.0 }),
+                connect_parallel,
+            });
+            let mut nofile = None;
+            if let Some(p) = &plan {
+                // Each subscriber is one socket here and one in the server (a child process,
+                // which inherits the limit), plus the harness's and server's own files.
+                let need = p.subscribers as u64 + 1024;
+                nofile = fanout::raise_nofile();
+                match nofile {
+                    Some(n) if n >= need => {}
+                    Some(n) => bail!(
+                        "the open-file limit is {n} (hard limit {}), below the {need} that {} \
+                         subscribers need: raise it (ulimit -Hn / ulimit -n) or pass a smaller \
+                         --subscribers",
+                        fanout::nofile_limits()
+                            .map(|l| l.1.to_string())
+                            .unwrap_or_default(),
+                        p.subscribers
+                    ),
+                    None => eprintln!("[bench] warning: cannot read the open-file limit"),
+                }
+                eprintln!(
+                    "[bench] open-file limit {} (needed {need})",
+                    nofile.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+                );
+            }
             let work = servers::work_dir(&work_dir)?;
             let mut targets = vec![(Kind::GalleySqlite, galley.clone())];
             if let Some(pb) = pocketbase {
@@ -245,8 +316,9 @@ fn main() -> Result<()> {
                 seed,
                 seed_parallel,
                 &workloads,
+                plan.as_ref(),
             ));
-            let (infos, mut rows) = res?;
+            let (infos, mut rows, fan) = res?;
             if !no_ceilings {
                 rows.extend(rt.block_on(ceiling_http(&common))?);
                 rows.extend(ceiling_sqlite(&common, &work, seed)?);
@@ -254,7 +326,7 @@ fn main() -> Result<()> {
             if !keep {
                 let _ = std::fs::remove_dir_all(&work);
             }
-            finish(&common, infos, rows, t0, workloads)
+            finish_with(&common, infos, rows, t0, workloads, fan, nofile)
         }
     }
 }
@@ -266,7 +338,8 @@ async fn run_servers(
     seed: u64,
     seed_parallel: u64,
     workloads: &[Workload],
-) -> Result<(Vec<ServerInfo>, Vec<Row>)> {
+    plan: Option<&fanout::Plan>,
+) -> Result<(Vec<ServerInfo>, Vec<Row>, Vec<fanout::FanoutRow>)> {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -329,13 +402,40 @@ async fn run_servers(
             turn += 1;
         }
     }
+    let mut fan = Vec::new();
+    if let Some(plan) = plan {
+        for k in 0..running.len() {
+            let s = &running[(turn + k) % running.len()];
+            if s.kind != Kind::PocketBase {
+                // Galley's own setting (PocketBase has no connection limit).
+                let token = servers::superuser_token(&client, &s.base).await?;
+                let r = client
+                    .patch(format!("{}/api/settings", s.base))
+                    .header("Authorization", &token)
+                    .json(&serde_json::json!({"realtime": {"maxConnections": plan.subscribers + 100}}))
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!(
+                        "raising realtime.maxConnections on {}: {}",
+                        s.kind.name(),
+                        r.status()
+                    );
+                }
+            }
+            fan.push(fanout::run(s.kind.name(), &s.base, s.pid(), plan).await?);
+        }
+    }
     for (info, s) in infos.iter_mut().zip(running.iter_mut()) {
         info.final_rss_kib = load::rss_kib(s.pid());
         info.lifetime_peak_rss_kib = load::hwm_kib(s.pid());
         s.stop();
     }
-    Ok((infos, rows))
+    Ok((infos, rows, fan))
 }
+
+/// The workload name of the SSE fan-out (run after the request workloads).
+const FANOUT: &str = "sse-fanout";
 
 fn chrono_like_stamp() -> u64 {
     std::time::SystemTime::now()
@@ -607,6 +707,9 @@ fn markdown(rep: &Report) -> String {
             );
         }
     }
+    if !rep.fanout.is_empty() {
+        fanout_markdown(&mut s, &rep.fanout);
+    }
     let ceil: Vec<&Row> = rep.rows.iter().filter(|r| r.group == "ceiling").collect();
     if !ceil.is_empty() {
         let _ = writeln!(s, "\nCeilings of this machine:\n");
@@ -636,9 +739,23 @@ fn finish(
     t0: Instant,
     workloads: Vec<Workload>,
 ) -> Result<()> {
+    finish_with(common, servers, rows, t0, workloads, Vec::new(), None)
+}
+
+fn finish_with(
+    common: &Common,
+    servers: Vec<ServerInfo>,
+    rows: Vec<Row>,
+    t0: Instant,
+    workloads: Vec<Workload>,
+    fanout: Vec<fanout::FanoutRow>,
+    nofile_limit: Option<u64>,
+) -> Result<()> {
     let mut machine = MACHINE.get().cloned().unwrap_or_else(machine);
     machine["load_at_end"] = serde_json::Value::String(sh("cut -d' ' -f1-3 /proc/loadavg"));
     let rep = Report {
+        fanout,
+        nofile_limit,
         command: command_line(),
         machine,
         finished: sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
@@ -671,5 +788,80 @@ fn finish(
     if common.smoke && errors > 0 {
         bail!("smoke run saw {errors} failed requests");
     }
+    for f in &rep.fanout {
+        if common.smoke && (f.lost > 0 || f.subscribed < f.subscribers || f.create.errors > 0) {
+            bail!(
+                "smoke run: SSE fan-out on {} lost {} of {} deliveries ({} of {} subscribed, {} failed creates){}",
+                f.target,
+                f.lost,
+                f.expected_deliveries,
+                f.subscribed,
+                f.subscribers,
+                f.create.errors,
+                f.first_error.as_deref().map(|e| format!("; first error: {e}")).unwrap_or_default()
+            );
+        }
+    }
     Ok(())
+}
+
+fn fanout_markdown(s: &mut String, rows: &[fanout::FanoutRow]) {
+    use std::fmt::Write;
+    let f = &rows[0];
+    let _ = writeln!(
+        s,
+        "\nSSE fan-out: {} subscribers to `posts/*` (public list rule), {} creates at {}/s; latency from the create's response to the event read by each subscriber, over every (event, subscriber) pair:\n",
+        f.subscribers, f.events, f.rate_per_s
+    );
+    let _ = writeln!(s, "| server | subscribed | delivered / expected | lost | p50 ms | p99 ms | max ms | last subscriber p50 / p99 ms | create p50 ms | connect all s | connect p99 ms | idle RSS MiB | RSS MiB connected | KiB per connection | peak RSS MiB |");
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} | {} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} | {:.1} | {:.1} | {} | {} | {:.1} | {} |",
+            r.target,
+            r.subscribed,
+            r.delivered,
+            r.expected_deliveries,
+            r.lost,
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.latency.max_ms,
+            r.last_subscriber.p50_ms,
+            r.last_subscriber.p99_ms,
+            r.create.p50_ms,
+            r.connect_all_s,
+            r.connect.p99_ms,
+            mib(Some(r.idle_rss_kib)),
+            mib(Some(r.connected_rss_kib)),
+            r.kib_per_connection,
+            mib(Some(r.peak_rss_kib)),
+        );
+    }
+    let pb = rows.iter().find(|r| r.target == Kind::PocketBase.name());
+    let gs = rows.iter().find(|r| r.target == Kind::GalleySqlite.name());
+    if let (Some(pb), Some(g)) = (pb, gs) {
+        let div = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "-".into()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "\nPocketBase/Galley (SQLite): p50 {}, p99 {}, KiB per connection {}.",
+            div(pb.latency.p50_ms, g.latency.p50_ms),
+            div(pb.latency.p99_ms, g.latency.p99_ms),
+            div(pb.kib_per_connection, g.kib_per_connection),
+        );
+    }
+    for r in rows {
+        if let Some(e) = &r.first_error {
+            let _ = writeln!(s, "\n{}: first error: {e}", r.target);
+        }
+    }
 }
