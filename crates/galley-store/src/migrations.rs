@@ -15,28 +15,18 @@ pub fn count() -> usize {
 const MIGRATIONS: &[Migration] = &[
     ("0001_system_tables", system_tables),
     ("0002_auth_tables", auth_tables),
-    ("0003_external_auths", external_auths),
+    ("0003_auth_origins", auth_origins),
 ];
 
-/// OAuth2 links of auth records (`_externalAuths`) and the recent login origins that
-/// auth alerts compare against (`_authOrigins`), with PocketBase's columns and unique keys.
-fn external_auths(d: &Dialect) -> String {
+/// The recent login origins of auth records that auth alerts compare against, with
+/// PocketBase's columns and unique key. (`_externalAuths` is a system collection, created
+/// with the collections at start-up.)
+fn auth_origins(d: &Dialect) -> String {
     let ts = d.column_def(T::Timestamp);
     let text = d.column_def(T::Text);
     let pk = d.primary_key_def();
     format!(
-        "CREATE TABLE \"_externalAuths\" (
-            \"id\" {pk},
-            \"collectionRef\" {text},
-            \"recordRef\" {text},
-            \"provider\" {text},
-            \"providerId\" {text},
-            \"created\" {ts},
-            \"updated\" {ts}
-        );
-        CREATE UNIQUE INDEX \"idx__externalAuths_record_provider\" ON \"_externalAuths\" (\"collectionRef\", \"recordRef\", \"provider\");
-        CREATE UNIQUE INDEX \"idx__externalAuths_collection_provider\" ON \"_externalAuths\" (\"collectionRef\", \"provider\", \"providerId\");
-        CREATE TABLE \"_authOrigins\" (
+        "CREATE TABLE \"_authOrigins\" (
             \"id\" {pk},
             \"collectionRef\" {text},
             \"recordRef\" {text},

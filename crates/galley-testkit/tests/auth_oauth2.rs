@@ -479,6 +479,44 @@ both_engines! {
         assert_eq!(r.body["record"]["id"], json!(id));
     }
 
+    async fn external_auths_are_records_of_their_owner(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let a = login(&srv, &fake, alice("sub-a", true)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let b = login(&srv, &fake, json!({"sub": "sub-b", "email": "bob@example.com", "email_verified": true})).await;
+        assert_eq!(b.status, 200, "{}", b.body);
+        let (ta, ida) = (a.body["token"].as_str().expect("t"), a.body["record"]["id"].as_str().expect("id"));
+        let col = srv.su(Method::GET, "/api/collections/_externalAuths", None).await;
+        assert_eq!(col.status, 200, "{}", col.body);
+        assert_eq!((col.body["id"].clone(), col.body["type"].clone(), col.body["system"].clone()), (json!("pbc_2281828961"), json!("base"), json!(true)));
+        assert_eq!(col.body["createRule"], Value::Null);
+        // Each user sees only its own link.
+        let mine = srv.send(Method::GET, "/api/collections/_externalAuths/records", Some(ta), None).await;
+        assert_eq!(mine.status, 200, "{}", mine.body);
+        assert_eq!(mine.body["totalItems"], 1);
+        let link = &mine.body["items"][0];
+        assert_eq!((link["recordRef"].as_str(), link["provider"].as_str(), link["providerId"].as_str()), (Some(ida), Some("oidc"), Some("sub-a")));
+        let people = srv.su(Method::GET, "/api/collections/people", None).await;
+        assert_eq!(link["collectionRef"], people.body["id"]);
+        assert!(galley_testkit::is_date(link["created"].as_str().expect("created")));
+        let guest = srv.guest(Method::GET, "/api/collections/_externalAuths/records", None).await;
+        assert_eq!((guest.status, guest.body["totalItems"].clone()), (200, json!(0)));
+        assert_eq!(srv.su(Method::GET, "/api/collections/_externalAuths/records", None).await.body["totalItems"], 2);
+        let forged = srv.send(Method::POST, "/api/collections/_externalAuths/records", Some(ta),
+            Some(json!({"collectionRef": people.body["id"], "recordRef": ida, "provider": "x", "providerId": "y"}))).await;
+        assert_eq!(forged.status, 403, "{}", forged.body);
+        // Unlinking (the SDK's unlinkExternalAuth): the next login with it signs up anew.
+        let id = link["id"].as_str().expect("id");
+        let d = srv.send(Method::DELETE, &format!("/api/collections/_externalAuths/records/{id}"), Some(ta), None).await;
+        assert_eq!(d.status, 204, "{}", d.body);
+        let mut moved = alice("sub-a", true);
+        moved["email"] = json!("alice.other@example.com");
+        let again = login(&srv, &fake, moved).await;
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.body["meta"]["isNew"], true);
+    }
+
     async fn oauth2_redirect_reaches_the_realtime_client(srv) {
         let mut sse = SseClient::connect(&srv.url).await;
         let sub = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}))).await;

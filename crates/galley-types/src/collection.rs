@@ -399,6 +399,56 @@ pub fn auth_indexes(id: &str, name: &str) -> Vec<String> {
     ]
 }
 
+/// `_externalAuths`, PocketBase's system collection of OAuth2 links: an auth record may
+/// list and delete (unlink) its own, nobody creates or edits them through the API.
+pub fn external_auths_collection(now: &str) -> Collection {
+    let text = |name: &str| {
+        Field::new(
+            name,
+            FieldKind::Text(TextOptions {
+                required: true,
+                ..Default::default()
+            }),
+        )
+        .system()
+    };
+    let mut fields = vec![id_field()];
+    fields.extend(
+        ["collectionRef", "recordRef", "provider", "providerId"]
+            .into_iter()
+            .map(text),
+    );
+    fields.extend(autodate_fields().map(Field::system));
+    let own = Some(
+        "@request.auth.id != '' && recordRef = @request.auth.id && collectionRef = @request.auth.collectionId"
+            .to_owned(),
+    );
+    Collection {
+        id: crate::ids::collection_id("base", EXTERNAL_AUTHS),
+        name: EXTERNAL_AUTHS.into(),
+        kind: CollectionType::Base,
+        system: true,
+        fields,
+        indexes: vec![
+            "CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` (collectionRef, recordRef, provider)".into(),
+            "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` (collectionRef, provider, providerId)".into(),
+        ],
+        rules: Rules {
+            list_rule: own.clone(),
+            view_rule: own.clone(),
+            create_rule: None,
+            update_rule: None,
+            delete_rule: own,
+        },
+        auth: None,
+        view_query: None,
+        created: now.to_owned(),
+        updated: now.to_owned(),
+    }
+}
+
+pub const EXTERNAL_AUTHS: &str = "_externalAuths";
+
 /// The `_superusers` collection of a fresh instance.
 pub fn superusers_collection(now: &str) -> Collection {
     let mut fields = vec![id_field()];

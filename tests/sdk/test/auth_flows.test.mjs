@@ -228,6 +228,14 @@ test('authWithOAuth2Code signs up, then logs in again through the link', async (
   const err = await rejects(() => client().collection(name).authWithOAuth2Code('oidc', issueCode(p3.codeChallenge, who), p2.codeVerifier, 'http://app.test/cb'));
   assert.equal(err.status, 400);
   assert.equal(err.response.message, 'Failed to fetch OAuth2 token.');
+  // The link is an _externalAuths record its owner can list and remove.
+  const links = await pb.collection(name).listExternalAuths(first.record.id);
+  assert.equal(links.length, 1);
+  assert.equal(links[0].provider, 'oidc');
+  assert.equal(links[0].providerId, 'sdk-sub-1');
+  assert.equal(links[0].recordRef, first.record.id);
+  assert.equal(await pb.collection(name).unlinkExternalAuth(first.record.id, 'oidc'), true);
+  assert.deepEqual(await pb.collection(name).listExternalAuths(first.record.id), []);
 });
 
 test('authWithOAuth2 popup flow through the @oauth2 realtime redirect', async () => {

@@ -252,23 +252,40 @@ fn insert_link(
         .ident(&col.name)
         .push(")");
     c.execute_sql(&stale)?;
-    let now = SqlValue::Timestamp(galley_types::datetime::now());
-    let mut sql = Sql::new(c.dialect());
-    sql.push("INSERT INTO \"_externalAuths\" (\"id\", \"collectionRef\", \"recordRef\", \"provider\", \"providerId\", \"created\", \"updated\") VALUES (");
-    sql.push_param(galley_types::ids::record_id())
-        .push(", ")
-        .push_param(col.id.as_str())
-        .push(", ")
-        .push_param(record_id)
-        .push(", ")
-        .push_param(provider)
-        .push(", ")
-        .push_param(provider_id)
-        .push(", ")
-        .push_param(now.clone())
-        .push(", ")
-        .push_param(now)
-        .push(")");
+    // Values go in as the system collection's fields store them.
+    let def = galley_types::collection::external_auths_collection("");
+    let now = galley_types::datetime::now_string();
+    let values = [
+        ("id", galley_types::ids::record_id()),
+        ("collectionRef", col.id.clone()),
+        ("recordRef", record_id.to_owned()),
+        ("provider", provider.to_owned()),
+        ("providerId", provider_id.to_owned()),
+        ("created", now.clone()),
+        ("updated", now),
+    ];
+    let d = c.dialect();
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO ").ident(&def.name).push(" (");
+    for (i, (k, _)) in values.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(k);
+    }
+    sql.push(") VALUES (");
+    for (i, (k, v)) in values.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let v = json!(v);
+        let value = match def.field(k) {
+            Some(f) => f.to_sql(&v, d),
+            None => SqlValue::from(v.as_str().unwrap_or_default()),
+        };
+        sql.push_param(value);
+    }
+    sql.push(")");
     c.execute_sql(&sql).map_err(|e| match e {
         // This account already has another user of this provider linked.
         StoreError::UniqueViolation { .. } => CoreError::bad_request(FAILED),

@@ -142,14 +142,20 @@ pub fn delete_row(c: &mut dyn Conn, id: &str) -> Result<(), CoreError> {
 /// Creates the built-in `_superusers` collection on a fresh database.
 pub fn bootstrap(c: &mut dyn Conn) -> Result<(), CoreError> {
     let existing = load_all(c)?;
-    if existing.iter().any(|col| col.name == "_superusers") {
-        return Ok(());
+    let now = galley_types::datetime::now_string();
+    // Each missing system collection is created, so an older database gains new ones.
+    for col in [
+        superusers_collection(&now),
+        galley_types::collection::external_auths_collection(&now),
+    ] {
+        if existing.iter().any(|e| e.name == col.name) {
+            continue;
+        }
+        c.batch(&ddl::create_table(c.dialect(), &col))?;
+        for idx in ddl::index_statements(c.dialect(), &col)? {
+            c.batch(&idx)?;
+        }
+        insert_row(c, &col)?;
     }
-    let col = superusers_collection(&galley_types::datetime::now_string());
-    c.batch(&ddl::create_table(c.dialect(), &col))?;
-    for idx in ddl::index_statements(c.dialect(), &col)? {
-        c.batch(&idx)?;
-    }
-    insert_row(c, &col)?;
     Ok(())
 }
