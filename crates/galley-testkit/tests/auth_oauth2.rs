@@ -118,6 +118,25 @@ impl Fake {
     }
 }
 
+/// `k=v&...`, form-encoded.
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn s256(v: &str) -> String {
     B64.encode(Sha256::digest(v.as_bytes()))
 }
@@ -545,6 +564,50 @@ both_engines! {
         assert!(r.text().await.expect("text").starts_with("Failed to authenticate."));
         let ev = sse.next(Duration::from_secs(5)).await.expect("@oauth2 event");
         assert_eq!(ev.data, json!({"state": sse.client_id, "code": "", "error": "access_denied"}));
+    }
+
+    async fn form_post_redirect_name_reaches_the_exchange(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let mut sse = SseClient::connect(&srv.url).await;
+        let sub = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}))).await;
+        assert_eq!(sub.status, 204);
+        let info = provider_info(&srv, "oidc").await;
+        // Apple sends the name once, in the form it posts back, not in its id_token.
+        let code = fake.code(info["codeChallenge"].as_str().expect("c"), json!({"sub": "apple-1", "email": "ann@example.com", "email_verified": "true"}));
+        let form = form_encode(&[("state", &sse.client_id), ("code", &code), ("user", r#"{"name":{"firstName":"Ann","lastName":"Lee"},"email":"ann@example.com"}"#)]);
+        let r = srv.request(Method::POST, "/api/oauth2-redirect")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form).send().await.expect("req");
+        assert!(r.text().await.expect("text").starts_with("Auth completed."));
+        let ev = sse.next(Duration::from_secs(5)).await.expect("@oauth2 event");
+        assert_eq!(ev.data, json!({"state": sse.client_id, "code": code}), "the name is not sent to the client");
+        let r = oauth(&srv, "oidc", &code, info["codeVerifier"].as_str().expect("v"), json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["meta"]["name"], "Ann Lee");
+        assert_eq!(r.body["record"]["name"], "Ann Lee");
+    }
+
+    async fn oauth2_is_an_mfa_factor(srv) {
+        let fake = Fake::start().await;
+        setup(&srv, oidc(&fake)).await;
+        let on = srv.su(Method::PATCH, "/api/collections/people", Some(json!({"mfa": {"enabled": true}}))).await;
+        assert_eq!(on.status, 200, "{}", on.body);
+        let id = sign_up(&srv, "alice@example.com").await;
+        let v = srv.su(Method::PATCH, &format!("/api/collections/people/records/{id}"), Some(json!({"verified": true}))).await;
+        assert_eq!(v.status, 200);
+        let first = password_login(&srv, "alice@example.com").await;
+        assert_eq!(first.status, 401, "{}", first.body);
+        let mfa = first.body["mfaId"].as_str().expect("mfaId").to_owned();
+        let r = login(&srv, &fake, alice("sub-mfa", true)).await;
+        assert_eq!(r.status, 401, "OAuth2 alone is one factor: {}", r.body);
+        let info = provider_info(&srv, "oidc").await;
+        let code = fake.code(info["codeChallenge"].as_str().expect("c"), alice("sub-mfa", true));
+        let r = oauth(&srv, "oidc", &code, info["codeVerifier"].as_str().expect("v"), json!({"mfaId": mfa})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["id"], json!(id));
+        assert_eq!(r.body["meta"]["isNew"], false);
+        assert!(r.body["token"].as_str().is_some());
     }
 
     async fn resend_throttle_and_auth_alerts(srv) {

@@ -295,7 +295,13 @@ fn oauth2_redirect_reply(app: &App, params: &[(String, String)]) -> Response {
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     };
-    let (kind, text) = if oauth2::redirect(app, get("state"), get("code"), get("error")) {
+    let (kind, text) = if oauth2::redirect(
+        app,
+        get("state"),
+        get("code"),
+        get("error"),
+        get("user"),
+    ) {
         (
             "text/html; charset=utf-8",
             "Auth completed. You can close this window and go back to the app.",

@@ -39,6 +39,10 @@ pub struct AuthState {
     limiting: std::sync::atomic::AtomicBool,
     /// OAuth2/OIDC outgoing HTTP and the discovery cache.
     pub oauth: providers::Client,
+    /// Names that Apple posts once to the OAuth2 redirect, by authorization code, until
+    /// the code is exchanged (at most a minute).
+    pub redirect_names:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
     /// When a verification or reset mail last went to a record (the resend throttle).
     resent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
@@ -62,6 +66,7 @@ impl AuthState {
             limiter: Default::default(),
             limiting: std::sync::atomic::AtomicBool::new(true),
             oauth: Default::default(),
+            redirect_names: Default::default(),
             resent: Default::default(),
         }
     }

@@ -146,7 +146,7 @@ pub async fn auth_with_oauth2(
         .provider(&auth.oauth2.providers, &form.provider)
         .await?
         .ok_or_else(|| CoreError::Internal("Missing or invalid provider config.".into()))?;
-    let user = app
+    let mut user = app
         .auth
         .oauth
         .exchange(
@@ -156,6 +156,11 @@ pub async fn auth_with_oauth2(
             &form.redirect_url,
         )
         .await?;
+    if let Some(name) = take_redirect_name(app, &form.code) {
+        if user.name.is_empty() {
+            user.name = name;
+        }
+    }
     let logged_in = match requester {
         Caller::Record { collection, record } if collection.id == col.id => Some(rec_id(record)),
         _ => None,
@@ -479,13 +484,58 @@ async fn create(
     Ok(record)
 }
 
+/// How long a name posted to the redirect waits for its code to be exchanged.
+const NAME_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Names kept at once (the map is filled by unauthenticated requests).
+const MAX_NAMES: usize = 1000;
+
+/// Keeps the user's name that Apple sends only on the first login, as a `user` JSON
+/// (`{"name": {"firstName", "lastName"}}`) posted with the code, for the exchange.
+fn keep_redirect_name(app: &App, code: &str, user: &str) {
+    if code.is_empty() || code.len() > 1000 || user.is_empty() || user.len() > 10_000 {
+        return;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(user) else {
+        return;
+    };
+    let part = |k: &str| {
+        v.pointer(&format!("/name/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let name: String = format!("{} {}", part("firstName"), part("lastName"))
+        .trim()
+        .chars()
+        .take(150)
+        .collect();
+    if name.is_empty() {
+        return;
+    }
+    if let Ok(mut m) = app.auth.redirect_names.lock() {
+        m.retain(|_, (at, _)| at.elapsed() < NAME_TTL);
+        if m.len() < MAX_NAMES {
+            m.insert(code.to_owned(), (std::time::Instant::now(), name));
+        }
+    }
+}
+
+fn take_redirect_name(app: &App, code: &str) -> Option<String> {
+    let mut m = app.auth.redirect_names.lock().ok()?;
+    m.remove(code)
+        .filter(|(at, _)| at.elapsed() < NAME_TTL)
+        .map(|(_, n)| n)
+}
+
 /// `GET|POST /api/oauth2-redirect`: hands `{state, code[, error]}` to the realtime client
 /// whose id is `state`, if it subscribed to `@oauth2` (once). True when the login can go
-/// on (a client got a code).
-pub fn redirect(app: &App, state: &str, code: &str, error: &str) -> bool {
+/// on (a client got a code). `user` is Apple's name payload, if any.
+pub fn redirect(app: &App, state: &str, code: &str, error: &str, user: &str) -> bool {
     if state.is_empty() || !app.realtime.take_topic(state, TOPIC) {
         tracing::debug!("OAuth2 redirect without a subscribed realtime client");
         return false;
+    }
+    if error.is_empty() {
+        keep_redirect_name(app, code, user);
     }
     let mut data = json!({"state": state, "code": code});
     if !error.is_empty() {
