@@ -478,6 +478,28 @@ both_engines! {
         assert_eq!(r.body["meta"]["avatarURL"], "https://cdn.discordapp.com/avatars/80351110224678912/8342729096ea3675442027381ff50dfe.png");
     }
 
+    async fn unreachable_provider(srv) {
+        // A port nothing listens on.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}", l.local_addr().expect("addr"))
+        };
+        setup(&srv, json!([
+            {"name": "down", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET,
+             "authURL": format!("{closed}/authorize"), "tokenURL": format!("{closed}/token"), "userInfoURL": format!("{closed}/userinfo")},
+            {"name": "nodiscovery", "clientId": CLIENT_ID, "extra": {"issuer": closed}},
+        ])).await;
+        let m = methods(&srv).await;
+        let names: Vec<&str> = m["oauth2"]["providers"].as_array().expect("providers").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(names, ["down"], "a provider whose discovery fails is left out");
+        let r = oauth(&srv, "down", "c", "v", json!({})).await;
+        r.assert_error(400, "Failed to fetch OAuth2 token.");
+        let r = oauth(&srv, "nodiscovery", "c", "v", json!({})).await;
+        assert_eq!(r.status, 500, "{}", r.body);
+        r.assert_error_shape();
+        assert_eq!(count(&srv).await, 0);
+    }
+
     async fn logged_in_user_links_a_provider(srv) {
         let fake = Fake::start().await;
         setup(&srv, oidc(&fake)).await;

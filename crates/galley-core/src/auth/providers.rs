@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const MAX_BODY: usize = 1 << 20;
 /// Discovery documents are reused this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// A failed discovery is tried again after this long.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
 /// How a provider says whether the email it returns belongs to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,35 +460,51 @@ impl Client {
 
     async fn discover(&self, url: &str) -> Result<Map<String, Value>, ProviderError> {
         if let Ok(cache) = self.discovered.lock() {
-            if let Some((at, Value::Object(doc))) = cache.get(url) {
-                if at.elapsed() < DISCOVERY_TTL {
-                    return Ok(doc.clone());
+            match cache.get(url) {
+                Some((at, Value::Object(doc))) if at.elapsed() < DISCOVERY_TTL => {
+                    return Ok(doc.clone())
                 }
+                // A recent failure: auth-methods is public, so a provider that is down
+                // must not make every call wait for its timeouts.
+                Some((at, Value::Null)) if at.elapsed() < DISCOVERY_RETRY => {
+                    return Err(ProviderError::Config(format!(
+                        "discovery {url} failed less than {}s ago",
+                        DISCOVERY_RETRY.as_secs()
+                    )))
+                }
+                _ => {}
             }
         }
+        let res = self.fetch_discovery(url).await;
+        if let Ok(mut cache) = self.discovered.lock() {
+            cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
+            let entry = match &res {
+                Ok(doc) => Value::Object(doc.clone()),
+                Err(_) => Value::Null,
+            };
+            cache.insert(url.to_owned(), (Instant::now(), entry));
+        }
+        res
+    }
+
+    async fn fetch_discovery(&self, url: &str) -> Result<Map<String, Value>, ProviderError> {
         if !valid_url(url) {
             return Err(ProviderError::Config(format!(
                 "invalid discovery URL {url:?}"
             )));
         }
+        let fail = |e: String| ProviderError::Config(format!("discovery {url}: {e}"));
         let resp = self
             .http
             .get(url)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| ProviderError::Config(format!("discovery {url}: {e}")))?;
-        let (status, body) = read_capped(resp)
-            .await
-            .map_err(|e| ProviderError::Config(format!("discovery {url}: {e}")))?;
-        let doc = json_object(&body)
+            .map_err(|e| fail(e.to_string()))?;
+        let (status, body) = read_capped(resp).await.map_err(fail)?;
+        json_object(&body)
             .filter(|_| (200..300).contains(&status))
-            .ok_or_else(|| ProviderError::Config(format!("discovery {url}: status {status}")))?;
-        if let Ok(mut cache) = self.discovered.lock() {
-            cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
-            cache.insert(url.to_owned(), (Instant::now(), Value::Object(doc.clone())));
-        }
-        Ok(doc)
+            .ok_or_else(|| fail(format!("status {status}")))
     }
 
     /// Exchanges an authorization code for the user it belongs to.
