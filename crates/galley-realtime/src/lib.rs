@@ -57,6 +57,9 @@ pub struct Topic {
     pub record_id: Option<String>,
     pub query: Map<String, Value>,
     pub headers: Map<String, Value>,
+    /// `query` and `headers` as one string: topics with equal keys see an event the same way
+    /// (for the same auth), so delivery can check and shape it once for all of them.
+    pub options_key: String,
 }
 
 impl Topic {
@@ -93,12 +96,18 @@ impl Topic {
                 }
             }
         }
+        let options_key = if query.is_empty() && headers.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&(&query, &headers)).unwrap_or_default()
+        };
         Some(Topic {
             raw: raw.to_owned(),
             collection: collection.to_owned(),
             record_id,
             query,
             headers,
+            options_key,
         })
     }
 }

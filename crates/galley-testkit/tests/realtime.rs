@@ -113,6 +113,63 @@ both_engines! {
         assert_eq!(subscribe(&srv, &sse, Some(&srv.token.clone()), json!(["notes/*"])).await, 403);
     }
 
+    async fn subscribers_sharing_a_topic_each_get_what_their_auth_and_options_allow(srv) {
+        // Delivery checks an event once per (auth, rule, options) group: the groups must not
+        // leak into each other.
+        let alice = srv.member_token().await;
+        let creds = json!({"email": "bob@example.com", "password": "Member-Pass-2", "passwordConfirm": "Member-Pass-2"});
+        assert_eq!(srv.guest(Method::POST, "/api/collections/members/records", Some(creds)).await.status, 200);
+        let bob = srv.guest(Method::POST, "/api/collections/members/auth-with-password",
+            Some(json!({"identity": "bob@example.com", "password": "Member-Pass-2"}))).await.body["token"].as_str().expect("token").to_owned();
+        let members = srv.su(Method::GET, "/api/collections/members", None).await.body;
+        srv.create_collection(json!({
+            "name": "notes", "listRule": "owner = @request.auth.id || public = true", "viewRule": "owner = @request.auth.id",
+            "fields": [{"name": "text", "type": "text"}, {"name": "public", "type": "bool"}, {"name": "owner", "type": "relation", "collectionId": members["id"]}]
+        })).await;
+        let mut ids = vec![];
+        for t in [&alice, &bob] {
+            let r = srv.send(Method::POST, "/api/collections/members/auth-refresh", Some(t), None).await;
+            ids.push(r.body["record"]["id"].as_str().expect("id").to_owned());
+        }
+        let (alice_id, bob_id) = (ids[0].clone(), ids[1].clone());
+        let fields = "notes/*?options=%7B%22query%22%3A%7B%22fields%22%3A%22text%22%7D%7D";
+        let mut a1 = SseClient::connect(&srv.url).await;
+        let mut a2 = SseClient::connect(&srv.url).await;
+        let mut b = SseClient::connect(&srv.url).await;
+        let mut g1 = SseClient::connect(&srv.url).await;
+        let mut g2 = SseClient::connect(&srv.url).await;
+        let mut g_fields = SseClient::connect(&srv.url).await;
+        assert_eq!(subscribe(&srv, &a1, Some(&alice), json!(["notes/*"])).await, 204);
+        assert_eq!(subscribe(&srv, &a2, Some(&alice), json!(["notes/*"])).await, 204);
+        assert_eq!(subscribe(&srv, &b, Some(&bob), json!(["notes/*"])).await, 204);
+        assert_eq!(subscribe(&srv, &g1, None, json!(["notes/*"])).await, 204);
+        assert_eq!(subscribe(&srv, &g2, None, json!(["notes/*"])).await, 204);
+        assert_eq!(subscribe(&srv, &g_fields, None, json!([fields])).await, 204);
+
+        srv.create_record("notes", json!({"text": "alice's", "owner": alice_id})).await;
+        srv.create_record("notes", json!({"text": "bob's", "owner": bob_id})).await;
+        let open = srv.create_record("notes", json!({"text": "open", "public": true})).await;
+        for c in [&mut a1, &mut a2] {
+            let e = c.next(WAIT).await.expect("alice's note");
+            assert_eq!((e.event.as_str(), e.data["record"]["text"].as_str()), ("notes/*", Some("alice's")));
+            assert_eq!(c.next(WAIT).await.expect("open note").data["record"]["text"], "open");
+        }
+        assert_eq!(b.next(WAIT).await.expect("bob's note").data["record"]["text"], "bob's");
+        assert_eq!(b.next(WAIT).await.expect("open note").data["record"]["text"], "open");
+        for g in [&mut g1, &mut g2] {
+            let e = g.next(WAIT).await.expect("open note");
+            assert_eq!(e.data["record"]["id"], open["id"]);
+            assert_eq!(e.data["record"]["text"], "open");
+            assert_eq!(e.data["record"]["collectionName"], "notes");
+        }
+        let e = g_fields.next(WAIT).await.expect("open note, shaped by fields");
+        assert_eq!(e.event, fields);
+        assert_eq!(e.data["record"], json!({"text": "open"}));
+        for c in [&mut a1, &mut a2, &mut b, &mut g1, &mut g2, &mut g_fields] {
+            assert!(c.next(QUIET).await.is_none(), "nothing else arrives");
+        }
+    }
+
     async fn protocol_errors(srv) {
         let r = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": "nope", "subscriptions": []}))).await;
         assert_eq!((r.status, r.body["message"].as_str()), (404, Some("Missing or invalid client id.")));
