@@ -18,7 +18,14 @@ pub type AppState = Arc<App>;
 
 /// The whole API.
 pub fn router(app: AppState) -> Router {
+    let requests = galley_admin::RequestLog::default();
     routes::router()
+        .merge(galley_admin::router(requests.clone()))
+        // Inside `authenticate`, so each entry knows its caller.
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            middleware::log_requests,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             middleware::authenticate,

@@ -29,6 +29,42 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// Records each API request in the dashboard's request log (`/_/logs`); the dashboard's own
+/// pages are not API traffic and are left out.
+pub async fn log_requests(
+    State(log): State<galley_admin::RequestLog>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let start = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let caller = match req.extensions().get::<Caller>() {
+        Some(c) if c.is_superuser() => "superuser".to_owned(),
+        Some(Caller::Record { collection, .. }) => format!("auth:{}", collection.name),
+        _ => "guest".to_owned(),
+    };
+    let res = next.run(req).await;
+    log.push(galley_admin::Entry {
+        time: chrono::Utc::now(),
+        method,
+        path,
+        status: res.status().as_u16(),
+        duration_us: start.elapsed().as_micros().min(u64::MAX as u128) as u64,
+        caller,
+        ip,
+    });
+    res
+}
+
 /// Response marker: leave out `X-Frame-Options`.
 #[derive(Debug, Clone, Copy)]
 pub struct AllowFraming;

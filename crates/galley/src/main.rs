@@ -133,14 +133,17 @@ async fn serve(
         "Galley {} serving on http://{addr}/api/ ({engine})",
         env!("CARGO_PKG_VERSION")
     );
+    println!("Dashboard: http://{addr}/_/");
     if galley_core::superusers::count(&app).await.unwrap_or(1) == 0 {
         let dir = if data.database_url.is_some() {
             "--database-url …".to_owned()
         } else {
             format!("--dir {}", data.dir.display())
         };
+        // The link carries a token only this process knows; it works until a superuser exists.
         println!(
-            "No superuser yet. Create one with:\n  galley superuser upsert EMAIL PASSWORD {dir}"
+            "No superuser yet. Create the first one in the browser:\n  http://{addr}{}\nor with:\n  galley superuser upsert EMAIL PASSWORD {dir}",
+            galley_admin::install_path(&app)
         );
     }
     galley_api::serve(listener, app.clone(), shutdown_signal())

@@ -1,0 +1,157 @@
+//! Submitted forms: urlencoded bodies, and multipart bodies whose file parts are spooled to
+//! temporary files (as the API does) so that an upload never sits whole in memory.
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::response::{IntoResponse, Response};
+use galley_core::files::Upload;
+
+/// Largest urlencoded form accepted (settings and schemas are small).
+const FORM_LIMIT: usize = 4 << 20;
+/// Most fields in one form.
+const MAX_FIELDS: usize = 2000;
+
+#[derive(Debug, Default)]
+pub struct FormData {
+    pub pairs: Vec<(String, String)>,
+    pub files: Vec<Upload>,
+}
+
+impl FormData {
+    /// The first value of `name`, or "".
+    pub fn get(&self, name: &str) -> &str {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+fn bad(msg: &str) -> Response {
+    crate::layout::error_page(axum::http::StatusCode::BAD_REQUEST, msg)
+}
+
+impl FromRequest<crate::AppState> for FormData {
+    type Rejection = Response;
+    async fn from_request(req: Request, app: &crate::AppState) -> Result<Self, Response> {
+        let ct = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ct.starts_with("multipart/form-data") {
+            let limit = app.config.body_limit as u64 + (64 << 20);
+            let declared = req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit) {
+                return Err(bad("The upload is too large."));
+            }
+            let mp = Multipart::from_request(req, app)
+                .await
+                .map_err(|e| e.into_response())?;
+            return read_multipart(mp, app, limit).await;
+        }
+        let body = axum::body::to_bytes(req.into_body(), FORM_LIMIT)
+            .await
+            .map_err(|_| bad("The form is too large."))?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&body).map_err(|_| bad("The form cannot be read."))?;
+        if pairs.len() > MAX_FIELDS {
+            return Err(bad("The form has too many fields."));
+        }
+        Ok(FormData {
+            pairs,
+            files: vec![],
+        })
+    }
+}
+
+async fn read_multipart(
+    mut mp: Multipart,
+    app: &crate::AppState,
+    limit: u64,
+) -> Result<FormData, Response> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = FormData::default();
+    let mut total: u64 = 0;
+    let spool = |_| bad("The upload could not be stored.");
+    while let Some(mut field) = mp
+        .next_field()
+        .await
+        .map_err(|_| bad("The form cannot be read."))?
+    {
+        if out.pairs.len() + out.files.len() > MAX_FIELDS {
+            return Err(bad("The form has too many fields."));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        match field
+            .file_name()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+        {
+            Some(filename) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("admin-upload-")
+                    .tempfile_in(app.upload_dir())
+                    .map_err(spool)?;
+                let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(spool)?);
+                let mut head = Vec::new();
+                let mut size: u64 = 0;
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|_| bad("The upload was cut off."))?
+                {
+                    total += chunk.len() as u64;
+                    if total > limit {
+                        return Err(bad("The upload is too large."));
+                    }
+                    if head.len() < galley_files::mime::SNIFF_LEN {
+                        let take = (galley_files::mime::SNIFF_LEN - head.len()).min(chunk.len());
+                        head.extend_from_slice(&chunk[..take]);
+                    }
+                    size += chunk.len() as u64;
+                    file.write_all(&chunk).await.map_err(spool)?;
+                }
+                file.flush().await.map_err(spool)?;
+                if size > 0 {
+                    out.files.push(Upload {
+                        key: name,
+                        original_name: filename,
+                        temp: tmp.into_temp_path(),
+                        size,
+                        head,
+                    });
+                }
+            }
+            None => {
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|_| bad("The form cannot be read."))?;
+                total += text.len() as u64;
+                if total > limit {
+                    return Err(bad("The form is too large."));
+                }
+                out.pairs.push((name, text));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,23 @@
+pub mod auth;
+pub mod collections;
+pub mod logs;
+pub mod records;
+pub mod settings;
+
+use std::collections::HashMap;
+
+/// The query string as a map (first value of each key); an unreadable one is empty.
+pub fn query(raw: Option<&str>) -> HashMap<String, String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+    let mut m = HashMap::new();
+    for (k, v) in pairs {
+        m.entry(k).or_insert(v);
+    }
+    m
+}
+
+/// A value for a query-string component.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
