@@ -558,6 +558,14 @@ both_engines! {
         assert_eq!(again.body["meta"]["isNew"], true);
     }
 
+    async fn system_table_names_are_taken(srv) {
+        for name in ["_externalAuths", "_authOrigins", "_AUTHORIGINS", "_otps", "_mfas"] {
+            let r = srv.su(Method::POST, "/api/collections", Some(json!({"name": name, "type": "base"}))).await;
+            assert_eq!(r.status, 400, "{name}: {}", r.body);
+            assert_eq!(r.code_at("/name"), Some("validation_collection_name_exists"), "{name}");
+        }
+    }
+
     async fn oauth2_redirect_reaches_the_realtime_client(srv) {
         let mut sse = SseClient::connect(&srv.url).await;
         let sub = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}))).await;

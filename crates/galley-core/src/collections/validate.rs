@@ -17,7 +17,15 @@ const RESERVED_FIELD_NAMES: &[&str] = &[
     "collectionname",
     "expand",
 ];
-const RESERVED_COLLECTION_NAMES: &[&str] = &["_collections", "_params", "_migrations"];
+/// System tables that are not collections (lowercase: names compare case-insensitively).
+const RESERVED_COLLECTION_NAMES: &[&str] = &[
+    "_collections",
+    "_params",
+    "_migrations",
+    "_otps",
+    "_mfas",
+    "_authorigins",
+];
 const MAX_RULE_LEN: usize = 3500;
 
 fn bad_format() -> CoreError {
