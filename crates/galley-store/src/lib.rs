@@ -38,6 +38,16 @@ pub trait Conn {
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError>;
     /// Runs several `;`-separated statements without parameters (DDL, migrations).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Runs a query returning one row with an integer column `n` (a `COUNT(*) AS n`).
+    /// SQLite's readers may answer from counts taken since the last commit: a count of the
+    /// same query over unchanged data is the same number, and it costs a full scan.
+    fn count(&mut self, sql: &str, params: &[SqlValue]) -> Result<i64, StoreError> {
+        Ok(self
+            .query(sql, params)?
+            .first()
+            .map(|r| r.int("n"))
+            .unwrap_or(0))
+    }
 }
 
 /// Conveniences over [`Conn`] for [`Sql`] fragments.
@@ -47,6 +57,9 @@ pub trait ConnExt: Conn {
     }
     fn execute_sql(&mut self, sql: &Sql) -> Result<u64, StoreError> {
         self.execute(&sql.text, &sql.params)
+    }
+    fn count_sql(&mut self, sql: &Sql) -> Result<i64, StoreError> {
+        self.count(&sql.text, &sql.params)
     }
     fn query_one(&mut self, sql: &str, params: &[SqlValue]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())

@@ -79,11 +79,49 @@ where
     }
 }
 
+/// A read job for one of the reader threads.
+trait ReadJob: Send {
+    fn run(self: Box<Self>, c: &mut SqliteConn);
+}
+
+struct PendingRead<F, T, E> {
+    f: F,
+    tx: tokio::sync::oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> ReadJob for PendingRead<F, T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
+{
+    fn run(self: Box<Self>, c: &mut SqliteConn) {
+        let PendingRead { f, tx } = *self;
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(c)));
+        // A job that left a transaction open would pin an old snapshot for every later
+        // reader of this connection.
+        if !c.conn.is_autocommit() {
+            let _ = c.conn.execute_batch("ROLLBACK");
+        }
+        let _ = tx.send(
+            r.unwrap_or_else(|_| Err(StoreError::Query("the read job panicked".into()).into())),
+        );
+    }
+}
+
 pub struct SqliteStore {
     path: PathBuf,
     jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    readers: (Sender<Connection>, Receiver<Connection>),
+    /// Reader threads, each owning one connection, take jobs from this queue: no thread is
+    /// created or woken per read beyond the one that runs it.
+    reads: Sender<Box<dyn ReadJob>>,
+}
+
+/// The writer connection and the count cache it invalidates.
+struct Writer {
+    c: SqliteConn,
+    counts: Arc<CountCache>,
 }
 
 fn open_conn(path: &Path, opts: &SqliteOptions, read_only: bool) -> Result<Connection, StoreError> {
@@ -171,22 +209,40 @@ impl SqliteStore {
         let _ = std::fs::remove_file(&probe);
         let path = dir.join("data.db");
         let writer_conn = open_conn(&path, opts, false)?;
-        let pool = crossbeam_channel::unbounded();
-        for _ in 0..opts.readers.max(1) {
-            pool.0
-                .send(open_conn(&path, opts, true)?)
-                .map_err(|_| StoreError::Closed)?;
+        let counts = Arc::new(CountCache::default());
+        let (reads, read_queue) = crossbeam_channel::unbounded::<Box<dyn ReadJob>>();
+        for i in 0..opts.readers.max(1) {
+            let mut c = SqliteConn::new(open_conn(&path, opts, true)?, false);
+            c.counts = Some(counts.clone());
+            let queue = read_queue.clone();
+            std::thread::Builder::new()
+                .name(format!("galley-sqlite-reader-{i}"))
+                .spawn(move || {
+                    // Ends when the store (the queue's sender) is dropped.
+                    while let Ok(job) = queue.recv() {
+                        job.run(&mut c);
+                    }
+                })
+                .map_err(|e| StoreError::Config(format!("cannot start a reader thread: {e}")))?;
         }
         let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
         let writer = std::thread::Builder::new()
             .name("galley-sqlite-writer".into())
-            .spawn(move || writer_loop(SqliteConn::new(writer_conn, true), rx))
+            .spawn(move || {
+                writer_loop(
+                    Writer {
+                        c: SqliteConn::new(writer_conn, true),
+                        counts,
+                    },
+                    rx,
+                )
+            })
             .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
-            readers: pool,
+            reads,
         })
     }
 
@@ -200,21 +256,13 @@ impl SqliteStore {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
-        let (put, take) = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = take.recv().map_err(|_| StoreError::Closed)?;
-            let mut c = SqliteConn::new(conn, false);
-            let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut c)));
-            // A job that left a transaction open would pin an old snapshot for every later
-            // reader of this connection.
-            if !c.conn.is_autocommit() {
-                let _ = c.conn.execute_batch("ROLLBACK");
-            }
-            let _ = put.send(c.conn);
-            r.unwrap_or_else(|_| Err(StoreError::Query("the read job panicked".into()).into()))
-        })
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Query("the read task failed".into()).into()))
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Box<dyn ReadJob> = Box::new(PendingRead { f, tx });
+        if self.reads.send(job).is_err() {
+            return Err(StoreError::Closed.into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Query("the read job did not run".into()).into()))
     }
 
     /// Queues `f` for the writer thread. Returns after the group holding it has committed;
@@ -264,7 +312,7 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut c: SqliteConn, rx: Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>) {
     while let Ok(first) = rx.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -274,15 +322,29 @@ fn writer_loop(mut c: SqliteConn, rx: Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
-        run_group(&mut c, group);
+        // Odd for the whole group: counts taken now may see part of it.
+        w.counts.bump();
+        run_group(&mut w.c, group, &w.counts);
     }
     // Flush the WAL into the main file on a clean shutdown.
-    let _ = c.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    let _ = w.c.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /// Runs a group of jobs in one transaction, each in its own savepoint, and commits it.
 /// Every job is finished exactly once, whatever fails.
-fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
+fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>, counts: &CountCache) {
+    // Back to even once the group's transaction is over (committed or not), before any job
+    // of it gets its result, so a client that saw its write succeed never reads an older
+    // count.
+    struct Even<'a>(&'a CountCache, bool);
+    impl Drop for Even<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.bump();
+            }
+        }
+    }
+    let mut even = Even(counts, false);
     let mut queue = group.into_iter();
     loop {
         if let Err(e) = c.conn.execute_batch("BEGIN IMMEDIATE") {
@@ -297,7 +359,7 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
         let mut ran: Vec<Box<dyn WriteJob>> = Vec::new();
         let mut restart = false;
         for mut job in queue.by_ref() {
-            if let Err(e) = c.conn.execute_batch("SAVEPOINT galley_job") {
+            if let Err(e) = exec_cached(&c.conn, "SAVEPOINT galley_job") {
                 job.finish(Some(map_err(e)));
                 continue;
             }
@@ -326,9 +388,9 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
                 _ => false,
             };
             if !keep {
-                let _ = c.conn.execute_batch("ROLLBACK TO galley_job");
+                let _ = exec_cached(&c.conn, "ROLLBACK TO galley_job");
             }
-            let _ = c.conn.execute_batch("RELEASE galley_job");
+            let _ = exec_cached(&c.conn, "RELEASE galley_job");
             match outcome {
                 Ok(true) if failure.is_none() => ran.push(job),
                 Ok(true) => job.finish(failure.map(swallowed)),
@@ -340,7 +402,12 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
             }
         }
         if !restart || !c.conn.is_autocommit() {
-            match c.conn.execute_batch("COMMIT") {
+            let committed = c.conn.execute_batch("COMMIT");
+            if !restart && !even.1 {
+                even.1 = true;
+                counts.bump();
+            }
+            match committed {
                 Ok(()) => ran.into_iter().for_each(|j| j.finish(None)),
                 Err(e) => {
                     let err = map_err(e);
@@ -358,6 +425,11 @@ fn run_group(c: &mut SqliteConn, group: Vec<Box<dyn WriteJob>>) {
     }
 }
 
+/// Per-job statements, prepared once (`execute_batch` would parse them every time).
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// The error a job gets when one of its statements failed but it returned `Ok` anyway.
 /// PostgreSQL aborts the transaction after a failed statement, so both engines refuse to
 /// commit such a job; a job that means to recover must avoid the error (`ON CONFLICT`).
@@ -370,11 +442,56 @@ fn swallowed(e: StoreError) -> StoreError {
     }
 }
 
+/// Counts taken by readers, valid while no write has committed since: a seqlock-style
+/// version the writer makes odd for the whole of a group transaction and even again after
+/// its COMMIT (or ROLLBACK), before any job in the group gets its result. A count is only
+/// stored or used while the version is even and the same before and after, so it always
+/// describes the committed state at that version.
+#[derive(Default)]
+pub(crate) struct CountCache {
+    version: std::sync::atomic::AtomicU64,
+    entries: Mutex<std::collections::HashMap<String, (u64, i64)>>,
+}
+
+/// Distinct count queries kept; the cache is emptied when it fills.
+const COUNT_CACHE_LEN: usize = 1024;
+
+impl CountCache {
+    fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The writer: entering (odd) or leaving (even) a transaction.
+    fn bump(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn get(&self, key: &str, version: u64) -> Option<i64> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, n)| *n)
+    }
+
+    fn put(&self, key: String, version: u64, n: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= COUNT_CACHE_LEN {
+                entries.clear();
+            }
+            entries.insert(key, (version, n));
+        }
+    }
+}
+
 pub(crate) struct SqliteConn {
     conn: Connection,
     /// The writer records the first statement error of the running job here.
     track: bool,
     failure: Option<StoreError>,
+    /// Readers: counts shared with the other readers (none on the writer).
+    counts: Option<Arc<CountCache>>,
 }
 
 impl SqliteConn {
@@ -383,6 +500,7 @@ impl SqliteConn {
             conn,
             track,
             failure: None,
+            counts: None,
         }
     }
 
@@ -521,6 +639,32 @@ impl Conn for SqliteConn {
             Ok(()) => Ok(()),
             Err(e) => self.fail(e),
         }
+    }
+
+    fn count(&mut self, sql: &str, params: &[SqlValue]) -> Result<i64, StoreError> {
+        let Some(cache) = self.counts.clone() else {
+            return Ok(self
+                .query(sql, params)?
+                .first()
+                .map(|r| r.int("n"))
+                .unwrap_or(0));
+        };
+        let key = format!("{sql}\u{0}{params:?}");
+        let before = cache.version();
+        if before % 2 == 0 {
+            if let Some(n) = cache.get(&key, before) {
+                return Ok(n);
+            }
+        }
+        let n = self
+            .query(sql, params)?
+            .first()
+            .map(|r| r.int("n"))
+            .unwrap_or(0);
+        if before % 2 == 0 && cache.version() == before {
+            cache.put(key, before, n);
+        }
+        Ok(n)
     }
 }
 

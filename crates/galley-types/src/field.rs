@@ -792,13 +792,34 @@ fn check_pattern(pattern: &str, s: &str) -> Result<(), FieldError> {
     if pattern.is_empty() {
         return Ok(());
     }
-    match regex::Regex::new(pattern) {
-        Ok(re) if re.is_match(s) => Ok(()),
+    match cached_regex(pattern) {
+        Some(re) if re.is_match(s) => Ok(()),
         _ => Err(FieldError::new(
             "validation_invalid_format",
             "Invalid value format.",
         )),
     }
+}
+
+/// Compiled field patterns, by source: compiling a regex costs far more than matching it,
+/// and every create validates the `id` pattern. Bounded: cleared when full.
+fn cached_regex(pattern: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    const MAX: usize = 512;
+    static CACHE: OnceLock<RwLock<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.read().ok().and_then(|c| c.get(pattern).cloned()) {
+        return hit;
+    }
+    let compiled = regex::Regex::new(pattern).ok();
+    if let Ok(mut c) = cache.write() {
+        if c.len() >= MAX {
+            c.clear();
+        }
+        c.insert(pattern.to_owned(), compiled.clone());
+    }
+    compiled
 }
 
 fn check_primary_key(s: &str) -> Result<(), FieldError> {

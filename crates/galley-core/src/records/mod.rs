@@ -145,9 +145,7 @@ pub async fn list(
                 .map(|r| output::from_row(&col2, r))
                 .collect();
             let total = match count {
-                Some(cs) => {
-                    Some(c.query_sql(&cs)?.first().map(|r| r.int("n")).unwrap_or(0) as usize)
-                }
+                Some(cs) => Some(c.count_sql(&cs)?.max(0) as usize),
                 None => None,
             };
             expand::Expander::new(&schema, &caller2, &meta2)
