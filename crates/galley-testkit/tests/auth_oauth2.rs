@@ -15,6 +15,8 @@ use std::time::Duration;
 const PASS: &str = "Alice-Pass-1";
 const CLIENT_ID: &str = "galley-test-client";
 const CLIENT_SECRET: &str = "galley-test-secret";
+/// A PNG signature and a few bytes: enough for type sniffing.
+const AVATAR: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDRfake-avatar-bytes";
 
 #[derive(Default)]
 struct FakeState {
@@ -98,7 +100,11 @@ impl Fake {
                 ),
             }
         }
+        async fn avatar() -> ([(&'static str, &'static str); 1], Vec<u8>) {
+            ([("content-type", "image/png")], AVATAR.to_vec())
+        }
         let app = axum::Router::new()
+            .route("/avatar.png", get(avatar))
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
@@ -498,6 +504,28 @@ both_engines! {
         assert_eq!(r.status, 500, "{}", r.body);
         r.assert_error_shape();
         assert_eq!(count(&srv).await, 0);
+    }
+
+    async fn avatar_into_a_file_field(srv) {
+        let fake = Fake::start().await;
+        srv.create_collection(json!({
+            "name": "people", "type": "auth", "createRule": "",
+            "fields": [{"name": "photo", "type": "file", "maxSelect": 1, "maxSize": 1000}],
+            "oauth2": {"enabled": true, "mappedFields": {"avatarURL": "photo"}, "providers": oidc(&fake)},
+        })).await;
+        let r = login(&srv, &fake, json!({"sub": "p1", "email": "pia@example.com", "email_verified": true,
+            "picture": format!("{}/avatar.png", fake.base)})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let (id, photo) = (r.body["record"]["id"].as_str().expect("id"), r.body["record"]["photo"].as_str().expect("photo"));
+        assert!(photo.starts_with("avatar_") && photo.ends_with(".png"), "{photo}");
+        let f = srv.request(Method::GET, &format!("/api/files/people/{id}/{photo}")).send().await.expect("file");
+        assert_eq!(f.status(), 200);
+        assert_eq!(f.bytes().await.expect("bytes").as_ref(), AVATAR);
+        // An avatar on another non-public host is not fetched; the sign-up goes on without it.
+        let r = login(&srv, &fake, json!({"sub": "p2", "email": "quinn@example.com", "email_verified": true,
+            "picture": "http://127.0.0.2:9/metadata.png"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["record"]["photo"], "");
     }
 
     async fn logged_in_user_links_a_provider(srv) {

@@ -419,6 +419,7 @@ async fn create(
             .map(str::to_owned)
     };
     let mut username_field = None;
+    let mut avatar_file = None;
     for (key, value) in [
         ("id", &user.id),
         ("name", &user.name),
@@ -429,8 +430,8 @@ async fn create(
         if payload.contains_key(&f) || value.is_empty() {
             continue;
         }
-        // Avatars are kept as URLs; a file field would need the image downloaded.
-        if matches!(col.field(&f).map(|x| &x.kind), Some(FieldKind::File(_))) {
+        if let Some(FieldKind::File(o)) = col.field(&f).map(|x| &x.kind) {
+            avatar_file = Some((f.clone(), o.max_size));
             continue;
         }
         if key == "username" {
@@ -438,7 +439,26 @@ async fn create(
         }
         payload.insert(f, json!(value));
     }
-    let input = crate::records::prepare_input(app, col, payload, true).await?;
+    let mut input = crate::records::prepare_input(app, col, payload, true).await?;
+    let uploads = match avatar_file {
+        Some((field, max)) => avatar_upload(app, provider, &user.avatar_url, &field, max).await,
+        None => vec![],
+    };
+    let staged = if uploads.is_empty() {
+        crate::files::Staged::default()
+    } else {
+        let id = crate::records::id_for_uploads(col, &input);
+        input.preset_id = Some(id.clone());
+        crate::files::stage(
+            app,
+            col,
+            &id,
+            uploads,
+            &mut input,
+            "Failed to create record.",
+        )
+        .await?
+    };
     let meta = RequestMeta {
         method: "POST".into(),
         context: "oauth2".into(),
@@ -479,9 +499,71 @@ async fn create(
             crate::realtime::notify_events(c, &node, &ctx.events)?;
             find_by(c, &col2, "id", &id, false)?.ok_or_else(|| CoreError::bad_request(FAILED))
         })
-        .await?;
+        .await;
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            staged.discard().await;
+            return Err(e);
+        }
+    };
     app.publish(crate::realtime::take(&events)).await;
     Ok(record)
+}
+
+/// The provider's avatar as an upload for a file field (as PocketBase downloads it); none
+/// when it cannot be fetched, which does not stop the sign-up.
+async fn avatar_upload(
+    app: &App,
+    provider: &Provider,
+    url: &str,
+    field: &str,
+    max_size: i64,
+) -> Vec<crate::files::Upload> {
+    let max = if max_size > 0 {
+        max_size as usize
+    } else {
+        5 << 20
+    };
+    let Some(bytes) = app.auth.oauth.avatar(provider, url, max).await else {
+        tracing::info!(provider = %provider.name, "OAuth2 avatar not downloaded");
+        return vec![];
+    };
+    // File IO off the async threads.
+    let (size, head) = (
+        bytes.len() as u64,
+        bytes.iter().take(512).copied().collect(),
+    );
+    let (dir, data) = (app.upload_dir(), bytes);
+    let spooled = tokio::task::spawn_blocking(move || {
+        let mut f = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut f, &data)?;
+        Ok::<_, std::io::Error>(f.into_temp_path())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    let temp = match spooled {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not spool the OAuth2 avatar");
+            return vec![];
+        }
+    };
+    let original_name = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next_back().map(str::to_owned))
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "avatar".into());
+    vec![crate::files::Upload {
+        key: field.to_owned(),
+        original_name,
+        size,
+        head,
+        temp,
+    }]
 }
 
 /// How long a name posted to the redirect waits for its code to be exchanged.

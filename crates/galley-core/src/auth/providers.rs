@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const MAX_BODY: usize = 1 << 20;
 /// Discovery documents are reused this long.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Largest avatar downloaded into a file field (the field's own limit may be lower).
+const MAX_AVATAR: usize = 10 << 20;
 /// A failed discovery is tried again after this long.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
@@ -507,6 +509,63 @@ impl Client {
             .ok_or_else(|| fail(format!("status {status}")))
     }
 
+    /// The avatar at `url` (at most `max` bytes), for a file field, or `None`. The URL comes
+    /// from the provider's user data, which users may be able to set: it is fetched only
+    /// from a public address or from a host of the provider's own configured endpoints, and
+    /// the connection goes to the address that was checked.
+    pub async fn avatar(&self, p: &Provider, url: &str, max: usize) -> Option<Vec<u8>> {
+        let u = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))?;
+        let host = u.host_str()?.to_owned();
+        let port = u.port_or_known_default()?;
+        let trusted = [&p.auth_url, &p.token_url, &p.user_info_url]
+            .iter()
+            .filter_map(|e| reqwest::Url::parse(e).ok())
+            .any(|e| {
+                e.host_str() == Some(host.as_str()) && e.port_or_known_default() == Some(port)
+            });
+        let lookup = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let addr = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((lookup.as_str(), port)),
+        )
+        .await
+        .ok()?
+        .ok()?
+        .next()?;
+        if !trusted && !is_public(addr.ip()) {
+            tracing::info!(%host, "OAuth2 avatar on a non-public address not fetched");
+            return None;
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Galley/", env!("CARGO_PKG_VERSION")))
+            .resolve(&host, addr)
+            .build()
+            .ok()?;
+        let resp = client.get(u).send().await.ok()?;
+        let cap = max.min(MAX_AVATAR);
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return None;
+        }
+        let status = resp.status().as_u16();
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.ok()? {
+            if body.len() + chunk.len() > cap {
+                return None;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        ((200..300).contains(&status) && !body.is_empty()).then_some(body)
+    }
+
     /// Exchanges an authorization code for the user it belongs to.
     pub async fn exchange(
         &self,
@@ -654,6 +713,36 @@ impl Client {
     }
 }
 
+/// An address on the public internet (not loopback, private, link-local, CGNAT, ...).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            !(v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_documentation()
+                || v.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1])))
+        }
+        IpAddr::V6(v) => match v.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let seg = v.segments();
+                !(v.is_loopback()
+                    || v.is_unspecified()
+                    || v.is_multicast()
+                    || (seg[0] & 0xfe00) == 0xfc00
+                    || (seg[0] & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
 fn lookup<'a>(v: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let mut cur = v.get(parts.next()?)?;
@@ -788,6 +877,28 @@ mod tests {
             raw.as_object().expect("obj"),
         );
         assert!(!u.email_verified, "an Entra `mail` is never trusted");
+    }
+
+    #[test]
+    fn public_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(ip.parse().expect("ip")), "{ip}");
+        }
     }
 
     #[test]
