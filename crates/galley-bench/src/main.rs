@@ -281,7 +281,7 @@ fn main() -> Result<()> {
             if let Some(p) = &plan {
                 // Each subscriber is one socket here and one in the server (a child process,
                 // which inherits the limit), plus the harness's and server's own files.
-                let need = p.subscribers as u64 + 1024;
+                let need = p.subscribers as u64 + 256;
                 nofile = fanout::raise_nofile();
                 match nofile {
                     Some(n) if n >= need => {}
