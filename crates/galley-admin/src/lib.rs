@@ -137,8 +137,16 @@ fn asset(ct: &'static str, body: &'static str) -> Response {
 /// Security headers of every dashboard response. The CSP allows only our own script and
 /// style files: no inline script, no inline style, no framing.
 async fn dashboard_headers(req: Request, next: Next) -> Response {
+    let start = Instant::now();
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    // Server time of the page, for the browser's devtools and the render-time budget test.
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "app;dur={:.1}",
+        start.elapsed().as_secs_f64() * 1000.0
+    )) {
+        h.insert("server-timing", v);
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

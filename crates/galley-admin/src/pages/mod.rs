@@ -17,7 +17,14 @@ pub fn query(raw: Option<&str>) -> HashMap<String, String> {
     m
 }
 
-/// A value for a query-string component.
+/// Everything but RFC 3986's unreserved characters, so `-title` stays readable in links.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A value for a path segment or query-string component.
 pub fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
