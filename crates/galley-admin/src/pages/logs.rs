@@ -71,7 +71,7 @@ pub async fn view(State(app): State<AppState>, admin: Admin, RawQuery(q): RawQue
         }
         figure.chartbox {
             (PreEscaped(svg))
-            figcaption { span.key.req { "requests" } " " span.key.err { "errors" } }
+            figcaption { span.key.key-req { "requests" } " " span.key.key-err { "errors" } }
         }
         div.scroll {
             table.logs {
