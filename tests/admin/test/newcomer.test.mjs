@@ -383,13 +383,40 @@ test("auth collection: verification and reset mails, impersonation", async () =>
   assert.equal(claims.refreshable, false);
   await snap("user-impersonate");
 
-  // Mark verified through the form.
-  await page.locator("#f-verified").check();
+  // The mailed links open the dashboard's public confirm pages (PocketBase's hash routes).
+  const mail = (re) => to.filter((m) => m.to.includes("ada@example.com")).map((m) => re.exec(m.html)).find(Boolean);
+  const verify = mail(/\/_\/#\/auth\/confirm-verification\/([\w.-]+)/);
+  assert.ok(verify, "the verification mail links to the dashboard");
+  const guest = await browser.newContext();
+  const gp = await guest.newPage();
+  gp.setDefaultTimeout(10000);
+  await gp.goto(BASE + "/_/#/auth/confirm-verification/" + verify[1]);
+  await gp.getByRole("heading", { name: "Confirm your email" }).waitFor();
+  await snap("confirm-verification", gp);
+  await gp.getByRole("button", { name: "Confirm my email" }).click();
+  await gp.getByText("Your email is confirmed.").waitFor();
+  let u = await api(`/api/collections/users/records/${userId}`);
+  assert.equal(u.body.verified, true);
+  const reset = mail(/\/_\/#\/auth\/confirm-password-reset\/([\w.-]+)/);
+  await gp.goto(BASE + "/_/#/auth/confirm-password-reset/" + reset[1]);
+  await gp.getByLabel("New password", { exact: true }).fill("new-user-pass-99");
+  await gp.getByLabel("New password again").fill("new-user-pass-99");
+  await snap("confirm-password-reset", gp);
+  await gp.getByRole("button", { name: "Set the new password" }).click();
+  await gp.getByText("Your password is changed.").waitFor();
+  await guest.close();
+  const login = await fetch(BASE + "/api/collections/users/auth-with-password", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ identity: "ada@example.com", password: "new-user-pass-99" }) });
+  assert.equal(login.status, 200, "the new password works");
+
+  // The verified state through the record form.
+  await page.goto(`${BASE}/_/collections/users/records/${userId}`);
+  assert.equal((await page.locator("#verified-state").textContent()).trim(), "yes");
+  await page.locator("#f-verified").uncheck();
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByText("Saved.").waitFor();
-  assert.equal((await page.locator("#verified-state").textContent()).trim(), "yes");
-  const u = await api(`/api/collections/users/records/${userId}`);
-  assert.equal(u.body.verified, true);
+  assert.equal((await page.locator("#verified-state").textContent()).trim(), "no");
+  u = await api(`/api/collections/users/records/${userId}`);
+  assert.equal(u.body.verified, false);
 });
 
 test("a destructive schema change asks first", async () => {

@@ -3,6 +3,12 @@
 "use strict";
 
 (function () {
+  // Mailed links open PocketBase's hash routes (/_/#/auth/confirm-verification/TOKEN, …).
+  const m = /^#\/auth\/confirm-(verification|password-reset|email-change)\/([^/?#]+)/.exec(location.hash);
+  if (m) {
+    location.replace("/_/confirm?kind=" + m[1] + "&token=" + encodeURIComponent(m[2]));
+    return;
+  }
   const $ = (sel, root) => (root || document).querySelector(sel);
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const csrf = () => { const i = $('input[name="csrf"]'); return i ? i.value : ""; };

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The double-submit token of the pre-session forms: the cookie's value, or a new one.
-fn pre_token(h: &HeaderMap) -> (String, bool) {
+pub(crate) fn pre_token(h: &HeaderMap) -> (String, bool) {
     match session::cookie(cookie_header(h), PRE_CSRF_COOKIE).filter(|v| v.len() == 43) {
         Some(v) => (v.to_owned(), false),
         None => (session::random_token(), true),
     }
 }
 
-fn with_pre_cookie(mut r: Response, token: &str, fresh: bool, https: bool) -> Response {
+pub(crate) fn with_pre_cookie(mut r: Response, token: &str, fresh: bool, https: bool) -> Response {
     if fresh {
         if let Ok(v) =
             HeaderValue::from_str(&session::set_cookie(PRE_CSRF_COOKIE, token, None, https))
@@ -33,7 +33,7 @@ fn with_pre_cookie(mut r: Response, token: &str, fresh: bool, https: bool) -> Re
     r
 }
 
-fn pre_ok(h: &HeaderMap, form: &FormData) -> bool {
+pub(crate) fn pre_ok(h: &HeaderMap, form: &FormData) -> bool {
     let cookie = session::cookie(cookie_header(h), PRE_CSRF_COOKIE).unwrap_or("");
     session::csrf_ok(cookie, form.get("csrf"))
 }

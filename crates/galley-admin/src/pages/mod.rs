@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod collections;
+pub mod confirm;
 pub mod logs;
 pub mod records;
 pub mod settings;
