@@ -196,6 +196,22 @@ pub(crate) fn is_https(h: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// The peer's IP address (empty when the server runs without connect info).
+pub struct PeerIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_default(),
+        ))
+    }
+}
+
 /// A signed-in superuser; extracting it redirects to the sign-in page otherwise.
 pub struct Admin {
     pub caller: Caller,

@@ -3,7 +3,7 @@
 use crate::form::FormData;
 use crate::layout::{bare, csrf, error_page};
 use crate::session::{self, PRE_CSRF_COOKIE, SESSION_COOKIE};
-use crate::{cookie_header, is_https, redirect, Admin, AppState, Console};
+use crate::{cookie_header, is_https, redirect, Admin, AppState, Console, PeerIp};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -223,6 +223,7 @@ pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Resp
 pub async fn login(
     State(app): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
+    PeerIp(ip): PeerIp,
     headers: HeaderMap,
     form: FormData,
 ) -> Response {
@@ -230,6 +231,18 @@ pub async fn login(
         return crate::layout::forbidden();
     }
     let email = form.get("email").trim();
+    let failed = |msg: &str| {
+        let mut r = bare(
+            "Sign in",
+            login_form(form.get("csrf"), email, Some(msg), false),
+        );
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r
+    };
+    // The API's per-IP budget for auth requests (the per-identity one is in the flow).
+    if app.auth.limit_ip(&Caller::Guest, &ip).is_err() {
+        return failed("Too many attempts; wait a minute and try again.");
+    }
     let res = galley_core::auth::auth_with_password(
         &app,
         SUPERUSERS,
@@ -240,14 +253,6 @@ pub async fn login(
         &Caller::Guest,
     )
     .await;
-    let failed = |msg: &str| {
-        let mut r = bare(
-            "Sign in",
-            login_form(form.get("csrf"), email, Some(msg), false),
-        );
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        r
-    };
     match res {
         Ok(v) => {
             let Some(id) = v

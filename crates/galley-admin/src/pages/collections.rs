@@ -6,6 +6,8 @@ use crate::{redirect, Admin, AppState};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+#[cfg(test)]
+use galley_types::FieldKind;
 use galley_types::{Collection, CollectionType, Field, Schema};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
@@ -609,4 +611,47 @@ fn json_response(status: StatusCode, v: Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn posts() -> Collection {
+        let mut c = galley_types::collection::superusers_collection("2024-01-01 00:00:00.000Z");
+        c.fields = vec![
+            Field::new("title", FieldKind::Text(Default::default())),
+            Field::new("views", FieldKind::Number(Default::default())),
+        ];
+        c
+    }
+
+    #[test]
+    fn destructive_changes_are_listed() {
+        let c = posts();
+        let same = Value::Array(c.fields.iter().map(Field::to_json).collect());
+        assert!(destructive(&c, &same).is_empty());
+        let mut v = same.clone();
+        v.as_array_mut().unwrap().remove(1);
+        assert_eq!(destructive(&c, &v).len(), 1);
+        let mut v = same.clone();
+        v[0]["type"] = json!("number");
+        let l = destructive(&c, &v);
+        assert!(l[0].contains("changes type from text to number"), "{l:?}");
+        // A renamed field keeps its id: not destructive.
+        let mut v = same;
+        v[0]["name"] = json!("headline");
+        assert!(destructive(&c, &v).is_empty());
+        assert_eq!(
+            destructive(&c, &Value::Null).len(),
+            2,
+            "garbage drops everything: asks first"
+        );
+    }
+
+    #[test]
+    fn error_positions() {
+        let e = galley_expr::parse("a = ").unwrap_err();
+        assert!(error_position(&e).is_some());
+    }
 }

@@ -352,11 +352,9 @@ async fn relation_options(app: &AppState, admin: &Admin, target_id: &str) -> Vec
 
 /// A stored date (`2024-01-02 03:04:05.678Z`) as a `datetime-local` value (UTC).
 fn date_input_value(s: &str) -> String {
-    let s = s.trim();
-    if s.len() >= 19 {
-        format!("{}T{}", &s[..10], &s[11..19])
-    } else {
-        String::new()
+    match (s.trim().get(..10), s.trim().get(11..19)) {
+        (Some(d), Some(t)) => format!("{d}T{t}"),
+        _ => String::new(),
     }
 }
 
@@ -978,5 +976,39 @@ pub async fn auth_action(
     match res {
         Ok(r) => r,
         Err(e) => form_page(&app, &admin, &col, &rec, false, Some(core_error(&e))).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_through_the_date_input() {
+        assert_eq!(
+            date_input_value("2024-05-06 07:08:09.123Z"),
+            "2024-05-06T07:08:09"
+        );
+        assert_eq!(date_input_value(""), "");
+        assert_eq!(
+            date_input_value("ééééééééééééé"),
+            "",
+            "no panic on odd bytes"
+        );
+        assert_eq!(
+            date_from_input("2024-05-06T07:08:09"),
+            json!("2024-05-06 07:08:09.000Z")
+        );
+        assert_eq!(
+            date_from_input("2024-05-06T07:08"),
+            json!("2024-05-06 07:08:00.000Z")
+        );
+        assert_eq!(date_from_input("  "), json!(""));
+    }
+
+    #[test]
+    fn text_is_shortened_by_characters() {
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten("ééééé", 2), "éé…");
     }
 }

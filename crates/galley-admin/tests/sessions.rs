@@ -1,0 +1,268 @@
+//! The dashboard's gatekeeping through its router: the install token, the double-submit token
+//! of the pre-session forms, session cookies, CSRF on state-changing forms, sign-out.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::Response;
+use galley_core::{App, AppConfig};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Ctx {
+    app: Arc<App>,
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Ctx {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = App::open(AppConfig::new(dir.path())).await.expect("open");
+    let router = galley_admin::router(galley_admin::RequestLog::default()).with_state(app.clone());
+    Ctx {
+        app,
+        router,
+        _dir: dir,
+    }
+}
+
+async fn send(c: &Ctx, req: Request<Body>) -> (Response, String) {
+    let res = c.router.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 22).await.expect("body");
+    (
+        Response::from_parts(parts, Body::empty()),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn get(uri: &str, cookie: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn post(uri: &str, cookie: &str, form: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .expect("request")
+}
+
+fn set_cookie(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .unwrap_or("")
+        .split_once('=')
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default()
+}
+
+fn csrf_in(body: &str) -> String {
+    let i = body.find("name=\"csrf\" value=\"").expect("csrf input") + 19;
+    body[i..].split('"').next().unwrap_or("").to_owned()
+}
+
+fn location(res: &Response) -> &str {
+    res.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn install_sign_in_csrf_and_sign_out() {
+    let c = start().await;
+    let token = galley_admin::install_token(&c.app);
+    assert_eq!(token.len(), 40);
+    assert_eq!(
+        token,
+        galley_admin::install_token(&c.app),
+        "stable for one server"
+    );
+
+    let (res, _) = send(&c, get("/_/install?token=nope", "")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, _) = send(&c, get("/_/", "")).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/_/login");
+
+    let (res, body) = send(&c, get(&format!("/_/install?token={token}"), "")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let pre = cookie_value(&set_cookie(&res, "galley_csrf").expect("pre-session cookie"));
+    assert_eq!(csrf_in(&body), pre, "the form repeats the cookie's token");
+
+    let form = |csrf: &str| {
+        format!("csrf={csrf}&token={token}&email=first%40example.com&password=first-pass-123&passwordConfirm=first-pass-123")
+    };
+    let cookie = format!("galley_csrf={pre}");
+    // A forged form (no cookie, or another token) creates nothing.
+    let (res, _) = send(&c, post("/_/install", "", &form(&pre))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, _) = send(&c, post("/_/install", &cookie, &form("other"))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        galley_core::superusers::count(&c.app).await.expect("count"),
+        0
+    );
+
+    let (res, _) = send(&c, post("/_/install", &cookie, &form(&pre))).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/_/?done=signedin");
+    let set = set_cookie(&res, "galley_session").expect("session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/_/"),
+        "{set}"
+    );
+    let session = format!("galley_session={}", cookie_value(&set));
+    assert_eq!(
+        galley_core::superusers::count(&c.app).await.expect("count"),
+        1
+    );
+
+    // The install link is spent once a superuser exists.
+    let (_, body) = send(&c, get(&format!("/_/install?token={token}"), "")).await;
+    assert!(body.contains("Already set up"));
+    let (res, _) = send(&c, post("/_/install", &cookie, &form(&pre))).await;
+    assert_eq!(location(&res), "/_/login");
+
+    let (res, body) = send(&c, get("/_/settings", &session)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let csrf = csrf_in(&body);
+    assert_ne!(csrf, pre);
+    assert!(res.headers().get(header::CONTENT_SECURITY_POLICY).is_some());
+
+    let name = |app: &App| {
+        app.settings()
+            .0
+            .pointer("/meta/appName")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (res, _) = send(
+        &c,
+        post(
+            "/_/settings",
+            &session,
+            "section=application&appName=Forged",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, _) = send(
+        &c,
+        post(
+            "/_/settings",
+            &session,
+            &format!("csrf={pre}&section=application&appName=Forged"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "the pre-session token is not the session's"
+    );
+    assert_eq!(name(&c.app), "Galley");
+    let (res, _) = send(
+        &c,
+        post(
+            "/_/settings",
+            &session,
+            &format!("csrf={csrf}&section=application&appName=Mine"),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(name(&c.app), "Mine");
+
+    // The rule check wants the token in a header.
+    let check = |tok: &str| {
+        Request::post("/_/api/check-rule")
+            .header(header::COOKIE, &session)
+            .header("x-csrf-token", tok)
+            .body(Body::from(
+                r#"{"rule":"id = ","collection":{"original":"_superusers"}}"#,
+            ))
+            .expect("request")
+    };
+    let (res, _) = send(&c, check("")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, body) = send(&c, check(&csrf)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["ok"], false);
+    assert!(v["position"].is_u64(), "{v}");
+
+    let (res, _) = send(&c, post("/_/logout", &session, "")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "sign-out needs the token too"
+    );
+    let (res, _) = send(&c, post("/_/logout", &session, &format!("csrf={csrf}"))).await;
+    assert_eq!(location(&res), "/_/login");
+    let (res, _) = send(&c, get("/_/settings", &session)).await;
+    assert_eq!(
+        location(&res),
+        "/_/login",
+        "the session is gone server-side"
+    );
+    c.app.close().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_sessions() {
+    let c = start().await;
+    galley_core::superusers::upsert(&c.app, "a@example.com", "first-pass-123")
+        .await
+        .expect("upsert");
+    let (res, body) = send(&c, get("/_/login", "")).await;
+    let pre = cookie_value(&set_cookie(&res, "galley_csrf").expect("cookie"));
+    assert_eq!(csrf_in(&body), pre);
+    let cookie = format!("galley_csrf={pre}");
+    let (res, body) = send(
+        &c,
+        post(
+            "/_/login",
+            &cookie,
+            &format!("csrf={pre}&email=a%40example.com&password=wrong-pass-000"),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(body.contains("Invalid email or password."));
+    let (res, _) = send(
+        &c,
+        post(
+            "/_/login",
+            &cookie,
+            &format!("csrf={pre}&email=a%40example.com&password=first-pass-123"),
+        ),
+    )
+    .await;
+    assert_eq!(location(&res), "/_/");
+    let session = format!(
+        "galley_session={}",
+        cookie_value(&set_cookie(&res, "galley_session").expect("session"))
+    );
+    let (res, _) = send(&c, get("/_/", &session)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    galley_core::superusers::upsert(&c.app, "a@example.com", "second-pass-123")
+        .await
+        .expect("upsert");
+    let (res, _) = send(&c, get("/_/", &session)).await;
+    assert_eq!(location(&res), "/_/login");
+    c.app.close().await;
+}
