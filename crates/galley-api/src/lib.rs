@@ -21,6 +21,11 @@ pub fn router(app: AppState) -> Router {
     let requests = galley_admin::RequestLog::default();
     routes::router()
         .merge(galley_admin::router(requests.clone()))
+        // Inside the request log (a 429 is logged) and `authenticate` (rules have audiences).
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            middleware::rate_limit,
+        ))
         // Inside `authenticate`, so each entry knows its caller.
         .layer(axum::middleware::from_fn_with_state(
             requests,

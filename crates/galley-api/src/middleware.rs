@@ -105,3 +105,32 @@ pub fn cors() -> CorsLayer {
         ])
         .allow_headers(AllowHeaders::mirror_request())
 }
+
+/// `settings.rateLimits`: the first matching rule counts the request per client IP; over
+/// its limit the answer is PocketBase's 429 with a Retry-After.
+pub async fn rate_limit(
+    axum::extract::State(app): axum::extract::State<crate::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_default();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let ip = crate::extract::client_ip(&app, peer, req.headers());
+    if let Err(e) =
+        app.rate_limiter
+            .check(&app, &caller, &ip, req.method().as_str(), req.uri().path())
+    {
+        return axum::response::IntoResponse::into_response(crate::error::ApiError(e));
+    }
+    next.run(req).await
+}

@@ -61,6 +61,8 @@ pub struct App {
     storage: ArcSwap<galley_files::Storage>,
     pub(crate) thumbs: crate::files::ThumbState,
     pub(crate) thumb_permits: Semaphore,
+    /// `settings.rateLimits` rules, counted per client IP.
+    pub rate_limiter: crate::rate_rules::RuleLimiter,
 }
 
 impl App {
@@ -96,6 +98,7 @@ impl App {
             settings: ArcSwap::from_pointee(settings),
             schema_reload: Mutex::new(1),
             storage: ArcSwap::from_pointee(storage),
+            rate_limiter: Default::default(),
             thumbs: Default::default(),
             // Thumbnails decode whole images: a few at a time, like PocketBase's NumCPU+2.
             thumb_permits: Semaphore::new(
@@ -140,6 +143,9 @@ impl App {
     }
 
     pub(crate) fn set_settings(&self, s: Settings) {
+        if s.0.get("rateLimits") != self.settings().0.get("rateLimits") {
+            self.rate_limiter.reset();
+        }
         self.auth.set_limiting(s.rate_limits_enabled());
         self.realtime.set_limits(s.realtime_limits());
         self.settings.store(Arc::new(s));

@@ -15,6 +15,7 @@ pub mod collections;
 pub mod error;
 pub mod files;
 pub mod picker;
+pub mod rate_rules;
 pub mod realtime;
 pub mod records;
 pub mod rules;

@@ -58,36 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/galley/outbox", get(outbox))
 }
 
-/// The client IP: the connection's, or the configured proxy header's (right-most entry
-/// unless `useLeftmostIP`), as PocketBase's `trustedProxy` settings say.
-fn client_ip(app: &App, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
-    let settings = app.settings();
-    let names = settings
-        .0
-        .pointer("/trustedProxy/headers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let leftmost = settings
-        .0
-        .pointer("/trustedProxy/useLeftmostIP")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    for n in names.iter().filter_map(Value::as_str) {
-        if let Some(v) = headers.get(n).and_then(|v| v.to_str().ok()) {
-            let mut parts = v.split(',').map(str::trim).filter(|s| !s.is_empty());
-            let ip = if leftmost {
-                parts.next()
-            } else {
-                parts.next_back()
-            };
-            if let Some(ip) = ip {
-                return ip.to_owned();
-            }
-        }
-    }
-    peer.map(|p| p.ip().to_string()).unwrap_or_default()
-}
+use crate::extract::client_ip;
 
 /// The connection's peer address, when the server was started with connect info.
 struct Peer(Option<SocketAddr>);
