@@ -147,7 +147,9 @@ async function addField(name, type) {
 test("create an auth collection of users", async () => {
   await page.goto(BASE + "/_/collections/new");
   await page.getByLabel("Name", { exact: true }).fill("users");
+  assert.equal(await page.locator("#r-manageRule").isVisible(), false, "auth rules hidden for a base collection");
   await page.locator("#c-type").selectOption("auth");
+  await page.locator("#r-manageRule").waitFor();
   await addField("nickname", "text");
   await page.getByRole("button", { name: "Save collection" }).click();
   await page.getByText("Created.").waitFor();
@@ -156,6 +158,8 @@ test("create an auth collection of users", async () => {
   assert.equal(c.body.type, "auth");
   assert.ok(c.body.fields.some((f) => f.name === "nickname" && f.type === "text"));
   assert.ok(c.body.fields.some((f) => f.name === "email"), "auth system fields are there");
+  assert.equal(c.body.authRule, "");
+  assert.equal(c.body.manageRule, null);
 });
 
 test("create a collection with fields of many types and a rule checked as you type", async () => {
@@ -194,6 +198,7 @@ test("create a collection with fields of many types and a rule checked as you ty
   assert.match(await status.textContent(), /at character \d+/);
   assert.equal(await rule.getAttribute("aria-invalid"), "true");
   await snap("collection-editor-rule-error");
+  await page.locator("fieldset.rule").first().screenshot({ path: join(OUT, "rule-error-detail.png") });
   // An unknown field is reported too; a field added but not yet saved is known.
   await rule.fill("nosuchfield = 1");
   await page.waitForFunction(() => /nosuchfield/.test(document.querySelector("#s-listRule").textContent));

@@ -76,6 +76,7 @@
     const t = typeSel.value;
     $(".view-only", form).hidden = t !== "view";
     $(".fields-section", form).hidden = t === "view";
+    for (const a of $$(".auth-only", form)) a.hidden = t !== "auth";
   };
   if (typeSel && typeSel.tagName === "SELECT") typeSel.addEventListener("change", syncType);
 

@@ -199,11 +199,9 @@ fn editor(app: &AppState, admin: &Admin, d: &Draft, error: Option<Markup>) -> Ma
         None => "/_/collections/new".to_owned(),
     };
     let fields_json = serde_json::to_string_pretty(&d.fields).unwrap_or_else(|_| "[]".into());
-    let rules: Vec<_> = if d.kind == "auth" {
-        RULES.iter().chain(AUTH_RULES.iter()).collect()
-    } else {
-        RULES.iter().collect()
-    };
+    // Auth-only rules are always rendered (hidden unless the type is auth), so that choosing
+    // the auth type on a new collection shows them at once.
+    let rules: Vec<_> = RULES.iter().chain(AUTH_RULES.iter()).collect();
     html! {
         @if let Some(e) = error { (e) }
         form #collection-form.editor method="post" action=(action) data-collections=(collections_json(app)) {
@@ -249,7 +247,8 @@ fn editor(app: &AppState, admin: &Admin, d: &Draft, error: Option<Markup>) -> Ma
                 @for (k, label, help) in rules {
                     @let v = d.rules.get(*k).cloned().unwrap_or(Value::Null);
                     @let locked = v.is_null();
-                    fieldset.rule {
+                    @let auth_only = AUTH_RULES.iter().any(|r| r.0 == *k);
+                    fieldset.rule.auth-only[auth_only] hidden[auth_only && d.kind != "auth"] {
                         legend { (label) }
                         label.inline { input type="checkbox" name={ "lock_" (k) } checked[locked] data-lock=(k); " Locked (superusers only)" }
                         label for={ "r-" (k) } { (label) " expression" }

@@ -86,6 +86,7 @@ fn cell(col: &Collection, f: &Field, rec: &Map<String, Value>) -> Markup {
             }
         }
         (_, Value::String(s)) => html! { (shorten(s, 60)) },
+        (_, Value::Number(n)) => html! { (n.to_string()) },
         (_, Value::Null) => html! {},
         (_, Value::Array(a)) if a.iter().all(Value::is_string) => {
             html! { (shorten(&galley_types::field::as_strings(&v).join(", "), 60)) }
