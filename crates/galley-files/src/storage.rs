@@ -222,10 +222,9 @@ impl Storage {
         }
     }
 
-    /// Deletes every object under `prefix`.
-    pub async fn delete_prefix(&self, prefix: &Key) -> Result<(), FilesError> {
-        let keys: Vec<Key> = self
-            .inner
+    /// Every key under `prefix` (none when the prefix does not exist).
+    async fn keys_under(&self, prefix: &Key) -> Result<Vec<Key>, FilesError> {
+        self.inner
             .list(Some(prefix))
             .map_ok(|m| m.location)
             .try_collect()
@@ -233,25 +232,25 @@ impl Storage {
             .or_else(|e| match e {
                 object_store::Error::NotFound { .. } => Ok(vec![]),
                 e => Err(backend_err(e)),
-            })?;
-        for k in keys {
+            })
+    }
+
+    /// Deletes every object under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &Key) -> Result<(), FilesError> {
+        for k in self.keys_under(prefix).await? {
             self.delete(&k).await?;
         }
         Ok(())
     }
 
-    /// Keys under `prefix` (tests and tools).
+    /// Keys under `prefix`, sorted (tests and tools).
     pub async fn list(&self, prefix: &Key) -> Result<Vec<String>, FilesError> {
         let mut keys: Vec<String> = self
-            .inner
-            .list(Some(prefix))
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .or_else(|e| match e {
-                object_store::Error::NotFound { .. } => Ok(vec![]),
-                e => Err(backend_err(e)),
-            })?;
+            .keys_under(prefix)
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         keys.sort();
         Ok(keys)
     }
