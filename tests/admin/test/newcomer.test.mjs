@@ -282,8 +282,9 @@ test("add a record with a picture, JSON, select, date and relation", async () =>
   await page.getByRole("button", { name: "Create" }).click();
   await page.getByText("Created.").waitFor();
   postId = page.url().split("/").pop().split("?")[0];
-  await page.locator("ul.filelist img.thumb").waitFor();
-  const ok = await page.locator("ul.filelist img.thumb").evaluate((img) => img.complete && img.naturalWidth > 0);
+  // The thumbnail is made on first request: wait for it to load, then check it decoded.
+  await page.waitForFunction(() => { const i = document.querySelector("ul.filelist img.thumb"); return i && i.complete; });
+  const ok = await page.locator("ul.filelist img.thumb").evaluate((img) => img.naturalWidth > 0);
   assert.ok(ok, "the picture's thumbnail loads");
   await snap("record-edit");
 
