@@ -82,6 +82,25 @@ impl FromRequest<crate::AppState> for FormData {
     }
 }
 
+/// A form from someone not signed in (sign-in, install, confirm pages): urlencoded only, so
+/// that nobody can spool uploads to disk without a session.
+pub struct PublicForm(pub FormData);
+
+impl FromRequest<crate::AppState> for PublicForm {
+    type Rejection = Response;
+    async fn from_request(req: Request, app: &crate::AppState) -> Result<Self, Response> {
+        let multipart = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/"));
+        if multipart {
+            return Err(bad("This form takes no files."));
+        }
+        Ok(PublicForm(FormData::from_request(req, app).await?))
+    }
+}
+
 async fn read_multipart(
     mut mp: Multipart,
     app: &crate::AppState,

@@ -1,6 +1,6 @@
 //! First-run install, sign-in and sign-out.
 
-use crate::form::FormData;
+use crate::form::{FormData, PublicForm};
 use crate::layout::{bare, csrf, error_page};
 use crate::session::{self, PRE_CSRF_COOKIE, SESSION_COOKIE};
 use crate::{cookie_header, is_https, redirect, Admin, AppState, Console, PeerIp};
@@ -147,7 +147,7 @@ pub async fn install(
     State(app): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
     headers: HeaderMap,
-    form: FormData,
+    PublicForm(form): PublicForm,
 ) -> Response {
     if !pre_ok(&headers, &form) {
         return crate::layout::forbidden();
@@ -225,7 +225,7 @@ pub async fn login(
     Extension(console): Extension<Arc<Console>>,
     PeerIp(ip): PeerIp,
     headers: HeaderMap,
-    form: FormData,
+    PublicForm(form): PublicForm,
 ) -> Response {
     if !pre_ok(&headers, &form) {
         return crate::layout::forbidden();

@@ -3,7 +3,7 @@
 //! script turns the hash route into `/_/confirm?kind=…&token=…`; no sign-in is needed, the
 //! token is the authority, and the flows in galley-core verify it.
 
-use crate::form::FormData;
+use crate::form::PublicForm;
 use crate::layout::{bare, csrf};
 use crate::pages::auth::{pre_ok, pre_token, with_pre_cookie};
 use crate::{is_https, AppState};
@@ -85,7 +85,11 @@ pub async fn page(
     )
 }
 
-pub async fn submit(State(app): State<AppState>, headers: HeaderMap, f: FormData) -> Response {
+pub async fn submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    PublicForm(f): PublicForm,
+) -> Response {
     if !pre_ok(&headers, &f) {
         return crate::layout::forbidden();
     }
