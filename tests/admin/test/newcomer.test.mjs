@@ -478,6 +478,15 @@ test("settings: application name, SMTP test mail to the dev outbox, rate limits,
   const items = outbox.body.items ?? outbox.body;
   assert.ok(items.some((m) => m.to.includes("test-mail@example.com")), "the test mail is in the dev outbox");
 
+  await page.locator("#s-s3-bucket").fill("my-bucket");
+  await page.locator("#s-s3-region").fill("eu-west-1");
+  await page.locator("#s-s3-endpoint").fill("https://s3.example.test");
+  await page.getByRole("button", { name: "Save S3 settings" }).click();
+  await page.getByText("Saved.").waitFor();
+  s = await api("/api/settings");
+  assert.equal(s.body.s3.bucket, "my-bucket");
+  assert.equal(s.body.s3.enabled, false);
+
   await page.getByLabel(/^Rules \(JSON/).fill('[{"label": "/api/", "maxRequests": 300, "duration": 10, "audience": ""}]');
   await page.getByRole("button", { name: "Save rate limits" }).click();
   await page.getByText("Saved.").waitFor();

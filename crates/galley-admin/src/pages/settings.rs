@@ -137,7 +137,7 @@ fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Mark
             }
         }
         (section_form(admin, "ratelimits", "Rate limits", html! {
-            (check("s-rl-enabled", "enabled", "Limit requests (auth endpoints are always limited while on)", b("/rateLimits/enabled")))
+            (check("s-rl-enabled", "enabled", "Enable rate limiting", b("/rateLimits/enabled")))
             div.field {
                 label for="s-rl-rules" { "Rules (JSON list of {label, maxRequests, duration, audience})" }
                 textarea #s-rl-rules.code name="rules" rows="5" data-json { (rules) }
