@@ -168,6 +168,7 @@ test("create a collection with fields of many types and a rule checked as you ty
   const title = await addField("title", "text");
   await title.getByLabel("Required").check();
   await title.getByLabel("Max length").fill("200");
+  await title.getByLabel(/^Help text/).fill("The headline readers see first.");
   await addField("body", "editor");
   await addField("views", "number");
   await addField("published", "bool");
@@ -220,6 +221,7 @@ test("create a collection with fields of many types and a rule checked as you ty
   const byName = Object.fromEntries(c.body.fields.map((f) => [f.name, f]));
   assert.equal(byName.title.required, true);
   assert.equal(byName.title.max, 200);
+  assert.equal(byName.title.help, "The headline readers see first.");
   assert.deepEqual(byName.picture.mimeTypes, ["image/png", "image/jpeg"]);
   assert.deepEqual(byName.tags.values, ["news", "tech", "life"]);
   assert.equal(byName.tags.maxSelect, 2);

@@ -162,6 +162,7 @@
         flags.append(optionInput(f, [k, l, "bool"], idp));
       }
       box.append(flags);
+      box.append(optionInput(f, ["help", "Help text (shown under the field in record forms)", "text"], idp));
       const opts = OPTIONS[f.type] || [];
       if (opts.length) box.append(el("div", { class: "opts" }, ...opts.map((o) => optionInput(f, o, idp))));
       if (!sys) {

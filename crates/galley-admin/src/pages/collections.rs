@@ -217,8 +217,9 @@ fn editor(app: &AppState, admin: &Admin, d: &Draft, error: Option<Markup>) -> Ma
                     @if d.original.is_some() {
                         input #c-type name="type" value=(d.kind) readonly;
                     } @else {
+                        // No view type: the collections service does not take views yet.
                         select #c-type name="type" {
-                            @for (v, l) in [("base", "Base (records)"), ("auth", "Auth (users who sign in)"), ("view", "View (read-only SQL query)")] {
+                            @for (v, l) in [("base", "Base (records)"), ("auth", "Auth (users who sign in)")] {
                                 option value=(v) selected[d.kind == v] { (l) }
                             }
                         }
