@@ -40,13 +40,25 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// A connection whose peer acknowledges nothing for this long is aborted by the kernel
+/// (`TCP_USER_TIMEOUT`, which also ends zero-window probing). Without it a client that stops
+/// reading, after the realtime hub has dropped it, would hold a task, hyper's buffers and a
+/// full socket send buffer for as long as it keeps the connection open.
+const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Serves the API on `listener` until `shutdown` resolves, then drains open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    });
     axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
         .await
