@@ -198,7 +198,12 @@ test("create a collection with fields of many types and a rule checked as you ty
   await addField("where", "geoPoint");
   await addField("created", "autodate");
 
-  await page.locator("#c-indexes").fill("CREATE INDEX idx_posts_title ON posts (title)");
+  await page.locator("#idx-field").selectOption("views");
+  await page.getByRole("button", { name: "+ Add index" }).click();
+  assert.equal(await page.locator("#c-indexes").inputValue(), "CREATE INDEX idx_posts_views ON posts (views)");
+  await page.locator("#idx-field").selectOption("title");
+  await page.locator("#idx-unique").check();
+  await page.getByRole("button", { name: "+ Add index" }).click();
 
   // The list rule: unlock, type a broken expression, see the server's parser error position.
   await page.locator('input[data-lock="listRule"]').uncheck();
@@ -240,7 +245,8 @@ test("create a collection with fields of many types and a rule checked as you ty
   for (const t of ["editor", "number", "bool", "json", "date", "url", "email", "geoPoint", "autodate"]) {
     assert.ok(c.body.fields.some((f) => f.type === t), `a ${t} field`);
   }
-  assert.equal(c.body.indexes.length, 1);
+  assert.equal(c.body.indexes.length, 2);
+  assert.match(c.body.indexes[1], /CREATE UNIQUE INDEX `?idx_posts_title`?/i);
 });
 
 test("an invalid schema shows the service's errors", async () => {

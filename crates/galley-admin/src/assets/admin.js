@@ -185,15 +185,29 @@
   }
   render();
 
-  const addIndex = $("#add-index");
-  if (addIndex) addIndex.addEventListener("click", () => {
-    const name = ($("#c-name").value || "collection").trim();
-    const f = fields.find((x) => !x.system && x.name) || { name: "id" };
-    const box = $("#c-indexes");
-    const line = "CREATE INDEX idx_" + name + "_" + f.name + " ON " + name + " (" + f.name + ")";
-    box.value = (box.value.trim() ? box.value.trim() + "\n" : "") + line;
-    box.focus();
-  });
+  // Index builder: pick a field (the list follows the field editor), unique or not.
+  const builder = $("#index-builder");
+  const idxField = $("#idx-field");
+  const syncIndexFields = () => {
+    const cur = idxField.value;
+    idxField.replaceChildren(...fields.filter((f) => f.name).map((f) => el("option", { value: f.name, selected: f.name === cur, text: f.name })));
+  };
+  if (builder) {
+    builder.hidden = false;
+    editor.addEventListener("input", syncIndexFields);
+    editor.addEventListener("click", () => setTimeout(syncIndexFields, 0));
+    syncIndexFields();
+    $("#add-index").addEventListener("click", () => {
+      const name = ($("#c-name").value || "collection").trim();
+      const f = idxField.value;
+      if (!f) return;
+      const unique = $("#idx-unique").checked;
+      const box = $("#c-indexes");
+      const line = "CREATE " + (unique ? "UNIQUE " : "") + "INDEX idx_" + name + "_" + f + " ON " + name + " (" + f + ")";
+      box.value = (box.value.trim() ? box.value.trim() + "\n" : "") + line;
+      box.focus();
+    });
+  }
 
   form.addEventListener("submit", () => {
     jsonBox.value = JSON.stringify(fields);

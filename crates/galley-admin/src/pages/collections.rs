@@ -240,7 +240,12 @@ fn editor(app: &AppState, admin: &Admin, d: &Draft, error: Option<Markup>) -> Ma
                 h2 { "Indexes" }
                 label for="c-indexes" { "One CREATE [UNIQUE] INDEX statement per line" }
                 textarea #c-indexes.code name="indexes" rows="3" placeholder="CREATE UNIQUE INDEX idx_posts_slug ON posts (slug)" { (d.indexes) }
-                button.small type="button" #add-index { "+ Add index on a field" }
+                div.addfield #index-builder hidden {
+                    label for="idx-field" { "Add an index on" }
+                    select #idx-field {}
+                    label.inline { input #idx-unique type="checkbox"; " unique" }
+                    button.small type="button" #add-index { "+ Add index" }
+                }
             }
             section {
                 h2 { "API rules" }
