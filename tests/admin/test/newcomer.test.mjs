@@ -503,11 +503,11 @@ test("settings: application name, SMTP test mail to the dev outbox, rate limits,
   assert.equal(s.body.s3.bucket, "my-bucket");
   assert.equal(s.body.s3.enabled, false);
 
-  await page.getByLabel(/^Rules \(JSON/).fill('[{"label": "/api/", "maxRequests": 300, "duration": 10, "audience": ""}]');
+  await page.getByLabel(/^Rules \(JSON/).fill('[{"label": "/api/", "maxRequests": 30000, "duration": 10, "audience": ""}]');
   await page.getByRole("button", { name: "Save rate limits" }).click();
   await page.getByText("Saved.").waitFor();
   s = await api("/api/settings");
-  assert.equal(s.body.rateLimits.rules[0].maxRequests, 300);
+  assert.equal(s.body.rateLimits.rules[0].maxRequests, 30000);
 
   await page.getByLabel("users Auth token duration", { exact: true }).fill("3600");
   await page.getByRole("button", { name: "Save token durations" }).click();
