@@ -96,3 +96,67 @@ both_engines! {
         assert_eq!(srv.app.realtime.limits().max_subscriptions, 2);
     }
 }
+
+/// A WebSocket client that stops reading is dropped from the hub once its queue is full, and
+/// when it reads again it gets what was queued, then the close code 4000 with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_slow_clients_are_closed_with_4000() {
+    let srv = TestServer::start(galley_testkit::Engine::Sqlite)
+        .await
+        .expect("server");
+    srv.create_collection(
+        json!({"name": "blobs", "listRule": "", "fields": [{"name": "body", "type": "editor"}]}),
+    )
+    .await;
+    srv.enable_batch().await;
+    let (mut stalled, _) = connect(&srv).await;
+    send(
+        &mut stalled,
+        json!({"type": "subscribe", "subscriptions": ["blobs/*"]}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut stalled, Duration::from_secs(3))
+            .await
+            .expect("ack")["type"],
+        "subscribed"
+    );
+    assert_eq!(srv.app.realtime.len(), 1);
+    let body = "x".repeat(60_000);
+    for _ in 0..60 {
+        let requests: Vec<_> = (0..25)
+            .map(|_| json!({"method": "POST", "url": "/api/collections/blobs/records", "body": {"body": body}}))
+            .collect();
+        let r = srv
+            .su(
+                reqwest::Method::POST,
+                "/api/batch",
+                Some(json!({"requests": requests})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        if srv.app.realtime.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        srv.app.realtime.is_empty(),
+        "the stalled client was dropped"
+    );
+    let mut events = 0;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => events += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = close.expect("close frame");
+    assert_eq!(u16::from(frame.code), 4000);
+    assert_eq!(
+        frame.reason.as_str(),
+        "too slow: events were not read fast enough"
+    );
+    assert!(events > 0, "what was queued before the drop still arrives");
+}
