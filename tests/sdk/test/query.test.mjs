@@ -95,3 +95,19 @@ test('realtime: subscribe receives create/update/delete the caller may see', asy
   assert.ok(!events.some((e) => e.record.id === hidden.id));
   alice.realtime.unsubscribe();
 });
+
+test('realtime: one record with expand and fields options', async () => {
+  const { su, alice, posts, p1, p2 } = await setup();
+  const events = [];
+  const unsubscribe = await alice.collection(posts.name).subscribe(p1.id, (e) => events.push(e), { expand: 'tags', fields: 'id,title,expand.tags.label' });
+  await su.collection(posts.name).update(p2.id, { title: 'another record' });
+  await su.collection(posts.name).update(p1.id, { title: 'Hello again' });
+  const deadline = Date.now() + 5000;
+  while (events.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300));
+  await unsubscribe();
+  assert.deepEqual(events.map((e) => [e.action, e.record]), [
+    ['update', { id: p1.id, title: 'Hello again', expand: { tags: [{ label: 'red' }, { label: 'blue' }] } }],
+  ]);
+  alice.realtime.unsubscribe();
+});
