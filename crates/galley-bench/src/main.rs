@@ -370,7 +370,9 @@ async fn run_servers(
             seed as f64 / secs
         );
         s.ids = Arc::new(ids);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Idle means settled: three quiet seconds after the seeding burst, for every server
+        // (allocators hand freed memory back on their own schedule).
+        tokio::time::sleep(Duration::from_secs(3)).await;
         s.idle_rss_kib = load::rss_kib(s.pid()).unwrap_or(0);
         infos.push(ServerInfo {
             target: kind.name().into(),

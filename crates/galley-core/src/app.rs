@@ -217,6 +217,9 @@ impl HashThreads {
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
                         job();
+                        if rx.is_empty() {
+                            galley_auth::password::release_work_memory();
+                        }
                     }
                 });
         }
