@@ -120,43 +120,45 @@ pub async fn impersonate(
     Ok(out)
 }
 
-/// `POST /api/collections/{c}/request-verification`: always 204.
-pub async fn request_verification(
+/// The email flows that must not tell whether an account exists (verification, password
+/// reset): looks the email up and signs a `kind` token for the record, or for a throwaway
+/// one when there is none, so both cases cost the same (DESIGN §16). Then mails the token
+/// to an existing record that `wanted` accepts, at most once per resend window per record.
+async fn mail_token_by_email(
     app: &App,
-    col_name: &str,
+    col: &Arc<Collection>,
     email: &str,
     requester: &Caller,
+    kind: Kind,
+    template: impl FnOnce(
+        &galley_types::collection::AuthOptions,
+    ) -> &galley_types::collection::EmailTemplate,
+    wanted: impl FnOnce(&Map<String, Value>) -> bool,
 ) -> Result<(), CoreError> {
-    let col = auth_collection(app, col_name)?;
-    no_superusers(&col)?;
     check_email("email", email)?;
-    app.auth.limit_identity(requester, &col, email)?;
-    let record = find(app, &col, "email", email, true).await?;
+    app.auth.limit_identity(requester, col, email)?;
+    let record = find(app, col, "email", email, true).await?;
     let a = col
         .auth
-        .clone()
+        .as_ref()
         .ok_or_else(|| CoreError::Internal("auth options missing".into()))?;
-    // Sign in both cases (a throwaway record for unknown emails): the same work.
     let target = record
         .clone()
         .unwrap_or_else(|| claims(&[("id", "x"), ("tokenKey", "x")]));
     let token = tokens::issue(
-        Kind::Verification,
-        &col,
+        kind,
+        col,
         &target,
         claims(&[("email", rec_str(&target, "email"))]),
         None,
     )?;
-    if let Some(r) = record
-        .filter(|r| r.get("verified") != Some(&Value::Bool(true)))
-        .filter(|r| {
-            app.auth
-                .may_resend("verification", &format!("{}:{}", col.id, rec_id(r)))
-        })
-    {
+    if let Some(r) = record.filter(|r| wanted(r)).filter(|r| {
+        app.auth
+            .may_resend(kind.type_claim(), &format!("{}:{}", col.id, rec_id(r)))
+    }) {
         let settings = app.settings();
         let m = mail::render(
-            &a.verification_template,
+            template(a),
             &settings,
             rec_str(&r, "email"),
             &mail::Vars {
@@ -167,6 +169,27 @@ pub async fn request_verification(
         app.auth.mailer.send(&settings, m);
     }
     Ok(())
+}
+
+/// `POST /api/collections/{c}/request-verification`: always 204.
+pub async fn request_verification(
+    app: &App,
+    col_name: &str,
+    email: &str,
+    requester: &Caller,
+) -> Result<(), CoreError> {
+    let col = auth_collection(app, col_name)?;
+    no_superusers(&col)?;
+    mail_token_by_email(
+        app,
+        &col,
+        email,
+        requester,
+        Kind::Verification,
+        |a| &a.verification_template,
+        |r| r.get("verified") != Some(&Value::Bool(true)),
+    )
+    .await
 }
 
 /// Loads the record a token of `kind` names and verifies the token against it.
@@ -288,40 +311,16 @@ pub async fn request_password_reset(
     requester: &Caller,
 ) -> Result<(), CoreError> {
     let col = auth_collection(app, col_name)?;
-    check_email("email", email)?;
-    app.auth.limit_identity(requester, &col, email)?;
-    let record = find(app, &col, "email", email, true).await?;
-    let a = col
-        .auth
-        .clone()
-        .ok_or_else(|| CoreError::Internal("auth options missing".into()))?;
-    let target = record
-        .clone()
-        .unwrap_or_else(|| claims(&[("id", "x"), ("tokenKey", "x")]));
-    let token = tokens::issue(
-        Kind::PasswordReset,
+    mail_token_by_email(
+        app,
         &col,
-        &target,
-        claims(&[("email", rec_str(&target, "email"))]),
-        None,
-    )?;
-    if let Some(r) = record.filter(|r| {
-        app.auth
-            .may_resend("passwordReset", &format!("{}:{}", col.id, rec_id(r)))
-    }) {
-        let settings = app.settings();
-        let m = mail::render(
-            &a.reset_password_template,
-            &settings,
-            rec_str(&r, "email"),
-            &mail::Vars {
-                token: &token,
-                ..Default::default()
-            },
-        );
-        app.auth.mailer.send(&settings, m);
-    }
-    Ok(())
+        email,
+        requester,
+        Kind::PasswordReset,
+        |a| &a.reset_password_template,
+        |_| true,
+    )
+    .await
 }
 
 fn password_errors(col: &Collection, password: &str, confirm: &str, errors: &mut FieldErrors) {
