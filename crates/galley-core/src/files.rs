@@ -397,17 +397,14 @@ pub async fn open(
         .await
         .map_err(files_err)?
         .ok_or_else(CoreError::not_found)?;
-    let head = store
-        .read(&key, 0..meta.size.min(mime::SNIFF_LEN as u64))
-        .await
-        .map_err(files_err)?;
-    let sniffed = mime::sniff(&head).mime;
+    let sniffed = sniff(&store, &key, meta).await?;
     if let Some(size) = thumb.filter(|t| {
         mime::is_thumbable(&sniffed) && (*t == "100x100" || opts.thumbs.iter().any(|x| x == t))
     }) {
         if let Some(t) = ThumbSize::parse(size) {
             if meta.size <= MAX_THUMB_SOURCE {
-                match thumbnail(app, &store, &col.id, record_id, filename, size, t).await {
+                let source = (&key, meta.size);
+                match thumbnail(app, &store, &col.id, record_id, filename, source, size, t).await {
                     Ok(d) => return Ok(d),
                     Err(e) => {
                         // PocketBase serves the original when a thumbnail cannot be made.
@@ -448,12 +445,15 @@ async fn sniff(
     Ok(mime::sniff(&head).mime)
 }
 
+/// `source` is the original's key and size, as the caller already looked them up.
+#[allow(clippy::too_many_arguments)]
 async fn thumbnail(
     app: &App,
     store: &Arc<Storage>,
     col_id: &str,
     rec_id: &str,
     filename: &str,
+    (key, src_size): (&Key, u64),
     size: &str,
     t: ThumbSize,
 ) -> Result<Download, CoreError> {
@@ -486,13 +486,7 @@ async fn thumbnail(
         let ct = sniff(store, &tkey, m).await?;
         return Ok(existing(m, ct));
     }
-    let key = storage::file_key(col_id, rec_id, filename);
-    let src_size = store
-        .head(&key)
-        .await
-        .map_err(files_err)?
-        .map_or(0, |m| m.size);
-    let src = store.read(&key, 0..src_size).await.map_err(files_err)?;
+    let src = store.read(key, 0..src_size).await.map_err(files_err)?;
     let permit = app
         .thumb_permits
         .acquire()
