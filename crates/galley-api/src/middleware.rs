@@ -125,10 +125,10 @@ pub async fn rate_limit(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let ip = crate::extract::client_ip(&app, peer, req.headers());
+    let ip = || crate::extract::client_ip(&app, peer, req.headers());
     if let Err(e) =
         app.rate_limiter
-            .check(&app, &caller, &ip, req.method().as_str(), req.uri().path())
+            .check(&app, &caller, ip, req.method().as_str(), req.uri().path())
     {
         return axum::response::IntoResponse::into_response(crate::error::ApiError(e));
     }

@@ -7,10 +7,11 @@
 
 use crate::caller::Caller;
 use crate::error::CoreError;
+use crate::settings::Settings;
 use crate::App;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Windows kept before the stale ones are dropped.
@@ -114,10 +115,16 @@ struct Window {
     last: Instant,
 }
 
+/// Rules and the settings snapshot they were parsed from.
+type ParsedRules = (Arc<Settings>, Arc<Vec<Rule>>);
+
 /// Fixed windows per (rule bucket, client IP).
 #[derive(Default)]
 pub struct RuleLimiter {
     windows: Mutex<HashMap<(String, String), Window>>,
+    /// The rules of the settings snapshot they were read from: every `/api/` request asks,
+    /// so they are parsed once per settings change, not per request.
+    parsed: Mutex<Option<ParsedRules>>,
 }
 
 impl RuleLimiter {
@@ -158,12 +165,27 @@ impl RuleLimiter {
         })
     }
 
-    /// Counts the request against the rule that matches it, if any.
+    fn rules_of(&self, settings: &Arc<Settings>) -> Arc<Vec<Rule>> {
+        let Ok(mut parsed) = self.parsed.lock() else {
+            return Arc::new(rules(&settings.0));
+        };
+        match &*parsed {
+            Some((from, r)) if Arc::ptr_eq(from, settings) => r.clone(),
+            _ => {
+                let r = Arc::new(rules(&settings.0));
+                *parsed = Some((settings.clone(), r.clone()));
+                r
+            }
+        }
+    }
+
+    /// Counts the request against the rule that matches it, if any. `ip` is only worked
+    /// out when some rule may apply.
     pub fn check(
         &self,
         app: &App,
         caller: &Caller,
-        ip: &str,
+        ip: impl FnOnce() -> String,
         method: &str,
         path: &str,
     ) -> Result<(), CoreError> {
@@ -171,19 +193,23 @@ impl RuleLimiter {
         let s = &settings.0;
         if s.pointer("/rateLimits/enabled").and_then(Value::as_bool) != Some(true)
             || caller.is_superuser()
-            || ip.is_empty()
         {
             return Ok(());
         }
+        let rules = self.rules_of(&settings);
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let ip = ip();
+        if ip.is_empty() {
+            return Ok(());
+        }
+        let ip = ip.as_str();
         let excluded = s
             .pointer("/rateLimits/excludedIPs")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(ip)));
         if excluded {
-            return Ok(());
-        }
-        let rules = rules(s);
-        if rules.is_empty() {
             return Ok(());
         }
         let audiences: [&str; 2] = match caller {
