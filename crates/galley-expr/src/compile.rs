@@ -15,7 +15,7 @@ use crate::error::ExprError;
 use crate::value::{ExprVal, Lit, Ty, Val};
 use crate::{CompileOptions, RequestInfo};
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
-use galley_sql::{ColumnType, Dialect, Engine, Sql, SqlValue};
+use galley_sql::{ColumnType, Dialect, Sql, SqlValue};
 use galley_types::{field::FieldKind, Collection, Schema};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -1219,11 +1219,8 @@ impl<'a> Compiler<'a> {
                     let key = format!("@body:each.{}", field.name);
                     let (id, je) = self.join(scope, key, None, "je", "", pos, |c, a| {
                         let mut p = Sql::new(c.d);
-                        match c.d.engine {
-                            Engine::Sqlite => p.push_param(arr.to_string()),
-                            Engine::Postgres => p.push_param(SqlValue::Json(arr)),
-                        };
-                        p.push(c.d.param_cast(ColumnType::Json));
+                        p.push_param(c.d.json_param(arr))
+                            .push(c.d.param_cast(ColumnType::Json));
                         Ok(combine(c.d, &[&p], |t| {
                             c.d.left_join(&c.d.json_each(&t[0], a), "1=1")
                         }))
@@ -1400,16 +1397,16 @@ impl<'a> Compiler<'a> {
     fn time_arg(&self, v: &Val, pos: usize) -> Result<Sql, ExprError> {
         let d = self.d;
         let mut s = Sql::new(d);
-        match (d.engine, v) {
-            (Engine::Sqlite, Val::Lit(Lit::Null)) => {
+        match (d.dynamic_typing(), v) {
+            (true, Val::Lit(Lit::Null)) => {
                 s.push("NULL");
             }
-            (Engine::Sqlite, Val::Lit(l)) => {
+            (true, Val::Lit(l)) => {
                 s.push_param(l.to_sql_value());
             }
-            (Engine::Sqlite, Val::Expr(e)) => return Ok(e.sql.clone()),
-            (Engine::Postgres, Val::Expr(e)) if e.ty == Ty::Date => return Ok(e.sql.clone()),
-            (Engine::Postgres, Val::Lit(Lit::Text(t))) => {
+            (true, Val::Expr(e)) => return Ok(e.sql.clone()),
+            (false, Val::Expr(e)) if e.ty == Ty::Date => return Ok(e.sql.clone()),
+            (false, Val::Lit(Lit::Text(t))) => {
                 let t = if t == "now" {
                     Some(self.opts.now)
                 } else {
@@ -1421,7 +1418,7 @@ impl<'a> Compiler<'a> {
                 s.push_param(SqlValue::Timestamp(t))
                     .push(d.param_cast(ColumnType::Timestamp));
             }
-            (Engine::Postgres, _) => {
+            (false, _) => {
                 return Err(ExprError::invalid(
                     pos,
                     "strftime expects a date field or a date text on this database",
@@ -1449,18 +1446,20 @@ impl<'a> Compiler<'a> {
                 _ => return Err(ExprError::invalid(pos, "expected a number")),
             },
             Val::Lit(Lit::Bool(_)) => return Err(ExprError::invalid(pos, "expected a number")),
-            Val::Expr(e) => match (d.engine, e.ty) {
-                (Engine::Sqlite, _) | (_, Ty::Number) => return Ok(e.sql.clone()),
-                (_, Ty::Json) => {
-                    return Ok(combine(d, &[&e.sql], |t| {
-                        format!(
-                            "CAST({} AS DOUBLE PRECISION)",
-                            d.to_text(&t[0], ColumnType::Json)
-                        )
-                    }))
+            Val::Expr(e) => {
+                let ty = e.ty.column_type();
+                let mut ok = true;
+                let sql = combine(d, &[&e.sql], |t| {
+                    d.to_number(&t[0], ty).unwrap_or_else(|| {
+                        ok = false;
+                        String::new()
+                    })
+                });
+                if !ok {
+                    return Err(ExprError::invalid(pos, "expected a number field"));
                 }
-                _ => return Err(ExprError::invalid(pos, "expected a number field")),
-            },
+                return Ok(sql);
+            }
         }
         Ok(s)
     }
@@ -1504,7 +1503,7 @@ impl<'a> Compiler<'a> {
     /// one type, falling back to text.
     fn sides(&self, l: &Val, r: &Val) -> (Sql, Sql, Ty) {
         let d = self.d;
-        if d.engine == Engine::Sqlite {
+        if d.dynamic_typing() {
             let render = |v: &Val| match v {
                 Val::Lit(Lit::Null) => raw(d, "NULL"),
                 Val::Lit(l) => {
@@ -1581,7 +1580,7 @@ impl<'a> Compiler<'a> {
                     CmpOp::Lt | CmpOp::Lte => xn,
                     _ => yn,
                 };
-                if self.d.engine == Engine::Postgres
+                if self.d.empty_timestamp().is_null()
                     && ty == Ty::Date
                     && low
                     && !null_lit(l)
@@ -1616,42 +1615,33 @@ impl<'a> Compiler<'a> {
         let known = |v: &Val| matches!(v, Val::Lit(x) if !x.is_empty());
         let json = |v: &Val| matches!(v, Val::Expr(e) if e.ty == Ty::Json);
         let (le, re) = (empty(l), empty(r));
-        let sqlite = d.engine == Engine::Sqlite;
-        let (is_op, ne_op) = if sqlite {
-            ("IS", "IS NOT")
-        } else {
-            ("IS NOT DISTINCT FROM", "IS DISTINCT FROM")
-        };
+        let dynamic = d.dynamic_typing();
         let f2 = |a: &Sql, b: &Sql, f: &dyn Fn(&str, &str) -> String| {
             combine(d, &[a, b], |t| f(&t[0], &t[1]))
         };
-        let null_safe = if eq { is_op } else { ne_op };
         if json(l) || json(r) {
             let (a, b, _) = self.sides(l, r);
-            return f2(&a, &b, &|x, y| {
-                if !sqlite && y == "NULL" {
-                    format!("{x} {}", if eq { "IS NULL" } else { "IS NOT NULL" })
-                } else if !sqlite && x == "NULL" {
-                    format!("{y} {}", if eq { "IS NULL" } else { "IS NOT NULL" })
-                } else {
-                    format!("{x} {null_safe} {y}")
-                }
-            });
+            return f2(&a, &b, &|x, y| d.null_safe_eq(x, y, eq));
         }
+        let op = if eq { "=" } else { d.null_safe_op(false) };
         if le && re {
-            return raw(
-                d,
-                match (sqlite, eq) {
-                    (true, true) => "'' = ''",
-                    (true, false) => "'' IS NOT ''",
-                    (false, true) => "1=1",
-                    (false, false) => "1=0",
-                },
-            );
+            if dynamic {
+                return raw(d, &format!("'' {op} ''"));
+            }
+            return raw(d, if eq { "1=1" } else { "1=0" });
         }
-        if !sqlite && (le || re) {
-            // PostgreSQL: an empty literal against a typed expression checks the
-            // expression's own emptiness (text: '' or NULL; other types: NULL).
+        // Emptiness as PocketBase means it: '' or NULL for text, NULL for other types.
+        let empty_check = |x: &str, textual: bool| -> String {
+            match (textual, eq) {
+                (true, true) => format!("({x} = '' OR {x} IS NULL)"),
+                (true, false) => d.not_empty_text(x),
+                (false, true) => format!("{x} IS NULL"),
+                (false, false) => format!("{x} IS NOT NULL"),
+            }
+        };
+        if !dynamic && (le || re) {
+            // An empty literal against a typed expression checks the expression's own
+            // emptiness.
             if let (Val::Expr(e), _) | (_, Val::Expr(e)) = (l, r) {
                 let textual = matches!(e.ty, Ty::Text | Ty::JsonText);
                 return combine(d, &[&e.sql], |t| {
@@ -1660,26 +1650,14 @@ impl<'a> Compiler<'a> {
                     } else {
                         t[0].clone()
                     };
-                    match (textual, eq) {
-                        (true, true) => format!("({x} = '' OR {x} IS NULL)"),
-                        (true, false) => format!("({x} <> '' AND {x} IS NOT NULL)"),
-                        (false, true) => format!("{x} IS NULL"),
-                        (false, false) => format!("{x} IS NOT NULL"),
-                    }
+                    empty_check(&x, textual)
                 });
             }
         }
         let (a, b, ty) = self.sides(l, r);
-        let textual = sqlite || matches!(ty, Ty::Text | Ty::JsonText);
-        let op = if eq {
-            "="
-        } else if sqlite {
-            "IS NOT"
-        } else {
-            "IS DISTINCT FROM"
-        };
+        let textual = dynamic || matches!(ty, Ty::Text | Ty::JsonText);
         if known(l) || known(r) {
-            if !sqlite && (le || re) {
+            if !dynamic && (le || re) {
                 // a non-empty value never equals an empty one
                 return raw(d, if eq { "1=0" } else { "1=1" });
             }
@@ -1687,48 +1665,33 @@ impl<'a> Compiler<'a> {
             let b = if re { raw(d, "''") } else { b };
             return f2(&a, &b, &|x, y| format!("{x} {op} {y}"));
         }
-        let empty_check = |x: &str| -> String {
-            if textual {
-                if eq {
-                    format!("({x} = '' OR {x} IS NULL)")
-                } else if sqlite {
-                    format!("({x} IS NOT '' AND {x} IS NOT NULL)")
-                } else {
-                    format!("({x} <> '' AND {x} IS NOT NULL)")
-                }
-            } else if eq {
-                format!("{x} IS NULL")
-            } else {
-                format!("{x} IS NOT NULL")
-            }
-        };
         if le {
-            if sqlite {
+            if dynamic {
+                // PocketBase's own form, with the empty literal on the left.
                 return f2(&a, &b, &|_, y| {
                     if eq {
                         format!("('' = {y} OR {y} IS NULL)")
                     } else {
-                        format!("('' IS NOT {y} AND {y} IS NOT NULL)")
+                        format!("('' {op} {y} AND {y} IS NOT NULL)")
                     }
                 });
             }
-            return combine(d, &[&b], |t| empty_check(&t[0]));
+            return combine(d, &[&b], |t| empty_check(&t[0], textual));
         }
         if re {
-            return combine(d, &[&a], |t| empty_check(&t[0]));
+            return combine(d, &[&a], |t| empty_check(&t[0], textual));
         }
         if textual {
             f2(&a, &b, &|x, y| {
                 format!("COALESCE({x}, '') {op} COALESCE({y}, '')")
             })
         } else {
-            f2(&a, &b, &|x, y| format!("{x} {null_safe} {y}"))
+            f2(&a, &b, &|x, y| d.null_safe_eq(x, y, eq))
         }
     }
 
     fn like(&self, pos: bool, l: &Val, r: &Val) -> Sql {
         let d = self.d;
-        let sqlite = d.engine == Engine::Sqlite;
         let kw = d.like();
         let op = if pos {
             kw.to_owned()
@@ -1740,7 +1703,7 @@ impl<'a> Compiler<'a> {
                 Val::Lit(Lit::Null) => raw(d, "NULL"),
                 Val::Lit(lit) => {
                     let mut s = Sql::new(d);
-                    if sqlite {
+                    if d.dynamic_typing() {
                         s.push_param(lit.to_sql_value());
                     } else {
                         s.push_param(lit.to_go_string())
@@ -1755,7 +1718,7 @@ impl<'a> Compiler<'a> {
         match r {
             Val::Lit(lit) if *lit != Lit::Null => {
                 let pattern = like_pattern(&lit.to_go_string());
-                if !sqlite && dangling_escape(&pattern) {
+                if d.rejects_dangling_like_escape() && dangling_escape(&pattern) {
                     // SQLite: a pattern ending in a lone escape never matches;
                     // PostgreSQL would raise an error instead.
                     let v = if pos { "FALSE" } else { "TRUE" };

@@ -49,20 +49,10 @@ fn placeholders_match_params() {
         for d in [&SQLITE, &POSTGRES] {
             let opts = if mode == "rule" { rule() } else { superuser() };
             if let Ok(sql) = compile_filter(&schema, posts, "posts", expr, &user_req(), &opts, d) {
-                let mark = if d.engine == galley_sql::Engine::Sqlite {
-                    '?'
-                } else {
-                    '$'
-                };
                 for n in 1..=sql.params.len() {
-                    assert!(
-                        sql.text.contains(&format!("{mark}{n}")),
-                        "{expr}: ${n} unused"
-                    );
+                    assert!(sql.text.contains(&d.placeholder(n)), "{expr}: ${n} unused");
                 }
-                assert!(!sql
-                    .text
-                    .contains(&format!("{mark}{}", sql.params.len() + 1)));
+                assert!(!sql.text.contains(&d.placeholder(sql.params.len() + 1)));
             }
         }
     }

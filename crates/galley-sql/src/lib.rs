@@ -3,12 +3,9 @@
 //! crate, so a value is always a bound parameter and an identifier is always quoted here.
 
 mod dialect;
-mod expr_support;
 mod fragment;
-mod json_ops;
-mod notify;
 mod value;
 
-pub use dialect::{Dialect, Engine, POSTGRES, SQLITE};
+pub use dialect::{Dialect, POSTGRES, SQLITE};
 pub use fragment::Sql;
 pub use value::{ColumnType, SqlValue};

@@ -63,8 +63,8 @@ pub fn show(sql: &galley_sql::Sql) -> String {
 /// The fragment with its parameters written in as SQL literals — only for feeding the
 /// generated SQL to a database CLI in checks, never for real queries.
 pub fn inline_params(sql: &galley_sql::Sql) -> String {
-    use galley_sql::{Engine, SqlValue};
-    let pg = sql.dialect().engine == Engine::Postgres;
+    use galley_sql::SqlValue;
+    let d = sql.dialect();
     let mut text = sql.text.clone();
     for (i, p) in sql.params.iter().enumerate().rev() {
         let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
@@ -73,12 +73,11 @@ pub fn inline_params(sql: &galley_sql::Sql) -> String {
             SqlValue::Int(i) => i.to_string(),
             SqlValue::Real(f) => format!("{f:?}"),
             SqlValue::Text(s) => q(s),
-            SqlValue::Bool(b) if pg => b.to_string(),
-            SqlValue::Bool(b) => (*b as i32).to_string(),
+            SqlValue::Bool(b) => d.bool_literal(*b).to_owned(),
             SqlValue::Json(j) => q(&j.to_string()),
             SqlValue::Timestamp(t) => q(&t.to_rfc3339()),
         };
-        let ph = format!("{}{}", if pg { '$' } else { '?' }, i + 1);
+        let ph = d.placeholder(i + 1);
         text = text.replace(&ph, &lit);
     }
     text

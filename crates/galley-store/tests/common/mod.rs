@@ -2,7 +2,7 @@
 //! PostgreSQL (a fresh database on `GALLEY_TEST_DATABASE_URL`, dropped afterwards).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use galley_sql::{Dialect, Engine};
+use galley_sql::Dialect;
 pub use galley_store::testing::TempPgDatabase;
 use galley_store::{Store, StoreConfig};
 use std::net::SocketAddr;
@@ -54,7 +54,7 @@ impl Ctx {
     }
 
     pub fn is_pg(&self) -> bool {
-        self.store.dialect().engine == Engine::Postgres
+        self.pg.is_some()
     }
 
     pub fn d(&self) -> &'static Dialect {
@@ -82,12 +82,24 @@ macro_rules! on_both_engines {
     )*};
 }
 
-/// Test SQL is written with `$1` placeholders; SQLite gets `?1`.
+/// Test SQL is written with `$1` placeholders; each becomes the dialect's own (`?1`).
 pub fn q(d: &Dialect, sql: &str) -> String {
-    match d.engine {
-        Engine::Sqlite => sql.replace('$', "?"),
-        Engine::Postgres => sql.to_owned(),
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        match rest[at + 1..at + 1 + digits].parse::<usize>() {
+            Ok(n) => out.push_str(&d.placeholder(n)),
+            Err(_) => out.push('$'),
+        }
+        rest = &rest[at + 1 + digits..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// `url` pointing at `addr` instead of its own host and port.
