@@ -12,8 +12,8 @@ pub use sqlite::SQLITE;
 use crate::{ColumnType, SqlValue};
 
 /// What each engine implements. Every method is documented on the [`Dialect`] method of the
-/// same name, which is how the rest of the workspace reaches it; keeping the trait private
-/// means nobody outside this crate can tell the engines apart except through those methods.
+/// same name, which is how the rest of the workspace reaches it: the trait is private, so
+/// code outside this crate asks for the SQL it needs instead of branching on the engine.
 pub(crate) trait Engine: Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
