@@ -101,6 +101,19 @@ pub fn meta(method: &Method, query: &Query, headers: &HeaderMap) -> RequestMeta 
     }
 }
 
+/// The request as services take it: the caller (set by the authentication middleware) and
+/// what rules may read of the request.
+pub struct Req(pub galley_core::Request);
+
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        let Auth(caller) = Auth::from_request_parts(parts, s).await?;
+        let Meta(meta) = Meta::from_request_parts(parts, s).await?;
+        Ok(Req(galley_core::Request::new(caller, meta)))
+    }
+}
+
 /// Request info rules may use: method, query, headers.
 pub struct Meta(pub RequestMeta);
 

@@ -1,9 +1,10 @@
 //! `POST /api/batch`: several record writes in one transaction.
 
-use crate::caller::Caller;
+use crate::app::App;
+use crate::context::{Caller, Input, RequestMeta, WriteCtx};
 use crate::error::CoreError;
-use crate::records::{self, delete, output, write, Input, RequestMeta, WriteCtx};
-use crate::App;
+use crate::records::{self, delete, write};
+use crate::rows as output;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -186,11 +187,12 @@ pub async fn run(
     }
     let schema = app.schema();
     let caller2 = caller.clone();
-    let events = crate::realtime::Events::default();
+    let events = crate::context::Events::default();
     let events2 = events.clone();
-    let removals = crate::files::Removals::default();
+    let removals = crate::context::Removals::default();
     let removals2 = removals.clone();
     let node = app.node_id.clone();
+    let hooks = app.record_hooks.clone();
     let results = app
         .store
         .write(move |c: &mut dyn Conn| -> Result<Vec<Outcome>, CoreError> {
@@ -202,7 +204,7 @@ pub async fn run(
                     query,
                     headers,
                 };
-                let mut ctx = WriteCtx::new(schema.clone(), &caller2, &meta);
+                let mut ctx = WriteCtx::new(schema.clone(), hooks.clone(), &caller2, &meta);
                 ctx.events = events2.clone();
                 ctx.removals = removals2.clone();
                 let col = op.collection.clone();
@@ -238,7 +240,7 @@ pub async fn run(
                 let rec = r.map_err(|e| failed_at(i, &e))?;
                 out.push((col, rec, op.fields));
             }
-            crate::realtime::notify_events(c, &node, &events2)?;
+            crate::bus::notify_events(c, &node, &events2)?;
             Ok(out)
         })
         .await;
@@ -249,7 +251,7 @@ pub async fn run(
             return Err(e);
         }
     };
-    let events = crate::realtime::take(&events);
+    let events = crate::context::RecordEvent::take(&events);
     crate::files::remove_committed(app, &events, &removals).await;
     app.publish(events).await;
     let items = results

@@ -102,3 +102,15 @@ impl CoreError {
         serde_json::json!({"data": data, "message": message, "status": status})
     }
 }
+
+impl From<galley_auth::oauth2::ProviderError> for CoreError {
+    fn from(e: galley_auth::oauth2::ProviderError) -> Self {
+        use galley_auth::oauth2::ProviderError;
+        tracing::info!(error = %e, "OAuth2 provider error");
+        match e {
+            ProviderError::Token(_) => CoreError::bad_request("Failed to fetch OAuth2 token."),
+            ProviderError::User(_) => CoreError::bad_request("Failed to fetch OAuth2 user."),
+            ProviderError::Config(m) => CoreError::Internal(format!("OAuth2 provider: {m}")),
+        }
+    }
+}

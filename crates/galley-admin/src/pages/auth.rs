@@ -73,11 +73,10 @@ async fn load_superuser(app: &AppState, email: &str) -> Option<serde_json::Map<S
     let filter = format!("email = {}", serde_json::to_string(email).ok()?);
     let list = galley_core::records::list(
         app,
+        &galley_core::Request::new(su, Default::default()),
         SUPERUSERS,
-        &su,
-        &Default::default(),
         galley_core::records::ListQuery {
-            page: galley_core::collections::Page {
+            page: galley_core::Page {
                 page: 1,
                 per_page: 1,
                 skip_total: true,
@@ -89,9 +88,9 @@ async fn load_superuser(app: &AppState, email: &str) -> Option<serde_json::Map<S
     )
     .await
     .ok()?;
-    let id = list.pointer("/items/0/id")?.as_str()?.to_owned();
+    let id = list.items.first()?.get("id")?.as_str()?.to_owned();
     app.store
-        .read(move |c: &mut dyn galley_store::Conn| galley_core::records::load_any(c, &col, &id))
+        .read(move |c: &mut dyn galley_store::Conn| galley_core::rows::load_any(c, &col, &id))
         .await
         .ok()
 }
@@ -268,7 +267,7 @@ pub async fn login(
             let rec = app
                 .store
                 .read(move |c: &mut dyn galley_store::Conn| {
-                    galley_core::records::load_any(c, &col, &id)
+                    galley_core::rows::load_any(c, &col, &id)
                 })
                 .await;
             match rec {

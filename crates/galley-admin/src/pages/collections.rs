@@ -407,11 +407,10 @@ pub async fn update(
 async fn record_count(app: &AppState, admin: &Admin, name: &str) -> Option<i64> {
     let v = galley_core::records::list(
         app,
+        &galley_core::Request::new(admin.caller.clone(), Default::default()),
         name,
-        &admin.caller,
-        &Default::default(),
         galley_core::records::ListQuery {
-            page: galley_core::collections::Page {
+            page: galley_core::Page {
                 page: 1,
                 per_page: 1,
                 skip_total: false,
@@ -423,7 +422,7 @@ async fn record_count(app: &AppState, admin: &Admin, name: &str) -> Option<i64> 
     )
     .await
     .ok()?;
-    v.get("totalItems").and_then(Value::as_i64)
+    Some(v.total_items)
 }
 
 pub async fn delete_page(

@@ -4,9 +4,11 @@
 //! spawned task after the response is decided, so the login never waits for it; the API
 //! layer calls [`after_login`] with the auth response of a password, OTP or OAuth2 login.
 
-use super::{mail, rec_id, rec_str, Origin};
+use super::Origin;
+use crate::app::App;
 use crate::error::CoreError;
-use crate::App;
+use crate::mail;
+use crate::rows::{rec_id, rec_str};
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -138,6 +140,6 @@ async fn run(
             ..Default::default()
         },
     );
-    app.auth.mailer.send(&settings, m);
+    app.auth.mailer.send(&crate::mail::config(&settings), m);
     Ok(())
 }
