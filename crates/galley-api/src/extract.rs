@@ -416,6 +416,30 @@ impl FromRequest<AppState> for Body {
     }
 }
 
+/// The body of an auth endpoint, counted against the per-IP auth rate limit. The body is
+/// read first, so a malformed one is answered with its 400 and does not count; a readable
+/// one counts before the handler runs (429 past the limit).
+pub struct LimitedBody(pub Body);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let caller = req
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default();
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let ip = client_ip(app, peer, req.headers());
+        let body = Body::from_request(req, app).await?;
+        app.auth.limit_ip(&caller, &ip)?;
+        Ok(LimitedBody(body))
+    }
+}
+
 /// The body of a record create/update: its limit grows with what the collection's file,
 /// editor and json fields may hold (PocketBase's rule).
 pub struct RecordBody(pub Body);

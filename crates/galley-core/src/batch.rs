@@ -35,15 +35,19 @@ struct Op {
     fields: Option<String>,
 }
 
-fn failed_at(i: usize, e: &CoreError) -> CoreError {
-    CoreError::BadRequest {
-        message: "Batch transaction failed.".into(),
-        data: json!({"requests": {i.to_string(): {
-            "code": "batch_request_failed",
-            "message": "Batch request failed.",
-            "response": e.to_body(),
-        }}}),
+fn failed_at(i: usize, e: CoreError) -> CoreError {
+    CoreError::BatchFailed {
+        index: i,
+        error: Box::new(e),
     }
+}
+
+/// One request's answer in a committed batch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchItem {
+    /// The record as the caller sees it; `None` for a delete.
+    pub body: Option<Value>,
+    pub status: u16,
 }
 
 fn parse_url(url: &str) -> (Vec<String>, Map<String, Value>) {
@@ -100,7 +104,7 @@ pub async fn run(
     app: &App,
     requests: Vec<BatchRequest>,
     caller: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<Vec<BatchItem>, CoreError> {
     let settings = app.settings();
     if !settings.batch_enabled() {
         return Err(CoreError::Forbidden(
@@ -128,7 +132,7 @@ pub async fn run(
         }
     };
     for (i, mut r) in requests.into_iter().enumerate() {
-        let resolved = resolve(app, &r).map_err(|e| failed_at(i, &e));
+        let resolved = resolve(app, &r).map_err(|e| failed_at(i, e));
         let (action, collection, query) = match resolved {
             Ok(x) => x,
             Err(e) => {
@@ -167,7 +171,7 @@ pub async fn run(
             Ok(input) => input,
             Err(e) => {
                 discard(staged).await;
-                return Err(failed_at(i, &e));
+                return Err(failed_at(i, e));
             }
         };
         let fields = query
@@ -237,7 +241,7 @@ pub async fn run(
                         }
                     }
                 };
-                let rec = r.map_err(|e| failed_at(i, &e))?;
+                let rec = r.map_err(|e| failed_at(i, e))?;
                 out.push((col, rec, op.fields));
             }
             crate::bus::notify_events(c, &node, &events2)?;
@@ -263,10 +267,16 @@ pub async fn run(
                     Some(f) => crate::picker::pick(body, &f),
                     None => body,
                 };
-                json!({"body": body, "status": 200})
+                BatchItem {
+                    body: Some(body),
+                    status: 200,
+                }
             }
-            None => json!({"body": null, "status": 204}),
+            None => BatchItem {
+                body: None,
+                status: 204,
+            },
         })
         .collect();
-    Ok(Value::Array(items))
+    Ok(items)
 }

@@ -381,8 +381,14 @@ pub async fn open(
     }) {
         if let Some(t) = ThumbSize::parse(size) {
             if meta.size <= MAX_THUMB_SOURCE {
-                let source = (&key, meta.size);
-                match thumbnail(app, &store, &col.id, record_id, filename, source, size, t).await {
+                let file = StoredFile {
+                    collection_id: &col.id,
+                    record_id,
+                    filename,
+                    key: &key,
+                    size: meta.size,
+                };
+                match thumbnail(app, &store, file, (size, t)).await {
                     Ok(d) => return Ok(d),
                     Err(e) => {
                         // PocketBase serves the original when a thumbnail cannot be made.
@@ -423,18 +429,29 @@ async fn sniff(
     Ok(mime::sniff(&head).mime)
 }
 
-/// `source` is the original's key and size, as the caller already looked them up.
-#[allow(clippy::too_many_arguments)]
+/// An original file as a download found it: where it sits, its key and its size.
+struct StoredFile<'a> {
+    collection_id: &'a str,
+    record_id: &'a str,
+    filename: &'a str,
+    key: &'a Key,
+    size: u64,
+}
+
+/// The thumbnail `size` (parsed as `t`) of `file`, made on first request.
 async fn thumbnail(
     app: &App,
     store: &Arc<Storage>,
-    col_id: &str,
-    rec_id: &str,
-    filename: &str,
-    (key, src_size): (&Key, u64),
-    size: &str,
-    t: ThumbSize,
+    file: StoredFile<'_>,
+    (size, t): (&str, ThumbSize),
 ) -> Result<Download, CoreError> {
+    let StoredFile {
+        collection_id: col_id,
+        record_id: rec_id,
+        filename,
+        key,
+        size: src_size,
+    } = file;
     let tkey = storage::thumb_key(col_id, rec_id, filename, size);
     let served = format!("{size}_{filename}");
     let existing = |m: galley_files::ObjectMeta, content_type: String| Download {

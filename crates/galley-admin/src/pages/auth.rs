@@ -254,13 +254,10 @@ pub async fn login(
     .await;
     match res {
         Ok(v) => {
-            let Some(id) = v
-                .pointer("/record/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let id = v.record_id().to_owned();
+            if id.is_empty() {
                 return failed("Invalid email or password.");
-            };
+            }
             let Ok(col) = galley_core::auth::auth_collection(&app, SUPERUSERS) else {
                 return crate::layout::internal();
             };

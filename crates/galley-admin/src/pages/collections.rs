@@ -313,7 +313,7 @@ pub async fn create(State(app): State<AppState>, admin: Admin, form: FormData) -
     let d = Draft::from_form(None, &form);
     match galley_core::collections::create(&app, d.body()).await {
         Ok(v) => {
-            let name = v.get("name").and_then(Value::as_str).unwrap_or(&d.name);
+            let name = v.name.as_str();
             redirect(&format!(
                 "/_/collections/{}/records?done=created",
                 super::enc(name)
@@ -397,7 +397,7 @@ pub async fn update(
     }
     match galley_core::collections::update(&app, &old.name, d.body()).await {
         Ok(v) => {
-            let name = v.get("name").and_then(Value::as_str).unwrap_or(&d.name);
+            let name = v.name.as_str();
             redirect(&format!("/_/collections/{}?done=saved", super::enc(name)))
         }
         Err(e) => render(core_error(&e)),

@@ -943,11 +943,7 @@ pub async fn auth_action(
             .await
             {
                 Ok(v) => {
-                    let token = v
-                        .get("token")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
+                    let token = v.token;
                     let notice = html! {
                         div.notice role="status" {
                             p { strong { "Impersonation token for " (email) } " (not refreshable). Send it as the " code { "Authorization" } " header to act as this user." }

@@ -51,7 +51,9 @@ async fn create(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::create(&app, Value::Object(body.values)).await?,
+        collections::create(&app, Value::Object(body.values))
+            .await?
+            .to_json(),
         &q,
     ))
 }
@@ -65,7 +67,9 @@ async fn update(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::update(&app, &col, Value::Object(body.values)).await?,
+        collections::update(&app, &col, Value::Object(body.values))
+            .await?
+            .to_json(),
         &q,
     ))
 }

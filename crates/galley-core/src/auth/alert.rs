@@ -36,7 +36,7 @@ fn escape_html(s: &str) -> String {
 
 /// After a successful login of collection `col_name` answered with `response`: records
 /// its origin and mails an alert when the origin is new, on a spawned task.
-pub fn after_login(app: &Arc<App>, col_name: &str, response: &Value, origin: Origin) {
+pub fn after_login(app: &Arc<App>, col_name: &str, response: &super::AuthResult, origin: Origin) {
     let Ok(col) = super::auth_collection(app, col_name) else {
         return;
     };
@@ -44,9 +44,10 @@ pub fn after_login(app: &Arc<App>, col_name: &str, response: &Value, origin: Ori
     if !enabled {
         return;
     }
-    let Some(id) = response.pointer("/record/id").and_then(Value::as_str) else {
+    let id = response.record_id();
+    if id.is_empty() {
         return;
-    };
+    }
     let (app, id) = (app.clone(), id.to_owned());
     tokio::spawn(async move {
         let res = async {

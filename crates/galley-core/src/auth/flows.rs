@@ -71,7 +71,7 @@ pub async fn impersonate(
     id: &str,
     duration: Option<&Value>,
     caller: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     match caller {
         Caller::Guest => {
@@ -118,7 +118,7 @@ pub async fn impersonate(
             .collect(),
         Some(duration),
     )?;
-    out["token"] = json!(token);
+    out.token = token;
     Ok(out)
 }
 

@@ -34,6 +34,34 @@ pub struct Origin {
     pub user_agent: String,
 }
 
+/// A successful login or refresh: the token, and the record as its owner sees it (after
+/// OAuth2, also what the provider said of the user).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthResult {
+    pub record: Value,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+impl AuthResult {
+    pub fn new(record: Value, token: String) -> Self {
+        AuthResult {
+            record,
+            token,
+            meta: None,
+        }
+    }
+
+    /// The id of the record that signed in.
+    pub fn record_id(&self) -> &str {
+        self.record
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
 /// How a record proved who it is (MFA needs two different ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -124,7 +152,7 @@ pub async fn respond(
     requester: &Caller,
     method: Option<Method>,
     mfa_id: Option<&str>,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     let auth = col
         .auth
         .clone()
@@ -153,7 +181,10 @@ pub async fn respond(
         collection: col.clone(),
         record: record.clone(),
     };
-    Ok(json!({"record": output::present(col, record, &viewer), "token": token}))
+    Ok(AuthResult::new(
+        output::present(col, record, &viewer),
+        token,
+    ))
 }
 
 /// `POST /api/collections/{c}/auth-with-password`.
@@ -165,7 +196,7 @@ pub async fn auth_with_password(
     identity_field: Option<&str>,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     const FAILED: &str = "Failed to authenticate.";
     let col = auth_collection(app, col_name)?;
     let auth = col
@@ -269,7 +300,7 @@ pub async fn auth_refresh(
     col_name: &str,
     caller: &Caller,
     token: &str,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     match caller {
         Caller::Guest => Err(CoreError::Unauthorized(
@@ -281,9 +312,10 @@ pub async fn auth_refresh(
                 .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
                 .unwrap_or(false);
             if !refreshable {
-                return Ok(
-                    json!({"record": output::present(&col, record, caller), "token": token}),
-                );
+                return Ok(AuthResult::new(
+                    output::present(&col, record, caller),
+                    token.to_owned(),
+                ));
             }
             if !record_rule_holds(
                 app,
@@ -308,7 +340,10 @@ pub async fn auth_refresh(
                     .unwrap_or_default(),
                 None,
             )?;
-            Ok(json!({"record": output::present(&col, record, caller), "token": token}))
+            Ok(AuthResult::new(
+                output::present(&col, record, caller),
+                token,
+            ))
         }
         Caller::Record { collection, .. } => Err(CoreError::Forbidden(format!(
             "The request requires auth record from {} collection.",

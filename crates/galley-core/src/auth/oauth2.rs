@@ -129,7 +129,7 @@ pub async fn auth_with_oauth2(
     form: Form,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     let auth = col
         .auth
@@ -212,7 +212,7 @@ pub async fn auth_with_oauth2(
         ),
     };
     let mut out = respond(app, &col, &record, requester, Some(Method::OAuth2), mfa_id).await?;
-    out["meta"] = user.meta(is_new);
+    out.meta = Some(user.meta(is_new));
     Ok(out)
 }
 

@@ -128,7 +128,7 @@ pub async fn auth_with_otp(
     password: &str,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     let opts = otp_enabled(&col)?;
     let mut errors = galley_types::FieldErrors::new();

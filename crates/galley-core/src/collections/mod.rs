@@ -119,7 +119,7 @@ pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
         .ok_or_else(CoreError::not_found)
 }
 
-pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
+pub async fn create(app: &App, body: Value) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let col = parse_collection(&schema, None, &body)?;
     let out = col.clone();
@@ -135,7 +135,7 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
         })
         .await?;
     app.reload_schema().await?;
-    Ok(out.to_json())
+    Ok(out)
 }
 
 fn unique_name_error(e: CoreError, message: &str) -> CoreError {
@@ -150,7 +150,7 @@ fn unique_name_error(e: CoreError, message: &str) -> CoreError {
     }
 }
 
-pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, CoreError> {
+pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let old = find(app, id_or_name)?;
     let new = parse_collection(&schema, Some(&old), &body)?;
@@ -166,7 +166,7 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, C
         })
         .await?;
     app.reload_schema().await?;
-    Ok(out.to_json())
+    Ok(out)
 }
 
 /// Alters the table of `old` into the table of `new` (rename, columns, indexes).
