@@ -243,9 +243,7 @@ impl FromRequestParts<AppState> for Admin {
         let (col2, id) = (col.clone(), s.superuser_id.clone());
         let rec = app
             .store
-            .read(move |c: &mut dyn galley_store::Conn| {
-                galley_core::records::load_any(c, &col2, &id)
-            })
+            .read(move |c: &mut dyn galley_store::Conn| galley_core::rows::load_any(c, &col2, &id))
             .await;
         let record = match rec {
             Ok(r)

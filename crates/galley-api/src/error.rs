@@ -2,7 +2,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use galley_core::error::GENERIC_400;
 use galley_core::CoreError;
+use serde_json::{json, Value};
 
 /// A handler error: a core error, rendered as PocketBase's error JSON.
 #[derive(Debug)]
@@ -29,16 +31,61 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     r
 }
 
+/// The HTTP status, message and `data` of PocketBase's error shape. Internal details are
+/// never exposed (they are logged when the response is made).
+fn public_parts(e: &CoreError) -> (u16, String, Value) {
+    let empty = || Value::Object(Default::default());
+    match e {
+        CoreError::BadRequest { message, data } => (400, message.clone(), data.clone()),
+        CoreError::Unauthorized(m) => (401, m.clone(), empty()),
+        CoreError::Forbidden(m) => (403, m.clone(), empty()),
+        CoreError::NotFound(m) => (404, m.clone(), empty()),
+        CoreError::TooLarge(m) => (413, m.clone(), empty()),
+        CoreError::TooManyRequests { .. } => (429, "Too Many Requests.".into(), empty()),
+        CoreError::MfaRequired(_) => (401, "Missing or invalid authentication.".into(), empty()),
+        CoreError::Unavailable(_) => (
+            503,
+            "The database is temporarily unavailable. Try again shortly.".into(),
+            empty(),
+        ),
+        CoreError::Overloaded(m) => (503, m.clone(), empty()),
+        CoreError::BatchFailed { index, error } => (
+            400,
+            "Batch transaction failed.".into(),
+            json!({"requests": {index.to_string(): {
+                "code": "batch_request_failed",
+                "message": "Batch request failed.",
+                "response": body(error),
+            }}}),
+        ),
+        CoreError::Internal(_) => (500, GENERIC_400.into(), empty()),
+    }
+}
+
+/// PocketBase's error body.
+pub fn body(e: &CoreError) -> Value {
+    if let CoreError::MfaRequired(id) = e {
+        return json!({"mfaId": id});
+    }
+    let (status, message, data) = public_parts(e);
+    json!({"data": data, "message": message, "status": status})
+}
+
+fn log(e: &CoreError) {
+    match e {
+        CoreError::Internal(detail) => tracing::error!(%detail, "internal error"),
+        CoreError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
+        CoreError::BatchFailed { error, .. } => log(error),
+        _ => {}
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self.0 {
-            CoreError::Internal(detail) => tracing::error!(%detail, "internal error"),
-            CoreError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
-            _ => {}
-        }
-        let (status, _, _) = self.0.public_parts();
+        log(&self.0);
+        let (status, _, _) = public_parts(&self.0);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut r = json_response(status, &self.0.to_body());
+        let mut r = json_response(status, &body(&self.0));
         if let CoreError::TooManyRequests { retry_after } = &self.0 {
             r.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

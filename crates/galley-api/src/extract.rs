@@ -101,6 +101,19 @@ pub fn meta(method: &Method, query: &Query, headers: &HeaderMap) -> RequestMeta 
     }
 }
 
+/// The request as services take it: the caller (set by the authentication middleware) and
+/// what rules may read of the request.
+pub struct Req(pub galley_core::Request);
+
+impl<S: Send + Sync> FromRequestParts<S> for Req {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, ApiError> {
+        let Auth(caller) = Auth::from_request_parts(parts, s).await?;
+        let Meta(meta) = Meta::from_request_parts(parts, s).await?;
+        Ok(Req(galley_core::Request::new(caller, meta)))
+    }
+}
+
 /// Request info rules may use: method, query, headers.
 pub struct Meta(pub RequestMeta);
 
@@ -400,6 +413,30 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
         Body::read(req, app, app.config.body_limit as u64).await
+    }
+}
+
+/// The body of an auth endpoint, counted against the per-IP auth rate limit. The body is
+/// read first, so a malformed one is answered with its 400 and does not count; a readable
+/// one counts before the handler runs (429 past the limit).
+pub struct LimitedBody(pub Body);
+
+impl FromRequest<AppState> for LimitedBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let caller = req
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_default();
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let ip = client_ip(app, peer, req.headers());
+        let body = Body::from_request(req, app).await?;
+        app.auth.limit_ip(&caller, &ip)?;
+        Ok(LimitedBody(body))
     }
 }
 

@@ -22,7 +22,7 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         })
         .filter(|t| !t.is_empty() && t.len() < 8192);
     let caller = match token {
-        Some(t) => galley_core::superusers::authenticate(&app, &t).await,
+        Some(t) => galley_core::identity::authenticate(&app, &t).await,
         None => Caller::Guest,
     };
     req.extensions_mut().insert(caller);
@@ -126,10 +126,7 @@ pub async fn rate_limit(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
     let ip = || crate::extract::client_ip(&app, peer, req.headers());
-    if let Err(e) =
-        app.rate_limiter
-            .check(&app, &caller, ip, req.method().as_str(), req.uri().path())
-    {
+    if let Err(e) = app.check_rate_rules(&caller, ip, req.method().as_str(), req.uri().path()) {
         return axum::response::IntoResponse::into_response(crate::error::ApiError(e));
     }
     next.run(req).await

@@ -1,9 +1,10 @@
 //! `POST /api/batch`: several record writes in one transaction.
 
-use crate::caller::Caller;
+use crate::app::App;
+use crate::context::{Caller, Input, RequestMeta, WriteCtx};
 use crate::error::CoreError;
-use crate::records::{self, delete, output, write, Input, RequestMeta, WriteCtx};
-use crate::App;
+use crate::records::{self, delete, write};
+use crate::rows as output;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -34,15 +35,19 @@ struct Op {
     fields: Option<String>,
 }
 
-fn failed_at(i: usize, e: &CoreError) -> CoreError {
-    CoreError::BadRequest {
-        message: "Batch transaction failed.".into(),
-        data: json!({"requests": {i.to_string(): {
-            "code": "batch_request_failed",
-            "message": "Batch request failed.",
-            "response": e.to_body(),
-        }}}),
+fn failed_at(i: usize, e: CoreError) -> CoreError {
+    CoreError::BatchFailed {
+        index: i,
+        error: Box::new(e),
     }
+}
+
+/// One request's answer in a committed batch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchItem {
+    /// The record as the caller sees it; `None` for a delete.
+    pub body: Option<Value>,
+    pub status: u16,
 }
 
 fn parse_url(url: &str) -> (Vec<String>, Map<String, Value>) {
@@ -99,7 +104,7 @@ pub async fn run(
     app: &App,
     requests: Vec<BatchRequest>,
     caller: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<Vec<BatchItem>, CoreError> {
     let settings = app.settings();
     if !settings.batch_enabled() {
         return Err(CoreError::Forbidden(
@@ -127,7 +132,7 @@ pub async fn run(
         }
     };
     for (i, mut r) in requests.into_iter().enumerate() {
-        let resolved = resolve(app, &r).map_err(|e| failed_at(i, &e));
+        let resolved = resolve(app, &r).map_err(|e| failed_at(i, e));
         let (action, collection, query) = match resolved {
             Ok(x) => x,
             Err(e) => {
@@ -166,7 +171,7 @@ pub async fn run(
             Ok(input) => input,
             Err(e) => {
                 discard(staged).await;
-                return Err(failed_at(i, &e));
+                return Err(failed_at(i, e));
             }
         };
         let fields = query
@@ -186,11 +191,12 @@ pub async fn run(
     }
     let schema = app.schema();
     let caller2 = caller.clone();
-    let events = crate::realtime::Events::default();
+    let events = crate::context::Events::default();
     let events2 = events.clone();
-    let removals = crate::files::Removals::default();
+    let removals = crate::context::Removals::default();
     let removals2 = removals.clone();
     let node = app.node_id.clone();
+    let hooks = app.record_hooks.clone();
     let results = app
         .store
         .write(move |c: &mut dyn Conn| -> Result<Vec<Outcome>, CoreError> {
@@ -202,7 +208,7 @@ pub async fn run(
                     query,
                     headers,
                 };
-                let mut ctx = WriteCtx::new(schema.clone(), &caller2, &meta);
+                let mut ctx = WriteCtx::new(schema.clone(), hooks.clone(), &caller2, &meta);
                 ctx.events = events2.clone();
                 ctx.removals = removals2.clone();
                 let col = op.collection.clone();
@@ -235,10 +241,10 @@ pub async fn run(
                         }
                     }
                 };
-                let rec = r.map_err(|e| failed_at(i, &e))?;
+                let rec = r.map_err(|e| failed_at(i, e))?;
                 out.push((col, rec, op.fields));
             }
-            crate::realtime::notify_events(c, &node, &events2)?;
+            crate::bus::notify_events(c, &node, &events2)?;
             Ok(out)
         })
         .await;
@@ -249,7 +255,7 @@ pub async fn run(
             return Err(e);
         }
     };
-    let events = crate::realtime::take(&events);
+    let events = crate::context::RecordEvent::take(&events);
     crate::files::remove_committed(app, &events, &removals).await;
     app.publish(events).await;
     let items = results
@@ -261,10 +267,16 @@ pub async fn run(
                     Some(f) => crate::picker::pick(body, &f),
                     None => body,
                 };
-                json!({"body": body, "status": 200})
+                BatchItem {
+                    body: Some(body),
+                    status: 200,
+                }
             }
-            None => json!({"body": null, "status": 204}),
+            None => BatchItem {
+                body: None,
+                status: 204,
+            },
         })
         .collect();
-    Ok(Value::Array(items))
+    Ok(items)
 }

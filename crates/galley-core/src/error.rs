@@ -3,7 +3,7 @@ use galley_types::FieldErrors;
 use serde_json::Value;
 
 /// Every failure a service can report. The API turns each into PocketBase's
-/// `{data, message, status}` in one place.
+/// `{data, message, status}` in one place (galley-api's `error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// 400 with a message and optional per-field errors or other data.
@@ -28,6 +28,9 @@ pub enum CoreError {
     /// 503 with this message: a configured capacity is used up (realtime connections).
     #[error("{0}")]
     Overloaded(String),
+    /// Request `index` of a batch failed with `error`; the whole batch rolled back.
+    #[error("batch request {index} failed: {error}")]
+    BatchFailed { index: usize, error: Box<CoreError> },
     /// Never shown to the client beyond a generic message; logged in full.
     #[error("internal error: {0}")]
     Internal(String),
@@ -68,37 +71,14 @@ impl From<StoreError> for CoreError {
     }
 }
 
-impl CoreError {
-    /// The HTTP status, message and `data` of PocketBase's error shape. Internal details
-    /// are never exposed.
-    pub fn public_parts(&self) -> (u16, String, Value) {
-        let empty = || Value::Object(Default::default());
-        match self {
-            CoreError::BadRequest { message, data } => (400, message.clone(), data.clone()),
-            CoreError::Unauthorized(m) => (401, m.clone(), empty()),
-            CoreError::Forbidden(m) => (403, m.clone(), empty()),
-            CoreError::NotFound(m) => (404, m.clone(), empty()),
-            CoreError::TooLarge(m) => (413, m.clone(), empty()),
-            CoreError::TooManyRequests { .. } => (429, "Too Many Requests.".into(), empty()),
-            CoreError::MfaRequired(_) => {
-                (401, "Missing or invalid authentication.".into(), empty())
-            }
-            CoreError::Unavailable(_) => (
-                503,
-                "The database is temporarily unavailable. Try again shortly.".into(),
-                empty(),
-            ),
-            CoreError::Overloaded(m) => (503, m.clone(), empty()),
-            CoreError::Internal(_) => (500, GENERIC_400.into(), empty()),
+impl From<galley_auth::oauth2::ProviderError> for CoreError {
+    fn from(e: galley_auth::oauth2::ProviderError) -> Self {
+        use galley_auth::oauth2::ProviderError;
+        tracing::info!(error = %e, "OAuth2 provider error");
+        match e {
+            ProviderError::Token(_) => CoreError::bad_request("Failed to fetch OAuth2 token."),
+            ProviderError::User(_) => CoreError::bad_request("Failed to fetch OAuth2 user."),
+            ProviderError::Config(m) => CoreError::Internal(format!("OAuth2 provider: {m}")),
         }
-    }
-
-    /// PocketBase's error body.
-    pub fn to_body(&self) -> Value {
-        if let CoreError::MfaRequired(id) = self {
-            return serde_json::json!({"mfaId": id});
-        }
-        let (status, message, data) = self.public_parts();
-        serde_json::json!({"data": data, "message": message, "status": status})
     }
 }

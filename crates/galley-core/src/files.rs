@@ -2,12 +2,10 @@
 //! fails), files a committed write dropped removed after the commit, downloads with
 //! protected-file tokens and thumbnails made once under a bound.
 
-use crate::caller::Caller;
+use crate::app::App;
+use crate::context::{Caller, Input, RecordEvent, Removal, Removals, RequestMeta};
 use crate::error::CoreError;
-use crate::realtime::RecordEvent;
-use crate::records::{Input, RequestMeta};
 use crate::rules::RuleCtx;
-use crate::App;
 use chrono::{DateTime, Utc};
 use galley_files::thumbs::ThumbSize;
 use galley_files::{mime, names, storage, Key, Storage};
@@ -15,7 +13,6 @@ use galley_store::Conn;
 use galley_types::field::{as_strings, FieldKind, FileOptions};
 use galley_types::{Collection, Field, FieldError, FieldErrors};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A file part of a multipart body, already spooled to a temporary file by the HTTP layer.
@@ -182,7 +179,7 @@ pub(crate) async fn stage(
 
 /// Inside the write job: every file name a record ends up with is either one it already had
 /// or one uploaded now (a client cannot point a record at some other record's file).
-pub(crate) fn check_names(
+pub fn check_names(
     col: &Collection,
     old: Option<&Map<String, Value>>,
     values: &Map<String, Value>,
@@ -215,19 +212,8 @@ pub(crate) fn check_names(
     }
 }
 
-/// A file an update dropped, to remove once the update commits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Removal {
-    collection_id: String,
-    record_id: String,
-    name: String,
-}
-
-/// Removals collected by a write job (shared with its `WriteCtx`).
-pub type Removals = Arc<std::sync::Mutex<Vec<Removal>>>;
-
 /// Update: the files the new values no longer name.
-pub(crate) fn note_replaced(
+pub fn note_replaced(
     removals: &Removals,
     col: &Collection,
     id: &str,
@@ -251,7 +237,7 @@ pub(crate) fn note_replaced(
     }
 }
 
-pub(crate) fn has_files(col: &Collection) -> bool {
+pub fn has_files(col: &Collection) -> bool {
     col.fields.iter().any(|f| file_options(f).is_some())
 }
 
@@ -268,7 +254,7 @@ pub(crate) async fn remove_committed(app: &App, events: &[RecordEvent], removals
         .iter()
         .filter(|e| e.action == "delete")
         .filter(|e| schema.by_id(&e.collection_id).is_some_and(|c| has_files(c)))
-        .map(|e| (e.collection_id.as_str(), crate::auth::rec_id(&e.record)))
+        .map(|e| (e.collection_id.as_str(), crate::rows::rec_id(&e.record)))
         .collect();
     if files.is_empty() && records.is_empty() {
         return;
@@ -321,12 +307,6 @@ pub struct Download {
     pub inline: bool,
 }
 
-/// Thumbnails being made, by key, so concurrent requests for one wait for the first.
-#[derive(Default)]
-pub struct ThumbState {
-    making: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
 fn missing_collection() -> CoreError {
     CoreError::NotFound("Missing or invalid collection context.".into())
 }
@@ -353,7 +333,7 @@ pub async fn open(
     let (col2, id2) = (col.clone(), record_id.to_owned());
     let rec = app
         .store
-        .read(move |c: &mut dyn Conn| crate::records::load_any(c, &col2, &id2))
+        .read(move |c: &mut dyn Conn| crate::rows::load_any(c, &col2, &id2))
         .await?;
     let field = col
         .fields
@@ -370,9 +350,7 @@ pub async fn open(
     let opts = file_options(field).cloned().unwrap_or_default();
     if opts.protected {
         let caller = match file_token.filter(|t| !t.is_empty()) {
-            Some(t) => {
-                crate::superusers::authenticate_as(app, t, crate::auth::tokens::Kind::File).await
-            }
+            Some(t) => crate::identity::authenticate_as(app, t, crate::tokens::Kind::File).await,
             None => Caller::Guest,
         };
         let mut meta = meta.clone();
@@ -381,7 +359,7 @@ pub async fn open(
         app.store
             .read(move |c: &mut dyn Conn| {
                 let ctx = RuleCtx::new(&schema, &col2, &caller, &meta, c.dialect());
-                crate::records::load_checked(c, &ctx, &col2.rules.view_rule, &id2).map(|_| ())
+                crate::rows::load_checked(c, &ctx, &col2.rules.view_rule, &id2).map(|_| ())
             })
             .await
             .map_err(|e| match e {
@@ -403,8 +381,14 @@ pub async fn open(
     }) {
         if let Some(t) = ThumbSize::parse(size) {
             if meta.size <= MAX_THUMB_SOURCE {
-                let source = (&key, meta.size);
-                match thumbnail(app, &store, &col.id, record_id, filename, source, size, t).await {
+                let file = StoredFile {
+                    collection_id: &col.id,
+                    record_id,
+                    filename,
+                    key: &key,
+                    size: meta.size,
+                };
+                match thumbnail(app, &store, file, (size, t)).await {
                     Ok(d) => return Ok(d),
                     Err(e) => {
                         // PocketBase serves the original when a thumbnail cannot be made.
@@ -445,18 +429,29 @@ async fn sniff(
     Ok(mime::sniff(&head).mime)
 }
 
-/// `source` is the original's key and size, as the caller already looked them up.
-#[allow(clippy::too_many_arguments)]
+/// An original file as a download found it: where it sits, its key and its size.
+struct StoredFile<'a> {
+    collection_id: &'a str,
+    record_id: &'a str,
+    filename: &'a str,
+    key: &'a Key,
+    size: u64,
+}
+
+/// The thumbnail `size` (parsed as `t`) of `file`, made on first request.
 async fn thumbnail(
     app: &App,
     store: &Arc<Storage>,
-    col_id: &str,
-    rec_id: &str,
-    filename: &str,
-    (key, src_size): (&Key, u64),
-    size: &str,
-    t: ThumbSize,
+    file: StoredFile<'_>,
+    (size, t): (&str, ThumbSize),
 ) -> Result<Download, CoreError> {
+    let StoredFile {
+        collection_id: col_id,
+        record_id: rec_id,
+        filename,
+        key,
+        size: src_size,
+    } = file;
     let tkey = storage::thumb_key(col_id, rec_id, filename, size);
     let served = format!("{size}_{filename}");
     let existing = |m: galley_files::ObjectMeta, content_type: String| Download {
@@ -472,14 +467,7 @@ async fn thumbnail(
         let ct = sniff(store, &tkey, m).await?;
         return Ok(existing(m, ct));
     }
-    let lock = {
-        let mut making = app
-            .thumbs
-            .making
-            .lock()
-            .map_err(|_| CoreError::Internal("thumbnail lock poisoned".into()))?;
-        making.entry(tkey.to_string()).or_default().clone()
-    };
+    let lock = app.thumbs.get(tkey.as_ref());
     let _guard = lock.lock().await;
     // Another request may have made it while this one waited.
     if let Some(m) = store.head(&tkey).await.map_err(files_err)? {
@@ -501,9 +489,7 @@ async fn thumbnail(
         .put_bytes(&tkey, bytes.into())
         .await
         .map_err(files_err)?;
-    if let Ok(mut making) = app.thumbs.making.lock() {
-        making.remove(&tkey.to_string());
-    }
+    app.thumbs.done(tkey.as_ref());
     let m = store
         .head(&tkey)
         .await
@@ -515,8 +501,8 @@ async fn thumbnail(
 /// `POST /api/files/token`: a short-lived file token for the calling auth record.
 pub fn file_token(caller: &Caller) -> Result<String, CoreError> {
     match caller {
-        Caller::Record { collection, record } => crate::auth::tokens::issue(
-            crate::auth::tokens::Kind::File,
+        Caller::Record { collection, record } => crate::tokens::issue(
+            crate::tokens::Kind::File,
             collection,
             record,
             Map::new(),
@@ -528,29 +514,32 @@ pub fn file_token(caller: &Caller) -> Result<String, CoreError> {
     }
 }
 
-/// Builds the storage the settings ask for: S3 when `s3.enabled`, else the data dir.
-pub fn storage_from_settings(
-    settings: &crate::settings::Settings,
-    data_dir: &std::path::Path,
-) -> Result<Storage, CoreError> {
-    let s3 = settings.0.get("s3").cloned().unwrap_or(Value::Null);
-    let backend = if s3.get("enabled").and_then(Value::as_bool) == Some(true) {
-        let text = |k: &str| {
-            s3.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        galley_files::Backend::S3(galley_files::S3Config {
-            bucket: text("bucket"),
-            region: text("region"),
-            endpoint: text("endpoint"),
-            access_key: text("accessKey"),
-            secret: text("secret"),
-            force_path_style: s3.get("forcePathStyle").and_then(Value::as_bool) == Some(true),
-        })
-    } else {
-        galley_files::Backend::Local(data_dir.join("storage"))
+/// `POST /api/settings/test/s3`: writes, reads back and deletes a probe object in the
+/// configured S3 storage (`filesystem` is `storage`; backups have no S3 storage here).
+pub async fn test_s3(app: &App, filesystem: &str) -> Result<(), CoreError> {
+    let failed =
+        |m: String| CoreError::bad_request(format!("Failed to initialize the S3 storage: {m}"));
+    let s3_enabled = |p: &str| {
+        app.settings()
+            .0
+            .pointer(p)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     };
-    Storage::open(&backend).map_err(|e| CoreError::bad_request(format!("File storage: {e}")))
+    match filesystem {
+        "storage" if s3_enabled("/s3/enabled") => {}
+        "storage" | "backups" => {
+            return Err(failed("S3 storage is not enabled.".into()));
+        }
+        _ => {
+            return Err(CoreError::BadRequest {
+                message: "An error occurred while validating the submitted data.".into(),
+                data: json!({"filesystem": {"code": "validation_in_invalid", "message": "Must be a valid value."}}),
+            })
+        }
+    }
+    app.storage()
+        .check()
+        .await
+        .map_err(|e| failed(e.to_string()))
 }

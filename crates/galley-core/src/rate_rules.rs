@@ -5,10 +5,10 @@
 //! are never limited. This sits beside the built-in per-IP/per-identity auth limits
 //! (`auth::ratelimit`), which apply whatever the rules say.
 
-use crate::caller::Caller;
+use crate::context::Caller;
 use crate::error::CoreError;
 use crate::settings::Settings;
-use crate::App;
+use galley_types::Schema;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -183,20 +183,20 @@ impl RuleLimiter {
     /// out when some rule may apply.
     pub fn check(
         &self,
-        app: &App,
+        settings: &Arc<Settings>,
+        schema: &Schema,
         caller: &Caller,
         ip: impl FnOnce() -> String,
         method: &str,
         path: &str,
     ) -> Result<(), CoreError> {
-        let settings = app.settings();
         let s = &settings.0;
         if s.pointer("/rateLimits/enabled").and_then(Value::as_bool) != Some(true)
             || caller.is_superuser()
         {
             return Ok(());
         }
-        let rules = self.rules_of(&settings);
+        let rules = self.rules_of(settings);
         if rules.is_empty() {
             return Ok(());
         }
@@ -218,7 +218,7 @@ impl RuleLimiter {
         };
         let defaults = [format!("{method} {path}"), path.to_owned()];
         let collection = collection_tags(method, path)
-            .and_then(|(c, tags)| app.schema().find(&c).map(|c| (c.clone(), tags)));
+            .and_then(|(c, tags)| schema.find(&c).map(|c| (c.clone(), tags)));
         match collection {
             Some((col, tags)) => {
                 let mut labels: Vec<String> =

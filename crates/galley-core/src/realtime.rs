@@ -3,94 +3,20 @@
 //! rule (`COLL/ID`), evaluated against the changed record, with the record shaped as that
 //! client may see it (hidden fields, email visibility, `expand`, `fields`).
 
-use crate::caller::Caller;
+use crate::app::App;
+use crate::bus::CHANNEL;
+use crate::context::{Caller, RecordEvent, RequestMeta};
 use crate::error::CoreError;
-use crate::records::{expand, output, RequestMeta};
+use crate::records::expand;
+use crate::rows as output;
 use crate::rules::{Access, RuleCtx};
-use crate::App;
-use galley_realtime::{Hub, Message, Topic};
+use galley_realtime::{Message, Topic};
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// One committed change to a record.
-#[derive(Debug, Clone)]
-pub struct RecordEvent {
-    pub action: &'static str,
-    pub collection_id: String,
-    /// Every field, hidden ones included (shaped per subscriber on delivery).
-    pub record: Map<String, Value>,
-}
-
-/// Events a write job collects; published only if the job commits.
-pub type Events = Arc<Mutex<Vec<RecordEvent>>>;
-
-pub fn emit(
-    events: &Events,
-    action: &'static str,
-    collection: &Collection,
-    record: &Map<String, Value>,
-) {
-    if let Ok(mut e) = events.lock() {
-        e.push(RecordEvent {
-            action,
-            collection_id: collection.id.clone(),
-            record: record.clone(),
-        });
-    }
-}
-
-pub fn take(events: &Events) -> Vec<RecordEvent> {
-    events
-        .lock()
-        .map(|mut e| std::mem::take(&mut *e))
-        .unwrap_or_default()
-}
-
-pub type RealtimeHub = Hub<Caller>;
-
-/// Recent events kept for WebSocket clients that reconnect (`lastEventId`).
-pub const JOURNAL_LEN: usize = 10_000;
-
-/// This node's recent events, numbered in delivery order.
-#[derive(Default)]
-pub struct Journal {
-    inner: Mutex<(u64, std::collections::VecDeque<(u64, RecordEvent)>)>,
-}
-
-impl Journal {
-    fn push(&self, ev: &RecordEvent) -> u64 {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.0 += 1;
-        let seq = g.0;
-        g.1.push_back((seq, ev.clone()));
-        while g.1.len() > JOURNAL_LEN {
-            g.1.pop_front();
-        }
-        seq
-    }
-
-    /// The number of the last event (0 before any).
-    pub fn last(&self) -> u64 {
-        self.inner.lock().map(|g| g.0).unwrap_or(0)
-    }
-
-    /// The events after `seq`, or `None` when some of them are no longer kept.
-    fn since(&self, seq: u64) -> Option<Vec<(u64, RecordEvent)>> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if seq > g.0 {
-            return Some(vec![]);
-        }
-        let oldest = g.1.front().map(|(s, _)| *s).unwrap_or(g.0 + 1);
-        if seq + 1 < oldest {
-            return None;
-        }
-        Some(g.1.iter().filter(|(s, _)| *s > seq).cloned().collect())
-    }
-}
+use std::sync::Arc;
 
 /// Sends one client the events it missed after `seq` (checked and shaped as live ones).
 /// `false` when they are no longer all kept: the client must reload its data.
@@ -104,45 +30,6 @@ pub async fn replay(app: &Arc<App>, client_id: &str, seq: u64) -> bool {
         }
     }
     true
-}
-
-/// The PostgreSQL notification channel that carries record events and schema changes
-/// between nodes.
-pub const CHANNEL: &str = "galley_events";
-/// NOTIFY payloads must stay under 8000 bytes; larger records travel as their id and are
-/// read back by the receiving node.
-const MAX_PAYLOAD: usize = 7900;
-
-/// Inside a write job: tells the other nodes about the job's record events. NOTIFY is
-/// transactional, so they hear of it only if the job commits.
-pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<(), CoreError> {
-    let Some(stmt) = c.dialect().notify() else {
-        return Ok(());
-    };
-    let evs = events.lock().map(|e| e.clone()).unwrap_or_default();
-    for ev in evs {
-        let mut payload =
-            json!({"n": node, "a": ev.action, "c": ev.collection_id, "r": ev.record}).to_string();
-        if payload.len() > MAX_PAYLOAD {
-            payload = json!({"n": node, "a": ev.action, "c": ev.collection_id, "id": ev.record.get("id")}).to_string();
-        }
-        c.execute(stmt, &[CHANNEL.into(), payload.into()])?;
-    }
-    Ok(())
-}
-
-/// Inside a schema-changing write job: the other nodes reload their schema on commit.
-pub fn notify_schema(c: &mut dyn Conn, node: &str) -> Result<(), CoreError> {
-    if let Some(stmt) = c.dialect().notify() {
-        c.execute(
-            stmt,
-            &[
-                CHANNEL.into(),
-                json!({"n": node, "schema": true}).to_string().into(),
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 /// Receives other nodes' notifications (PostgreSQL only) and delivers their events to this
@@ -187,7 +74,7 @@ pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<Reco
                     let col2 = col.clone();
                     let loaded = app
                         .store
-                        .read(move |c: &mut dyn Conn| crate::records::load_any(c, &col2, &id))
+                        .read(move |c: &mut dyn Conn| crate::rows::load_any(c, &col2, &id))
                         .await;
                     match loaded {
                         Ok(r) => r,
@@ -440,45 +327,5 @@ impl PartialEq for Caller {
             ) => a.id == b.id && ra.get("id") == rb.get("id"),
             _ => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(n: usize) -> RecordEvent {
-        let record = json!({"id": n.to_string()})
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        RecordEvent {
-            action: "create",
-            collection_id: "c".into(),
-            record,
-        }
-    }
-
-    #[test]
-    fn journal_keeps_the_last_events_and_says_when_it_cannot_resume() {
-        let j = Journal::default();
-        assert_eq!(j.since(0).map(|v| v.len()), Some(0));
-        for n in 0..JOURNAL_LEN + 5 {
-            j.push(&ev(n));
-        }
-        let last = j.last();
-        assert_eq!(last, (JOURNAL_LEN + 5) as u64);
-        assert!(
-            j.since(1).is_none(),
-            "event 2 is gone: the client must reload"
-        );
-        let tail = j.since(last - 2).expect("kept");
-        assert_eq!(
-            tail.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            vec![last - 1, last]
-        );
-        assert_eq!(j.since(last).map(|v| v.len()), Some(0));
-        assert_eq!(j.since(6).map(|v| v.len()), Some(JOURNAL_LEN - 1));
-        assert!(j.since(4).is_none());
     }
 }

@@ -1,9 +1,8 @@
 //! Access decisions for the five collection rules, and compiled filters and sorts, all
 //! through the one expression engine (galley-expr).
 
-use crate::caller::Caller;
+use crate::context::{Caller, RequestMeta};
 use crate::error::CoreError;
-use crate::records::RequestMeta;
 use galley_expr::{CompileOptions, ExprError, RequestInfo};
 use galley_sql::{Dialect, Sql};
 use galley_types::{Collection, Schema};

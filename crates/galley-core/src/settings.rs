@@ -1,8 +1,8 @@
 //! Runtime settings stored in `_params` (row `settings`), PocketBase's shape.
 
 use crate::error::CoreError;
-use crate::App;
-use galley_sql::{Sql, SqlValue};
+use galley_files::Storage;
+use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use serde_json::{json, Value};
 
@@ -86,7 +86,7 @@ impl Settings {
 /// enough that the count stays a real bound.
 const MAX_CONNECTIONS_SETTING: i64 = 1_000_000;
 
-fn realtime_errors(realtime: Option<&Value>) -> serde_json::Map<String, Value> {
+pub(crate) fn realtime_errors(realtime: Option<&Value>) -> serde_json::Map<String, Value> {
     let mut errors = serde_json::Map::new();
     let mut check = |key: &str, max: i64| match realtime
         .and_then(|r| r.get(key))
@@ -136,110 +136,29 @@ pub fn load(c: &mut dyn Conn) -> Result<Settings, CoreError> {
     Ok(s)
 }
 
-/// Applies a partial update, validating the few settings Galley acts on.
-pub async fn update(app: &App, patch: Value) -> Result<Settings, CoreError> {
-    if !patch.is_object() {
-        return Err(CoreError::bad_request(
-            "Failed to load the submitted data due to invalid formatting.",
-        ));
-    }
-    let mut next = app.settings().as_ref().clone();
-    merge(&mut next.0, &patch);
-    let batch = next.0.get("batch").cloned().unwrap_or(Value::Null);
-    let mut errors = serde_json::Map::new();
-    if !batch.get("enabled").is_some_and(Value::is_boolean) {
-        errors.insert(
-            "enabled".into(),
-            json!({"code": "validation_invalid_value", "message": "Must be a boolean."}),
-        );
-    }
-    match batch.get("maxRequests").and_then(Value::as_i64) {
-        Some(n) if (1..=10_000).contains(&n) => {}
-        _ => {
-            errors.insert("maxRequests".into(), json!({"code": "validation_invalid_value", "message": "Must be between 1 and 10000."}));
-        }
-    }
-    let realtime = realtime_errors(next.0.get("realtime"));
-    if !errors.is_empty() || !realtime.is_empty() {
-        let mut data = serde_json::Map::new();
-        if !errors.is_empty() {
-            data.insert("batch".into(), Value::Object(errors));
-        }
-        if !realtime.is_empty() {
-            data.insert("realtime".into(), Value::Object(realtime));
-        }
-        return Err(CoreError::BadRequest {
-            message: "An error occurred while submitting the form.".into(),
-            data: Value::Object(data),
-        });
-    }
-    // A changed `s3` part must describe a storage that opens, before anything is saved.
-    let storage = if next.0.get("s3") != app.settings().0.get("s3") {
-        Some(crate::files::storage_from_settings(
-            &next,
-            &app.config.data_dir,
-        )?)
-    } else {
-        None
-    };
-    let value = next.0.clone();
-    app.store
-        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
-            let d = c.dialect();
-            let now = galley_types::datetime::now();
-            let mut del = Sql::new(d);
-            del.push("DELETE FROM \"_params\" WHERE \"id\" = ")
-                .push_param("settings");
-            c.execute_sql(&del)?;
-            let mut ins = Sql::new(d);
-            ins.push(
-                "INSERT INTO \"_params\" (\"id\", \"value\", \"created\", \"updated\") VALUES (",
-            )
-            .push_param("settings")
-            .push(", ")
-            .push_param(SqlValue::Json(value))
-            .push(", ")
-            .push_param(SqlValue::Timestamp(now))
-            .push(", ")
-            .push_param(SqlValue::Timestamp(now))
-            .push(")");
-            c.execute_sql(&ins)?;
-            Ok(())
+/// Builds the storage the settings ask for: S3 when `s3.enabled`, else the data dir.
+pub fn storage_from_settings(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> Result<Storage, CoreError> {
+    let s3 = settings.0.get("s3").cloned().unwrap_or(Value::Null);
+    let backend = if s3.get("enabled").and_then(Value::as_bool) == Some(true) {
+        let text = |k: &str| {
+            s3.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        galley_files::Backend::S3(galley_files::S3Config {
+            bucket: text("bucket"),
+            region: text("region"),
+            endpoint: text("endpoint"),
+            access_key: text("accessKey"),
+            secret: text("secret"),
+            force_path_style: s3.get("forcePathStyle").and_then(Value::as_bool) == Some(true),
         })
-        .await?;
-    if let Some(storage) = storage {
-        app.set_storage(storage);
-    }
-    app.set_settings(next.clone());
-    Ok(next)
-}
-
-/// `POST /api/settings/test/s3`: writes, reads back and deletes a probe object in the
-/// configured S3 storage (`filesystem` is `storage`; backups have no S3 storage here).
-pub async fn test_s3(app: &App, filesystem: &str) -> Result<(), CoreError> {
-    let failed =
-        |m: String| CoreError::bad_request(format!("Failed to initialize the S3 storage: {m}"));
-    let s3_enabled = |p: &str| {
-        app.settings()
-            .0
-            .pointer(p)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+    } else {
+        galley_files::Backend::Local(data_dir.join("storage"))
     };
-    match filesystem {
-        "storage" if s3_enabled("/s3/enabled") => {}
-        "storage" | "backups" => {
-            return Err(failed("S3 storage is not enabled.".into()));
-        }
-        _ => {
-            return Err(CoreError::BadRequest {
-                message: "An error occurred while validating the submitted data.".into(),
-                data: json!({"filesystem": {"code": "validation_in_invalid", "message": "Must be a valid value."}}),
-            })
-        }
-    }
-    app.storage()
-        .check()
-        .await
-        .map_err(|e| failed(e.to_string()))
+    Storage::open(&backend).map_err(|e| CoreError::bad_request(format!("File storage: {e}")))
 }

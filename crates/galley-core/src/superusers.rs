@@ -1,55 +1,16 @@
-//! Resolving a token to a [`Caller`], and the CLI's superuser upserts. The login flows of
-//! all auth collections are in [`crate::auth`].
+//! The CLI's superuser upserts and deletes. Resolving tokens is in [`crate::identity`]; the
+//! login flows of all auth collections are in [`crate::auth`].
 
-use crate::auth::{auth_collection, find_by};
-use crate::caller::Caller;
+use crate::app::App;
+use crate::auth::auth_collection;
+use crate::context::{Caller, Request, RequestMeta};
 use crate::error::CoreError;
-use crate::records::{self, RequestMeta};
-use crate::App;
+pub use crate::identity::SUPERUSERS;
+use crate::records::{self, RecordBody};
+use crate::rows::find_by;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use serde_json::{json, Map, Value};
-
-pub const SUPERUSERS: &str = "_superusers";
-
-/// Resolves a token to its caller; anything invalid is a guest, as in PocketBase.
-pub async fn authenticate(app: &App, token: &str) -> Caller {
-    authenticate_as(app, token, crate::auth::tokens::Kind::Auth).await
-}
-
-/// Resolves a token of one kind (auth, or file for protected downloads) to its caller.
-pub async fn authenticate_as(app: &App, token: &str, kind: crate::auth::tokens::Kind) -> Caller {
-    let Ok(claims) = galley_auth::jwt::unverified_claims(token) else {
-        return Caller::Guest;
-    };
-    if claims.get("type").and_then(Value::as_str) != Some(kind.type_claim()) {
-        return Caller::Guest;
-    }
-    let (Some(id), Some(col_id)) = (
-        claims.get("id").and_then(Value::as_str).map(str::to_owned),
-        claims.get("collectionId").and_then(Value::as_str),
-    ) else {
-        return Caller::Guest;
-    };
-    let Some(col) = app.schema().by_id(col_id).filter(|c| c.is_auth()).cloned() else {
-        return Caller::Guest;
-    };
-    let col2 = col.clone();
-    let rec = app
-        .store
-        .read(move |c: &mut dyn Conn| find_by(c, &col2, "id", &id, false))
-        .await;
-    let Ok(Some(record)) = rec else {
-        return Caller::Guest;
-    };
-    match crate::auth::tokens::verify(token, kind, &col, &record) {
-        Some(_) => Caller::Record {
-            collection: col,
-            record,
-        },
-        None => Caller::Guest,
-    }
-}
 
 /// Creates the superuser or sets its password (the CLI's `superuser upsert`).
 pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, CoreError> {
@@ -64,11 +25,14 @@ pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, Core
         collection: col.clone(),
         record: Map::new(),
     };
-    let meta = RequestMeta {
-        method: "POST".into(),
-        context: "cli".into(),
-        ..Default::default()
-    };
+    let req = Request::new(
+        su,
+        RequestMeta {
+            method: "POST".into(),
+            context: "cli".into(),
+            ..Default::default()
+        },
+    );
     let mut body = json!({"password": password, "passwordConfirm": password})
         .as_object()
         .cloned()
@@ -80,13 +44,13 @@ pub async fn upsert(app: &App, email: &str, password: &str) -> Result<bool, Core
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            records::update(app, SUPERUSERS, &id, body, vec![], &su, &meta, &[]).await?;
+            records::update(app, &req, SUPERUSERS, &id, RecordBody::json(body), &[]).await?;
             Ok(false)
         }
         None => {
             body.insert("email".into(), json!(email));
             body.insert("verified".into(), json!(true));
-            records::create(app, SUPERUSERS, body, vec![], &su, &meta, &[]).await?;
+            records::create(app, &req, SUPERUSERS, RecordBody::json(body), &[]).await?;
             Ok(true)
         }
     }

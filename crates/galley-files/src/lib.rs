@@ -24,3 +24,26 @@ pub enum FilesError {
     #[error("storage i/o failed: {0}")]
     Io(#[from] std::io::Error),
 }
+
+/// One lock per key, so that concurrent requests for one derived object (a thumbnail) wait
+/// for the first one to make it instead of each making it.
+#[derive(Default)]
+pub struct KeyLocks {
+    inner:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    /// The lock of `key` (created on first use).
+    pub fn get(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Forgets `key` once its object exists (later requests find the object).
+    pub fn done(&self, key: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(key);
+        }
+    }
+}

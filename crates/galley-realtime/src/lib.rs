@@ -5,6 +5,9 @@
 //! Architecture invariant: a client's queue is bounded; a client that cannot keep up is
 //! dropped (its stream ends with a reason), so memory stays bounded whatever clients do.
 
+mod journal;
+
+pub use journal::{Journal, JOURNAL_LEN};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

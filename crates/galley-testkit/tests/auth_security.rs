@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use galley_core::auth::ratelimit::AuthLimits;
+use galley_auth::ratelimit::AuthLimits;
 use galley_testkit::{both_engines, both_engines_with, Method, TestServer};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -46,7 +46,7 @@ both_engines! {
         let (id, good) = user(&srv).await;
         assert_eq!(refresh(&srv, "people", &good).await, 200);
         let col = srv.app.schema().find("people").cloned().expect("people");
-        let rec = galley_core::superusers::authenticate(&srv.app, &good).await;
+        let rec = galley_core::identity::authenticate(&srv.app, &good).await;
         let galley_core::Caller::Record { record, .. } = rec else { panic!("valid token") };
         let key = record["tokenKey"].as_str().expect("tokenKey").to_owned();
         let a = col.auth.clone().expect("auth");

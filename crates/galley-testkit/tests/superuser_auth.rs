@@ -31,7 +31,7 @@ async fn login(srv: &TestServer, identity: &str, password: &str) -> galley_testk
 
 /// Signs claims with the superuser's real key (tokenKey + collection secret).
 async fn sign_as_superuser(srv: &TestServer, claims: Value) -> String {
-    let caller = galley_core::superusers::authenticate(&srv.app, &srv.token).await;
+    let caller = galley_core::identity::authenticate(&srv.app, &srv.token).await;
     let galley_core::Caller::Record { collection, record } = caller else {
         panic!("harness token must authenticate")
     };

@@ -73,11 +73,10 @@ async fn load_superuser(app: &AppState, email: &str) -> Option<serde_json::Map<S
     let filter = format!("email = {}", serde_json::to_string(email).ok()?);
     let list = galley_core::records::list(
         app,
+        &galley_core::Request::new(su, Default::default()),
         SUPERUSERS,
-        &su,
-        &Default::default(),
         galley_core::records::ListQuery {
-            page: galley_core::collections::Page {
+            page: galley_core::Page {
                 page: 1,
                 per_page: 1,
                 skip_total: true,
@@ -89,9 +88,9 @@ async fn load_superuser(app: &AppState, email: &str) -> Option<serde_json::Map<S
     )
     .await
     .ok()?;
-    let id = list.pointer("/items/0/id")?.as_str()?.to_owned();
+    let id = list.items.first()?.get("id")?.as_str()?.to_owned();
     app.store
-        .read(move |c: &mut dyn galley_store::Conn| galley_core::records::load_any(c, &col, &id))
+        .read(move |c: &mut dyn galley_store::Conn| galley_core::rows::load_any(c, &col, &id))
         .await
         .ok()
 }
@@ -255,20 +254,17 @@ pub async fn login(
     .await;
     match res {
         Ok(v) => {
-            let Some(id) = v
-                .pointer("/record/id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let id = v.record_id().to_owned();
+            if id.is_empty() {
                 return failed("Invalid email or password.");
-            };
+            }
             let Ok(col) = galley_core::auth::auth_collection(&app, SUPERUSERS) else {
                 return crate::layout::internal();
             };
             let rec = app
                 .store
                 .read(move |c: &mut dyn galley_store::Conn| {
-                    galley_core::records::load_any(c, &col, &id)
+                    galley_core::rows::load_any(c, &col, &id)
                 })
                 .await;
             match rec {

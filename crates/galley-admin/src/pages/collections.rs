@@ -313,7 +313,7 @@ pub async fn create(State(app): State<AppState>, admin: Admin, form: FormData) -
     let d = Draft::from_form(None, &form);
     match galley_core::collections::create(&app, d.body()).await {
         Ok(v) => {
-            let name = v.get("name").and_then(Value::as_str).unwrap_or(&d.name);
+            let name = v.name.as_str();
             redirect(&format!(
                 "/_/collections/{}/records?done=created",
                 super::enc(name)
@@ -397,7 +397,7 @@ pub async fn update(
     }
     match galley_core::collections::update(&app, &old.name, d.body()).await {
         Ok(v) => {
-            let name = v.get("name").and_then(Value::as_str).unwrap_or(&d.name);
+            let name = v.name.as_str();
             redirect(&format!("/_/collections/{}?done=saved", super::enc(name)))
         }
         Err(e) => render(core_error(&e)),
@@ -407,11 +407,10 @@ pub async fn update(
 async fn record_count(app: &AppState, admin: &Admin, name: &str) -> Option<i64> {
     let v = galley_core::records::list(
         app,
+        &galley_core::Request::new(admin.caller.clone(), Default::default()),
         name,
-        &admin.caller,
-        &Default::default(),
         galley_core::records::ListQuery {
-            page: galley_core::collections::Page {
+            page: galley_core::Page {
                 page: 1,
                 per_page: 1,
                 skip_total: false,
@@ -423,7 +422,7 @@ async fn record_count(app: &AppState, admin: &Admin, name: &str) -> Option<i64> 
     )
     .await
     .ok()?;
-    v.get("totalItems").and_then(Value::as_i64)
+    Some(v.total_items)
 }
 
 pub async fn delete_page(

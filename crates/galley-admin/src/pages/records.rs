@@ -7,9 +7,9 @@ use crate::{redirect, Admin, AppState};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use galley_core::collections::Page;
 use galley_core::records::{self, ListQuery};
-use galley_core::{CoreError, RequestMeta};
+use galley_core::CoreError;
+use galley_core::Page;
 use galley_types::field::FieldKind;
 use galley_types::{Collection, CollectionType, Field};
 use maud::{html, Markup};
@@ -20,12 +20,9 @@ const MAX_PER_PAGE: usize = 200;
 /// Records offered in a relation picker; more are entered by id.
 const PICKER_LIMIT: usize = 200;
 
-fn meta() -> RequestMeta {
-    RequestMeta {
-        method: "POST".into(),
-        context: "default".into(),
-        ..Default::default()
-    }
+/// The dashboard acts through the services as the signed-in superuser.
+fn req(admin: &Admin) -> galley_core::Request {
+    galley_core::Request::internal(admin.caller.clone(), "POST")
 }
 
 fn find(app: &AppState, name: &str) -> Option<Arc<Collection>> {
@@ -131,9 +128,8 @@ pub async fn list(
         .clamp(1, 1_000_000);
     let res = records::list(
         &app,
+        &req(&admin),
         &col.name,
-        &admin.caller,
-        &meta(),
         ListQuery {
             page: Page {
                 page: page_no,
@@ -147,15 +143,7 @@ pub async fn list(
     )
     .await;
     let (items, total, pages, error) = match res {
-        Ok(v) => (
-            v.get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            v.get("totalItems").and_then(Value::as_i64).unwrap_or(0),
-            v.get("totalPages").and_then(Value::as_i64).unwrap_or(0),
-            None,
-        ),
+        Ok(v) => (v.items, v.total_items, v.total_pages, None),
         Err(e) => (vec![], 0, 0, Some(e)),
     };
     // Links keep the other parameters.
@@ -286,7 +274,7 @@ pub async fn bulk_delete(
         return layout::not_found();
     };
     for id in form.all("ids") {
-        if let Err(e) = records::remove(&app, &col.name, id, &admin.caller, &meta()).await {
+        if let Err(e) = records::remove(&app, &req(&admin), &col.name, id).await {
             if !matches!(e, CoreError::NotFound(_)) {
                 return page(&app, &admin, "Delete", None, core_error(&e));
             }
@@ -315,9 +303,8 @@ async fn relation_options(app: &AppState, admin: &Admin, target_id: &str) -> Vec
         .map(|f| f.name.clone());
     let res = records::list(
         app,
+        &req(admin),
         &target.name,
-        &admin.caller,
-        &meta(),
         ListQuery {
             page: Page {
                 page: 1,
@@ -331,8 +318,7 @@ async fn relation_options(app: &AppState, admin: &Admin, target_id: &str) -> Vec
     )
     .await;
     let Ok(v) = res else { return vec![] };
-    v.get("items")
-        .and_then(Value::as_array)
+    Some(&v.items)
         .map(|a| {
             a.iter()
                 .map(|r| {
@@ -640,7 +626,7 @@ async fn load(
     col: &Collection,
     id: &str,
 ) -> Result<Map<String, Value>, CoreError> {
-    let v = records::view(app, &col.name, id, &admin.caller, &meta(), &[]).await?;
+    let v = records::view(app, &req(admin), &col.name, id, &[]).await?;
     Ok(v.as_object().cloned().unwrap_or_default())
 }
 
@@ -815,11 +801,12 @@ pub async fn create(
     };
     match records::create(
         &app,
+        &req(&admin),
         &col.name,
-        vals.clone(),
-        uploads,
-        &admin.caller,
-        &meta(),
+        records::RecordBody {
+            values: vals.clone(),
+            uploads,
+        },
         &[],
     )
     .await
@@ -881,12 +868,13 @@ pub async fn update(
     };
     match records::update(
         &app,
+        &req(&admin),
         &col.name,
         &id,
-        vals.clone(),
-        uploads,
-        &admin.caller,
-        &meta(),
+        records::RecordBody {
+            values: vals.clone(),
+            uploads,
+        },
         &[],
     )
     .await
@@ -955,11 +943,7 @@ pub async fn auth_action(
             .await
             {
                 Ok(v) => {
-                    let token = v
-                        .get("token")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
+                    let token = v.token;
                     let notice = html! {
                         div.notice role="status" {
                             p { strong { "Impersonation token for " (email) } " (not refreshable). Send it as the " code { "Authorization" } " header to act as this user." }

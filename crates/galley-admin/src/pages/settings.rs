@@ -209,17 +209,15 @@ pub async fn save(State(app): State<AppState>, admin: Admin, form: FormData) -> 
     }
     let on = |k: &str| form.has(k);
     let res: Result<&str, CoreError> = match form.get("section") {
-        "application" => galley_core::settings::update(
-            &app,
-            json!({"meta": {
+        "application" => app
+            .update_settings(json!({"meta": {
                 "appName": form.get("appName").trim(),
                 "appURL": form.get("appURL").trim(),
                 "senderName": form.get("senderName").trim(),
                 "senderAddress": form.get("senderAddress").trim(),
-            }}),
-        )
-        .await
-        .map(|_| "saved"),
+            }}))
+            .await
+            .map(|_| "saved"),
         "smtp" => {
             let mut smtp = json!({
                 "enabled": on("enabled"),
@@ -236,7 +234,7 @@ pub async fn save(State(app): State<AppState>, admin: Admin, form: FormData) -> 
             if !smtp["port"].is_i64() {
                 Err(form_error("The SMTP port must be a number."))
             } else {
-                galley_core::settings::update(&app, json!({"smtp": smtp}))
+                app.update_settings(json!({"smtp": smtp}))
                     .await
                     .map(|_| "saved")
             }
@@ -261,20 +259,18 @@ pub async fn save(State(app): State<AppState>, admin: Admin, form: FormData) -> 
             if !form.get("secret").is_empty() {
                 s3["secret"] = json!(form.get("secret"));
             }
-            galley_core::settings::update(&app, json!({"s3": s3}))
+            app.update_settings(json!({"s3": s3}))
                 .await
                 .map(|_| "saved")
         }
-        "tests3" => galley_core::settings::test_s3(&app, "storage")
+        "tests3" => galley_core::files::test_s3(&app, "storage")
             .await
             .map(|_| "s3ok"),
         "ratelimits" => match serde_json::from_str::<Value>(form.get("rules")) {
-            Ok(rules @ Value::Array(_)) => galley_core::settings::update(
-                &app,
-                json!({"rateLimits": {"enabled": on("enabled"), "rules": rules}}),
-            )
-            .await
-            .map(|_| "saved"),
+            Ok(rules @ Value::Array(_)) => app
+                .update_settings(json!({"rateLimits": {"enabled": on("enabled"), "rules": rules}}))
+                .await
+                .map(|_| "saved"),
             _ => Err(form_error("The rate limit rules must be a JSON list.")),
         },
         "tokens" => save_tokens(&app, &form).await.map(|_| "saved"),

@@ -1,9 +1,10 @@
-//! Auth endpoints of auth collections, and Galley's dev outbox. Each POST here counts
-//! against the per-IP auth rate limit before anything else runs.
+//! Auth endpoints of auth collections, and Galley's dev outbox. The login and mail-sending
+//! POSTs take a [`LimitedBody`], which counts them against the per-IP auth rate limit once
+//! their body has been read (a malformed body is a 400 first, and does not count).
 
 use super::{no_content, ok, require_superuser};
 use crate::error::ApiResult;
-use crate::extract::{Auth, Body, Query};
+use crate::extract::{Auth, Body, LimitedBody, Query};
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -12,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use galley_core::auth::{self, alert, flows, oauth2, otp, Origin};
-use galley_core::{App, Caller};
+use galley_core::App;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
@@ -75,12 +76,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// Counts the request against the per-IP limit of the auth endpoints.
-fn limit(app: &App, c: &Caller, peer: &Peer, headers: &HeaderMap) -> ApiResult<()> {
-    app.auth.limit_ip(c, &client_ip(app, peer.0, headers))?;
-    Ok(())
-}
-
 /// Where a login comes from, for auth alerts.
 fn origin(app: &App, peer: &Peer, headers: &HeaderMap) -> Origin {
     Origin {
@@ -122,9 +117,8 @@ async fn auth_with_password(
     headers: HeaderMap,
     Path(col): Path<String>,
     q: Query,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     let identity_field = body
         .values
         .get("identityField")
@@ -185,13 +179,10 @@ async fn impersonate(
 async fn request_otp(
     State(app): State<AppState>,
     Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
     q: Query,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     Ok(ok(
         otp::request_otp(&app, &col, &text(&body, "email"), &c).await?,
         &q,
@@ -205,9 +196,8 @@ async fn auth_with_otp(
     headers: HeaderMap,
     Path(col): Path<String>,
     q: Query,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     let res = otp::auth_with_otp(
         &app,
         &col,
@@ -228,9 +218,8 @@ async fn auth_with_oauth2(
     headers: HeaderMap,
     Path(col): Path<String>,
     q: Query,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     let mut redirect_url = text(&body, "redirectURL");
     if redirect_url.is_empty() {
         // The pre-0.23 spelling.
@@ -308,25 +297,18 @@ async fn oauth2_redirect_post(State(app): State<AppState>, body: axum::body::Byt
 async fn request_verification(
     State(app): State<AppState>,
     Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::request_verification(&app, &col, &text(&body, "email"), &c).await?;
     Ok(no_content())
 }
 
 async fn confirm_verification(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::confirm_verification(&app, &col, &text(&body, "token")).await?;
     Ok(no_content())
 }
@@ -334,25 +316,18 @@ async fn confirm_verification(
 async fn request_password_reset(
     State(app): State<AppState>,
     Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::request_password_reset(&app, &col, &text(&body, "email"), &c).await?;
     Ok(no_content())
 }
 
 async fn confirm_password_reset(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::confirm_password_reset(
         &app,
         &col,
@@ -367,25 +342,18 @@ async fn confirm_password_reset(
 async fn request_email_change(
     State(app): State<AppState>,
     Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::request_email_change(&app, &col, &text(&body, "newEmail"), &c).await?;
     Ok(no_content())
 }
 
 async fn confirm_email_change(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    peer: Peer,
-    headers: HeaderMap,
     Path(col): Path<String>,
-    body: Body,
+    LimitedBody(body): LimitedBody,
 ) -> ApiResult<Response> {
-    limit(&app, &c, &peer, &headers)?;
     flows::confirm_email_change(&app, &col, &text(&body, "token"), &text(&body, "password"))
         .await?;
     Ok(no_content())

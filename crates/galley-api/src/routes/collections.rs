@@ -1,6 +1,6 @@
 use super::{no_content, ok, page, require_superuser};
 use crate::error::ApiResult;
-use crate::extract::{Auth, Body, Query};
+use crate::extract::{Auth, Body, Query, Req};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -51,7 +51,9 @@ async fn create(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::create(&app, Value::Object(body.values)).await?,
+        collections::create(&app, Value::Object(body.values))
+            .await?
+            .to_json(),
         &q,
     ))
 }
@@ -65,7 +67,9 @@ async fn update(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::update(&app, &col, Value::Object(body.values)).await?,
+        collections::update(&app, &col, Value::Object(body.values))
+            .await?
+            .to_json(),
         &q,
     ))
 }
@@ -82,10 +86,10 @@ async fn remove(
 
 async fn truncate(
     State(app): State<AppState>,
-    Auth(c): Auth,
+    Req(r): Req,
     Path(col): Path<String>,
 ) -> ApiResult<Response> {
-    require_superuser(&c)?;
-    collections::truncate(&app, &col).await?;
+    require_superuser(&r.caller)?;
+    collections::truncate(&app, &r, &col).await?;
     Ok(no_content())
 }

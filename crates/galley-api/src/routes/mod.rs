@@ -14,9 +14,9 @@ use crate::AppState;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use galley_core::collections::Page;
+use galley_core::Page;
 use galley_core::{Caller, CoreError};
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,8 +46,16 @@ async fn not_found(method: Method) -> Response {
     )
 }
 
-/// A 200 JSON response, with the generic `fields=` picker applied.
-pub fn ok(body: Value, q: &Query) -> Response {
+/// A 200 JSON response of a service's result, with the generic `fields=` picker applied.
+pub fn ok(body: impl serde::Serialize, q: &Query) -> Response {
+    let body = match serde_json::to_value(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return axum::response::IntoResponse::into_response(ApiError(CoreError::Internal(
+                format!("cannot serialise a response: {e}"),
+            )))
+        }
+    };
     let body = match q.get("fields") {
         Some(f) if !galley_core::picker::is_valid(f) => {
             return axum::response::IntoResponse::into_response(ApiError::bad_request(

@@ -145,7 +145,7 @@ async fn handle(app: &AppState, id: &str, ip: &str, text: &str) -> Vec<Value> {
         Some(_) => return vec![error("subscriptions must be an array of topics.")],
     };
     let caller = match cmd.get("token").and_then(Value::as_str) {
-        Some(t) if !t.is_empty() => galley_core::superusers::authenticate(app, t).await,
+        Some(t) if !t.is_empty() => galley_core::identity::authenticate(app, t).await,
         _ => Caller::Guest,
     };
     if matches!(caller, Caller::Guest)

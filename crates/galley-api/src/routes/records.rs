@@ -1,12 +1,19 @@
 use super::{no_content, ok, page};
 use crate::error::ApiResult;
-use crate::extract::{Auth, Meta, Query, RecordBody};
+use crate::extract::{Query, RecordBody, Req};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use galley_core::records::{self, ListQuery};
+
+fn body(b: crate::extract::Body) -> records::RecordBody {
+    records::RecordBody {
+        values: b.values,
+        uploads: b.files,
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,8 +29,7 @@ pub fn router() -> Router<AppState> {
 
 async fn list(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    Meta(m): Meta,
+    Req(r): Req,
     Path(col): Path<String>,
     q: Query,
 ) -> ApiResult<Response> {
@@ -33,67 +39,53 @@ async fn list(
         sort: q.get("sort").unwrap_or_default().to_owned(),
         expand: expand(&q)?,
     };
-    Ok(ok(records::list(&app, &col, &c, &m, lq).await?, &q))
+    Ok(ok(records::list(&app, &r, &col, lq).await?, &q))
 }
 
 async fn view(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    Meta(m): Meta,
+    Req(r): Req,
     Path((col, id)): Path<(String, String)>,
     q: Query,
 ) -> ApiResult<Response> {
     Ok(ok(
-        records::view(&app, &col, &id, &c, &m, &expand(&q)?).await?,
+        records::view(&app, &r, &col, &id, &expand(&q)?).await?,
         &q,
     ))
 }
 
 async fn create(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    Meta(m): Meta,
+    Req(r): Req,
     Path(col): Path<String>,
     q: Query,
-    RecordBody(body): RecordBody,
+    RecordBody(b): RecordBody,
 ) -> ApiResult<Response> {
     Ok(ok(
-        records::create(&app, &col, body.values, body.files, &c, &m, &expand(&q)?).await?,
+        records::create(&app, &r, &col, body(b), &expand(&q)?).await?,
         &q,
     ))
 }
 
 async fn update(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    Meta(m): Meta,
+    Req(r): Req,
     Path((col, id)): Path<(String, String)>,
     q: Query,
-    RecordBody(body): RecordBody,
+    RecordBody(b): RecordBody,
 ) -> ApiResult<Response> {
     Ok(ok(
-        records::update(
-            &app,
-            &col,
-            &id,
-            body.values,
-            body.files,
-            &c,
-            &m,
-            &expand(&q)?,
-        )
-        .await?,
+        records::update(&app, &r, &col, &id, body(b), &expand(&q)?).await?,
         &q,
     ))
 }
 
 async fn remove(
     State(app): State<AppState>,
-    Auth(c): Auth,
-    Meta(m): Meta,
+    Req(r): Req,
     Path((col, id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    records::remove(&app, &col, &id, &c, &m).await?;
+    records::remove(&app, &r, &col, &id).await?;
     Ok(no_content())
 }
 

@@ -26,7 +26,7 @@ async fn update(
     body: Body,
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
-    let s = galley_core::settings::update(&app, Value::Object(body.values)).await?;
+    let s = app.update_settings(Value::Object(body.values)).await?;
     Ok(ok(s.public_json(), &q))
 }
 
@@ -38,6 +38,6 @@ async fn test_s3(State(app): State<AppState>, Auth(c): Auth, body: Body) -> ApiR
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    galley_core::settings::test_s3(&app, &fs).await?;
+    galley_core::files::test_s3(&app, &fs).await?;
     Ok(super::no_content())
 }

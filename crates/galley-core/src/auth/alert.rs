@@ -4,9 +4,11 @@
 //! spawned task after the response is decided, so the login never waits for it; the API
 //! layer calls [`after_login`] with the auth response of a password, OTP or OAuth2 login.
 
-use super::{mail, rec_id, rec_str, Origin};
+use super::Origin;
+use crate::app::App;
 use crate::error::CoreError;
-use crate::App;
+use crate::mail;
+use crate::rows::{rec_id, rec_str};
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -34,7 +36,7 @@ fn escape_html(s: &str) -> String {
 
 /// After a successful login of collection `col_name` answered with `response`: records
 /// its origin and mails an alert when the origin is new, on a spawned task.
-pub fn after_login(app: &Arc<App>, col_name: &str, response: &Value, origin: Origin) {
+pub fn after_login(app: &Arc<App>, col_name: &str, response: &super::AuthResult, origin: Origin) {
     let Ok(col) = super::auth_collection(app, col_name) else {
         return;
     };
@@ -42,9 +44,10 @@ pub fn after_login(app: &Arc<App>, col_name: &str, response: &Value, origin: Ori
     if !enabled {
         return;
     }
-    let Some(id) = response.pointer("/record/id").and_then(Value::as_str) else {
+    let id = response.record_id();
+    if id.is_empty() {
         return;
-    };
+    }
     let (app, id) = (app.clone(), id.to_owned());
     tokio::spawn(async move {
         let res = async {
@@ -138,6 +141,6 @@ async fn run(
             ..Default::default()
         },
     );
-    app.auth.mailer.send(&settings, m);
+    app.auth.mailer.send(&crate::mail::config(&settings), m);
     Ok(())
 }

@@ -3,12 +3,14 @@
 //! the same reads and signing work, and mail on a background task.
 
 use super::otp::check_email;
-use super::tokens::{self, Kind};
-use super::{auth_collection, field_error, find, mail, rec_id, rec_str, respond, INVALID_DATA};
-use crate::caller::Caller;
+use super::{auth_collection, field_error, find, respond, INVALID_DATA};
+use crate::app::App;
+use crate::context::Caller;
 use crate::error::CoreError;
-use crate::superusers::SUPERUSERS;
-use crate::App;
+use crate::identity::SUPERUSERS;
+use crate::mail;
+use crate::rows::{rec_id, rec_str};
+use crate::tokens::{self, Kind};
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::{Collection, FieldError, FieldErrors};
@@ -69,7 +71,7 @@ pub async fn impersonate(
     id: &str,
     duration: Option<&Value>,
     caller: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     match caller {
         Caller::Guest => {
@@ -116,7 +118,7 @@ pub async fn impersonate(
             .collect(),
         Some(duration),
     )?;
-    out["token"] = json!(token);
+    out.token = token;
     Ok(out)
 }
 
@@ -166,7 +168,7 @@ async fn mail_token_by_email(
                 ..Default::default()
             },
         );
-        app.auth.mailer.send(&settings, m);
+        app.auth.mailer.send(&crate::mail::config(&settings), m);
     }
     Ok(())
 }
@@ -455,7 +457,7 @@ pub async fn request_email_change(
             ..Default::default()
         },
     );
-    app.auth.mailer.send(&settings, m);
+    app.auth.mailer.send(&crate::mail::config(&settings), m);
     Ok(())
 }
 
@@ -598,8 +600,9 @@ pub async fn test_email(
         otp: "123456",
         alert_info: "Test alert info",
     };
-    app.auth
-        .mailer
-        .send(&settings, mail::render(&t, &settings, email, &vars));
+    app.auth.mailer.send(
+        &crate::mail::config(&settings),
+        mail::render(&t, &settings, email, &vars),
+    );
     Ok(())
 }

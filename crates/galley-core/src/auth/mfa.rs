@@ -3,9 +3,10 @@
 //! `_mfas`; the login completes when a *different* method succeeds with that `mfaId`
 //! within `mfa.duration` seconds.
 
-use super::{rec_id, record_rule_holds, Method};
+use super::{record_rule_holds, Method};
+use crate::app::App;
 use crate::error::CoreError;
-use crate::App;
+use crate::rows::rec_id;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;

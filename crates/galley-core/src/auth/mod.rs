@@ -9,47 +9,23 @@
 
 pub mod alert;
 pub mod flows;
-pub mod mail;
 pub mod mfa;
 pub mod oauth2;
 pub mod options;
 pub mod otp;
-pub mod providers;
-pub mod ratelimit;
 pub mod records;
-pub mod tokens;
 
-use crate::caller::Caller;
+use crate::app::App;
+use crate::context::{Caller, RequestMeta};
 use crate::error::CoreError;
-use crate::records::{output, RequestMeta};
+use crate::rows::{self as output, find_by, rec_id, rec_str};
 use crate::rules::RuleCtx;
-use crate::{App, AppConfig};
+use crate::tokens;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-
-/// Process-wide state of the auth flows.
-pub struct AuthState {
-    pub mailer: mail::Mailer,
-    pub limits: ratelimit::AuthLimits,
-    limiter: ratelimit::Limiter,
-    /// Mirrors `settings.rateLimits.enabled`.
-    limiting: std::sync::atomic::AtomicBool,
-    /// OAuth2/OIDC outgoing HTTP and the discovery cache.
-    pub oauth: providers::Client,
-    /// Names that Apple posts once to the OAuth2 redirect, by authorization code, until
-    /// the code is exchanged (at most a minute).
-    pub redirect_names:
-        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
-    /// When a verification or reset mail last went to a record (the resend throttle).
-    resent: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-}
-
-/// Verification and password-reset mails to one record: at most one per this window, as
-/// PocketBase (later requests answer 204 without sending).
-pub const RESEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Where a login comes from (auth alerts compare it with the record's recent origins).
 #[derive(Debug, Clone, Default)]
@@ -58,66 +34,31 @@ pub struct Origin {
     pub user_agent: String,
 }
 
-impl AuthState {
-    pub fn new(config: &AppConfig) -> Self {
-        AuthState {
-            mailer: Default::default(),
-            limits: config.auth_limits,
-            limiter: Default::default(),
-            limiting: std::sync::atomic::AtomicBool::new(true),
-            oauth: Default::default(),
-            redirect_names: Default::default(),
-            resent: Default::default(),
+/// A successful login or refresh: the token, and the record as its owner sees it (after
+/// OAuth2, also what the provider said of the user).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthResult {
+    pub record: Value,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+impl AuthResult {
+    pub fn new(record: Value, token: String) -> Self {
+        AuthResult {
+            record,
+            token,
+            meta: None,
         }
     }
 
-    /// True when mail `kind` may go to `record_id` now (and starts its window); false
-    /// within [`RESEND_WINDOW`] of the last one.
-    pub fn may_resend(&self, kind: &str, record_id: &str) -> bool {
-        let Ok(mut m) = self.resent.lock() else {
-            return true;
-        };
-        m.retain(|_, at| at.elapsed() < RESEND_WINDOW);
-        let key = format!("{kind}:{record_id}");
-        if m.contains_key(&key) {
-            return false;
-        }
-        m.insert(key, std::time::Instant::now());
-        true
-    }
-
-    /// Follows the `rateLimits.enabled` setting.
-    pub fn set_limiting(&self, on: bool) {
-        self.limiting
-            .store(on, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn limiting(&self) -> bool {
-        self.limiting.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Counts an auth request from client `ip` (superusers are not limited).
-    pub fn limit_ip(&self, caller: &Caller, ip: &str) -> Result<(), CoreError> {
-        if caller.is_superuser() || !self.limiting() {
-            return Ok(());
-        }
-        self.limiter
-            .hit(&format!("ip:{ip}"), self.limits.per_ip, self.limits.window)
-    }
-
-    /// Counts an auth request about `identity` (an email, identity or OTP id) of `col`.
-    pub fn limit_identity(
-        &self,
-        caller: &Caller,
-        col: &Collection,
-        identity: &str,
-    ) -> Result<(), CoreError> {
-        if caller.is_superuser() || identity.is_empty() || !self.limiting() {
-            return Ok(());
-        }
-        let key = format!("id:{}:{}", col.id, identity.to_lowercase());
-        self.limiter
-            .hit(&key, self.limits.per_identity, self.limits.window)
+    /// The id of the record that signed in.
+    pub fn record_id(&self) -> &str {
+        self.record
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -157,31 +98,6 @@ pub fn auth_collection(app: &App, name: &str) -> Result<Arc<Collection>, CoreErr
         .ok_or_else(|| CoreError::NotFound("Missing or invalid auth collection context.".into()))
 }
 
-/// One record of `col` by a field's value (`ci`: case-insensitively).
-pub(crate) fn find_by(
-    c: &mut dyn Conn,
-    col: &Collection,
-    field: &str,
-    value: &str,
-    ci: bool,
-) -> Result<Option<Map<String, Value>>, CoreError> {
-    let d = c.dialect();
-    let mut sql = Sql::new(d);
-    sql.push("SELECT * FROM ").ident(&col.name).push(" WHERE ");
-    if ci {
-        sql.push(&d.lower(&d.quote(field)))
-            .push(" = ")
-            .push_param_with(value, |p| d.lower(p));
-    } else {
-        sql.ident(field).push(" = ").push_param(value);
-    }
-    sql.push(" LIMIT 1");
-    Ok(c.query_sql(&sql)?
-        .into_iter()
-        .next()
-        .map(|r| output::from_row(col, r)))
-}
-
 pub(crate) async fn find(
     app: &App,
     col: &Arc<Collection>,
@@ -193,17 +109,6 @@ pub(crate) async fn find(
     app.store
         .read(move |c: &mut dyn Conn| find_by(c, &col, &field, &value, ci))
         .await
-}
-
-pub(crate) fn rec_id(r: &Map<String, Value>) -> String {
-    r.get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-pub(crate) fn rec_str<'a>(r: &'a Map<String, Value>, k: &str) -> &'a str {
-    r.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// Does `rule` (evaluated with the record itself as `@request.auth`) hold for `record`?
@@ -247,7 +152,7 @@ pub async fn respond(
     requester: &Caller,
     method: Option<Method>,
     mfa_id: Option<&str>,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     let auth = col
         .auth
         .clone()
@@ -276,7 +181,10 @@ pub async fn respond(
         collection: col.clone(),
         record: record.clone(),
     };
-    Ok(json!({"record": output::present(col, record, &viewer), "token": token}))
+    Ok(AuthResult::new(
+        output::present(col, record, &viewer),
+        token,
+    ))
 }
 
 /// `POST /api/collections/{c}/auth-with-password`.
@@ -288,7 +196,7 @@ pub async fn auth_with_password(
     identity_field: Option<&str>,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     const FAILED: &str = "Failed to authenticate.";
     let col = auth_collection(app, col_name)?;
     let auth = col
@@ -392,7 +300,7 @@ pub async fn auth_refresh(
     col_name: &str,
     caller: &Caller,
     token: &str,
-) -> Result<Value, CoreError> {
+) -> Result<AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     match caller {
         Caller::Guest => Err(CoreError::Unauthorized(
@@ -404,9 +312,10 @@ pub async fn auth_refresh(
                 .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
                 .unwrap_or(false);
             if !refreshable {
-                return Ok(
-                    json!({"record": output::present(&col, record, caller), "token": token}),
-                );
+                return Ok(AuthResult::new(
+                    output::present(&col, record, caller),
+                    token.to_owned(),
+                ));
             }
             if !record_rule_holds(
                 app,
@@ -431,31 +340,14 @@ pub async fn auth_refresh(
                     .unwrap_or_default(),
                 None,
             )?;
-            Ok(json!({"record": output::present(&col, record, caller), "token": token}))
+            Ok(AuthResult::new(
+                output::present(&col, record, caller),
+                token,
+            ))
         }
         Caller::Record { collection, .. } => Err(CoreError::Forbidden(format!(
             "The request requires auth record from {} collection.",
             collection.name
         ))),
     }
-}
-
-/// Removes what the auth system tables hold about a deleted auth record (its OAuth2 links,
-/// login origins, pending OTPs and MFA sessions), in the deleting job.
-pub fn forget_record(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<(), CoreError> {
-    for table in ["_externalAuths", "_authOrigins", "_otps", "_mfas"] {
-        let mut sql = Sql::new(c.dialect());
-        sql.push("DELETE FROM ")
-            .ident(table)
-            .push(" WHERE ")
-            .ident("collectionRef")
-            .push(" = ")
-            .push_param(col.id.as_str())
-            .push(" AND ")
-            .ident("recordRef")
-            .push(" = ")
-            .push_param(id);
-        c.execute_sql(&sql)?;
-    }
-    Ok(())
 }

@@ -8,13 +8,14 @@
 //! created through the collection's create rule like any sign-up. The link, the new record
 //! and any change to an existing one are written in one job.
 
-use super::providers::{AuthUser, Provider};
-use super::{auth_collection, find_by, rec_id, rec_str, respond, Method};
-use crate::caller::Caller;
+use super::{auth_collection, respond, Method};
+use crate::app::App;
+use crate::context::{Caller, RequestMeta};
 use crate::error::CoreError;
-use crate::records::{write, RequestMeta, WriteCtx};
-use crate::superusers::SUPERUSERS;
-use crate::App;
+use crate::identity::SUPERUSERS;
+use crate::records::write;
+use crate::rows::{find_by, rec_id, rec_str};
+use galley_auth::oauth2::{AuthUser, Provider};
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt, StoreError};
 use galley_types::{Collection, FieldError, FieldErrors, FieldKind};
@@ -56,12 +57,12 @@ pub async fn provider_infos(app: &App, col: &Collection) -> Vec<Value> {
         let state = galley_types::ids::secret(30);
         let (verifier, challenge, method) = if p.pkce {
             let v = galley_types::ids::secret(43);
-            let c = super::providers::s256(&v);
+            let c = galley_auth::oauth2::s256(&v);
             (v, c, "S256")
         } else {
             (String::new(), String::new(), "")
         };
-        let url = super::providers::auth_url(&p, &state, p.pkce.then_some(challenge.as_str()));
+        let url = galley_auth::oauth2::auth_url(&p, &state, p.pkce.then_some(challenge.as_str()));
         out.push(json!({
             "name": p.name,
             "displayName": p.display_name,
@@ -128,7 +129,7 @@ pub async fn auth_with_oauth2(
     form: Form,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     let auth = col
         .auth
@@ -211,7 +212,7 @@ pub async fn auth_with_oauth2(
         ),
     };
     let mut out = respond(app, &col, &record, requester, Some(Method::OAuth2), mfa_id).await?;
-    out["meta"] = user.meta(is_new);
+    out.meta = Some(user.meta(is_new));
     Ok(out)
 }
 
@@ -464,7 +465,7 @@ async fn create(
         context: "oauth2".into(),
         ..Default::default()
     };
-    let ctx = WriteCtx::new(app.schema(), requester, &meta);
+    let ctx = app.write_ctx(requester, &meta);
     let events = ctx.events.clone();
     let node = app.node_id.clone();
     let (col2, pname, uid, verified, email) = (
@@ -496,7 +497,7 @@ async fn create(
                 set_columns(c, &col2, &id, vec![("verified", true.into())])?;
             }
             insert_link(c, &col2, &id, &pname, &uid)?;
-            crate::realtime::notify_events(c, &node, &ctx.events)?;
+            crate::bus::notify_events(c, &node, &ctx.events)?;
             find_by(c, &col2, "id", &id, false)?.ok_or_else(|| CoreError::bad_request(FAILED))
         })
         .await;
@@ -507,7 +508,8 @@ async fn create(
             return Err(e);
         }
     };
-    app.publish(crate::realtime::take(&events)).await;
+    app.publish(crate::context::RecordEvent::take(&events))
+        .await;
     Ok(record)
 }
 
@@ -549,7 +551,7 @@ async fn avatar_upload(
             return vec![];
         }
     };
-    let original_name = reqwest::Url::parse(url)
+    let original_name = galley_auth::oauth2::Url::parse(url)
         .ok()
         .and_then(|u| {
             u.path_segments()

@@ -2,10 +2,12 @@
 //! `otp.length` digits in `_otps` and mails it; `auth-with-otp` accepts it within
 //! `otp.duration` seconds, at most 5 attempts, once.
 
-use super::{auth_collection, field_error, find, mail, rec_id, rec_str, respond, Method};
-use crate::caller::Caller;
+use super::{auth_collection, field_error, find, respond, Method};
+use crate::app::App;
+use crate::context::Caller;
 use crate::error::CoreError;
-use crate::App;
+use crate::mail;
+use crate::rows::{rec_id, rec_str};
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -113,7 +115,7 @@ pub async fn request_otp(
                 ..Default::default()
             },
         );
-        app.auth.mailer.send(&settings, m);
+        app.auth.mailer.send(&crate::mail::config(&settings), m);
     }
     Ok(json!({"otpId": otp_id}))
 }
@@ -126,7 +128,7 @@ pub async fn auth_with_otp(
     password: &str,
     mfa_id: Option<&str>,
     requester: &Caller,
-) -> Result<Value, CoreError> {
+) -> Result<super::AuthResult, CoreError> {
     let col = auth_collection(app, col_name)?;
     let opts = otp_enabled(&col)?;
     let mut errors = galley_types::FieldErrors::new();

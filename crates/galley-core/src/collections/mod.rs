@@ -1,29 +1,19 @@
 //! The collections service: list, view, create, update, delete and truncate collections.
 //! A schema change and its DDL run in one write job, so they commit together or not at all.
 
-pub mod ddl;
-pub mod persist;
 mod validate;
 
+use crate::app::App;
+use crate::catalog::{self, ddl};
+use crate::context::{Caller, ListResult, Page, Request, RequestMeta, WriteCtx};
 use crate::error::CoreError;
-use crate::records;
-use crate::App;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
-use galley_types::index::IndexDef;
 use galley_types::{Collection, Field};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub use validate::parse_collection;
-
-/// The list endpoint's paging, shared with records.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub page: usize,
-    pub per_page: usize,
-    pub skip_total: bool,
-}
 
 /// `_collections` described as a collection, so that the collections list takes the same
 /// `filter` and `sort` language as records (fields id, name, type, system, created, updated).
@@ -62,15 +52,15 @@ fn meta_collection() -> Collection {
 
 pub async fn list(
     app: &App,
-    caller: &crate::Caller,
+    caller: &Caller,
     page: Page,
     filter: &str,
     sort: &str,
-) -> Result<Value, CoreError> {
+) -> Result<ListResult<Value>, CoreError> {
     let meta = meta_collection();
     let schema = galley_types::Schema::new(0, vec![meta.clone()]);
     let d = app.store.dialect();
-    let req = crate::RequestMeta::default();
+    let req = RequestMeta::default();
     let ctx = crate::rules::RuleCtx::new(&schema, &meta, caller, &req, d);
     let cond = ctx.filter(filter)?;
     let order = ctx.sort(sort)?;
@@ -100,7 +90,7 @@ pub async fn list(
             let cols = c
                 .query_sql(&sql)?
                 .iter()
-                .map(persist::parse_row)
+                .map(catalog::parse_row)
                 .collect::<Result<Vec<_>, _>>()?;
             let total = if skip {
                 None
@@ -115,7 +105,7 @@ pub async fn list(
             Ok((cols, total))
         })
         .await?;
-    Ok(records::list_result(
+    Ok(ListResult::new(
         cols.iter().map(Collection::to_json).collect(),
         page,
         total,
@@ -129,7 +119,7 @@ pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
         .ok_or_else(CoreError::not_found)
 }
 
-pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
+pub async fn create(app: &App, body: Value) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let col = parse_collection(&schema, None, &body)?;
     let out = col.clone();
@@ -139,13 +129,13 @@ pub async fn create(app: &App, body: Value) -> Result<Value, CoreError> {
             let d = c.dialect();
             c.batch(&ddl::create_table(d, &col))?;
             create_indexes(c, &col, "Failed to create collection.")?;
-            persist::insert_row(c, &col)
+            catalog::insert_row(c, &col)
                 .map_err(|e| unique_name_error(e, "Failed to create collection."))?;
-            crate::realtime::notify_schema(c, &node)
+            crate::bus::notify_schema(c, &node)
         })
         .await?;
     app.reload_schema().await?;
-    Ok(out.to_json())
+    Ok(out)
 }
 
 fn unique_name_error(e: CoreError, message: &str) -> CoreError {
@@ -160,7 +150,7 @@ fn unique_name_error(e: CoreError, message: &str) -> CoreError {
     }
 }
 
-pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, CoreError> {
+pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let old = find(app, id_or_name)?;
     let new = parse_collection(&schema, Some(&old), &body)?;
@@ -170,13 +160,13 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Value, C
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
             apply_schema_change(c, &old, &new)?;
-            persist::update_row(c, &new)
+            catalog::update_row(c, &new)
                 .map_err(|e| unique_name_error(e, "Failed to update collection."))?;
-            crate::realtime::notify_schema(c, &node)
+            crate::bus::notify_schema(c, &node)
         })
         .await?;
     app.reload_schema().await?;
-    Ok(out.to_json())
+    Ok(out)
 }
 
 /// Alters the table of `old` into the table of `new` (rename, columns, indexes).
@@ -336,8 +326,8 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
                 c.batch(&s)?;
             }
             c.batch(&format!("DROP TABLE {}", d.quote(&col.name)))?;
-            persist::delete_row(c, &col.id)?;
-            crate::realtime::notify_schema(c, &node)
+            catalog::delete_row(c, &col.id)?;
+            crate::bus::notify_schema(c, &node)
         })
         .await?;
     crate::files::remove_collection(app, &col_id).await;
@@ -345,14 +335,12 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
 }
 
 /// Deletes every record of a collection, with the same cascade rules as deleting each one.
-pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
+pub async fn truncate(app: &App, req: &Request, id_or_name: &str) -> Result<(), CoreError> {
     let col = find(app, id_or_name)?;
-    let schema = app.schema();
-    let events = crate::realtime::Events::default();
-    let events2 = events.clone();
-    let node = app.node_id.clone();
-    app.store
-        .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
+    crate::records::write_published(
+        app,
+        app.write_ctx(&req.caller, &req.meta),
+        move |c: &mut dyn Conn, ctx: &WriteCtx| -> Result<(), CoreError> {
             let mut sel = Sql::new(c.dialect());
             sel.push("SELECT ")
                 .ident("id")
@@ -360,42 +348,10 @@ pub async fn truncate(app: &App, id_or_name: &str) -> Result<(), CoreError> {
                 .ident(&col.name);
             let ids: Vec<String> = c.query_sql(&sel)?.iter().map(|r| r.text("id")).collect();
             for id in ids {
-                records::delete::delete_cascading(c, &schema, &col, &id, 0, &events2)?;
+                crate::records::delete::delete_cascading(c, ctx, &col, &id, 0)?;
             }
-            crate::realtime::notify_events(c, &node, &events2)
-        })
-        .await?;
-    let events = crate::realtime::take(&events);
-    crate::files::remove_committed(app, &events, &Default::default()).await;
-    app.publish(events).await;
-    Ok(())
-}
-
-/// Validates an index list against the fields and returns the canonical strings.
-pub(crate) fn normalize_indexes(
-    table: &str,
-    fields: &[Field],
-    raw: &[String],
-) -> Result<Vec<String>, (usize, String)> {
-    let mut out = Vec::new();
-    let mut names = Vec::new();
-    for (i, s) in raw.iter().enumerate() {
-        let idx = IndexDef::parse(s).map_err(|e| (i, e))?;
-        for col in idx
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .chain(idx.where_columns())
-        {
-            if !fields.iter().any(|f| f.name == col) {
-                return Err((i, format!("unknown column {col:?}")));
-            }
-        }
-        if names.contains(&idx.name.to_lowercase()) {
-            return Err((i, "duplicated index name".into()));
-        }
-        names.push(idx.name.to_lowercase());
-        out.push(idx.display(table));
-    }
-    Ok(out)
+            Ok(())
+        },
+    )
+    .await
 }

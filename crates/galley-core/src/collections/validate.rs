@@ -1,9 +1,9 @@
 //! Turning a submitted collection body into a valid [`Collection`] (parse, don't validate).
 
-use super::normalize_indexes;
 use crate::error::CoreError;
 use galley_types::collection::{auth_system_fields, id_field};
 use galley_types::field::FieldKind;
+use galley_types::index::IndexDef;
 use galley_types::{AuthOptions, Collection, CollectionType, Field, Schema};
 use serde_json::{json, Map, Value};
 
@@ -602,4 +602,33 @@ fn validate_field(
     } else {
         Some(Value::Object(e))
     }
+}
+
+/// Validates an index list against the fields and returns the canonical strings.
+pub(crate) fn normalize_indexes(
+    table: &str,
+    fields: &[Field],
+    raw: &[String],
+) -> Result<Vec<String>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    for (i, s) in raw.iter().enumerate() {
+        let idx = IndexDef::parse(s).map_err(|e| (i, e))?;
+        for col in idx
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(idx.where_columns())
+        {
+            if !fields.iter().any(|f| f.name == col) {
+                return Err((i, format!("unknown column {col:?}")));
+            }
+        }
+        if names.contains(&idx.name.to_lowercase()) {
+            return Err((i, "duplicated index name".into()));
+        }
+        names.push(idx.name.to_lowercase());
+        out.push(idx.display(table));
+    }
+    Ok(out)
 }

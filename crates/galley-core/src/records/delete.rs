@@ -1,13 +1,13 @@
 //! Record deletion with PocketBase's cascade over relation references.
 
-use super::{load_checked, WriteCtx};
+use crate::context::WriteCtx;
 use crate::error::CoreError;
-use crate::realtime::Events;
+use crate::rows::{from_row, load, load_checked};
 use crate::rules::RuleCtx;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt};
 use galley_types::field::string_list;
-use galley_types::{Collection, Schema};
+use galley_types::Collection;
 use serde_json::Value;
 
 /// Deep cascades beyond this are refused rather than risking unbounded work.
@@ -24,7 +24,7 @@ pub fn delete(
 ) -> Result<(), CoreError> {
     let rctx = RuleCtx::new(&ctx.schema, col, &ctx.caller, &ctx.meta, c.dialect());
     load_checked(c, &rctx, &col.rules.delete_rule, id)?;
-    delete_cascading(c, &ctx.schema, col, id, 0, &ctx.events)
+    delete_cascading(c, ctx, col, id, 0)
 }
 
 /// Removes `id` from every relation that references it (deleting referencing records whose
@@ -32,11 +32,10 @@ pub fn delete(
 /// record itself.
 pub fn delete_cascading(
     c: &mut dyn Conn,
-    schema: &Schema,
+    ctx: &WriteCtx,
     col: &Collection,
     id: &str,
     depth: usize,
-    events: &Events,
 ) -> Result<(), CoreError> {
     if depth > MAX_CASCADE_DEPTH {
         return Err(CoreError::bad_request(
@@ -44,7 +43,7 @@ pub fn delete_cascading(
         ));
     }
     let d = c.dialect();
-    let record = match super::load(c, col, id) {
+    let record = match load(c, col, id) {
         Ok(r) => r,
         Err(CoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
@@ -60,11 +59,9 @@ pub fn delete_cascading(
     if c.execute_sql(&del)? == 0 {
         return Ok(());
     }
-    if col.is_auth() {
-        crate::auth::forget_record(c, col, id)?;
-    }
-    crate::realtime::emit(events, "delete", col, &record);
-    for other in schema.all() {
+    ctx.each_hook(|h| h.after_delete(c, ctx, col, &record))?;
+    ctx.emit("delete", col, &record);
+    for other in ctx.schema.all() {
         for f in &other.fields {
             let Some(rel) = f.relation() else { continue };
             if rel.collection_id != col.id {
@@ -82,7 +79,7 @@ pub fn delete_cascading(
             }
             let rows = c.query_sql(&sel)?;
             for r in rows {
-                let mut rec = super::output::from_row(other, r);
+                let mut rec = from_row(other, r);
                 let rid = rec
                     .get("id")
                     .and_then(Value::as_str)
@@ -95,7 +92,7 @@ pub fn delete_cascading(
                     .collect();
                 if remaining.is_empty() {
                     if rel.cascade_delete {
-                        delete_cascading(c, schema, other, &rid, depth + 1, events)?;
+                        delete_cascading(c, ctx, other, &rid, depth + 1)?;
                         continue;
                     }
                     if rel.required {
@@ -117,7 +114,7 @@ pub fn delete_cascading(
                 up.push(" WHERE ").ident("id").push(" = ").push_param(rid);
                 c.execute_sql(&up)?;
                 rec.insert(f.name.clone(), next);
-                crate::realtime::emit(events, "update", other, &rec);
+                ctx.emit("update", other, &rec);
             }
         }
     }

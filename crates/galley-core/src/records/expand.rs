@@ -2,9 +2,10 @@
 //! nested up to six levels. Each expanded record is shown only if its collection's view
 //! rule lets the caller see it (with `@request.context = "expand"`).
 
-use super::{output, RequestMeta};
-use crate::caller::Caller;
+use crate::context::Caller;
+use crate::context::RequestMeta;
 use crate::error::CoreError;
+use crate::rows as output;
 use crate::rules::{Access, RuleCtx};
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};

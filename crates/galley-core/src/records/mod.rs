@@ -3,83 +3,44 @@
 pub mod delete;
 pub mod expand;
 pub mod input;
-pub mod output;
 pub mod write;
 
-use crate::caller::Caller;
-use crate::collections::Page;
+use crate::app::App;
+use crate::context::{
+    Caller, Input, ListResult, Page, RecordEvent, Request, RequestMeta, WriteCtx,
+};
 use crate::error::CoreError;
+use crate::files::Upload;
+use crate::rows::{from_row, load, load_checked, present};
 use crate::rules::{Access, RuleCtx};
-use crate::App;
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
-use galley_types::{Collection, CollectionType, Schema};
+use galley_types::{Collection, CollectionType};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-
-/// The parts of a request that rules may look at (`@request.*`).
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub method: String,
-    pub context: String,
-    pub query: Map<String, Value>,
-    pub headers: Map<String, Value>,
-}
-
-/// What a write job needs besides the connection.
-#[derive(Clone)]
-pub struct WriteCtx {
-    pub schema: Arc<Schema>,
-    pub caller: Caller,
-    pub meta: RequestMeta,
-    /// Record changes made by the job, published to realtime after it commits.
-    pub events: crate::realtime::Events,
-    /// Files the job's updates dropped, removed from storage after it commits.
-    pub removals: crate::files::Removals,
-}
-
-impl WriteCtx {
-    pub fn new(schema: Arc<Schema>, caller: &Caller, meta: &RequestMeta) -> Self {
-        WriteCtx {
-            schema,
-            caller: caller.clone(),
-            meta: meta.clone(),
-            events: Default::default(),
-            removals: Default::default(),
-        }
-    }
-}
-
-/// A submitted record body; `password` plain text is replaced by its hash before the
-/// write job runs, so no hashing happens on the writer.
-#[derive(Debug, Clone, Default)]
-pub struct Input {
-    pub values: Map<String, Value>,
-    pub password_hash: Option<String>,
-    /// Auth collections: the submitted `oldPassword`, and the stored hash it was verified
-    /// against before the job (see `auth::records`).
-    pub old_password: Option<String>,
-    pub old_password_verified: Option<String>,
-    /// Names of the files uploaded with this request (already in storage).
-    pub new_files: Vec<String>,
-    /// The id a create uses when the body has none (chosen before the job when files must
-    /// be stored under it).
-    pub preset_id: Option<String>,
-}
-
-pub fn list_result(items: Vec<Value>, page: Page, total: Option<usize>) -> Value {
-    let (total_items, total_pages): (i64, i64) = match total {
-        Some(t) => (t as i64, t.div_ceil(page.per_page.max(1)) as i64),
-        None => (-1, -1),
-    };
-    json!({"items": items, "page": page.page, "perPage": page.per_page, "totalItems": total_items, "totalPages": total_pages})
-}
 
 pub fn find_collection(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
     app.schema()
         .find(id_or_name)
         .cloned()
         .ok_or_else(|| CoreError::NotFound("Missing collection context.".into()))
+}
+
+/// A submitted record: its values (one JSON object whatever the content type) and the
+/// files of a multipart body, already spooled to disk.
+#[derive(Debug, Default)]
+pub struct RecordBody {
+    pub values: Map<String, Value>,
+    pub uploads: Vec<Upload>,
+}
+
+impl RecordBody {
+    pub fn json(values: Map<String, Value>) -> Self {
+        RecordBody {
+            values,
+            uploads: vec![],
+        }
+    }
 }
 
 pub struct ListQuery {
@@ -99,11 +60,11 @@ fn where_clause(sql: &mut Sql, conds: &[Sql]) {
 
 pub async fn list(
     app: &App,
+    req: &Request,
     col_name: &str,
-    caller: &Caller,
-    meta: &RequestMeta,
     q: ListQuery,
-) -> Result<Value, CoreError> {
+) -> Result<ListResult<Value>, CoreError> {
+    let (caller, meta) = (&req.caller, &req.meta);
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
     let d = app.store.dialect();
@@ -142,7 +103,7 @@ pub async fn list(
             let mut recs: Vec<_> = c
                 .query_sql(&sql)?
                 .into_iter()
-                .map(|r| output::from_row(&col2, r))
+                .map(|r| from_row(&col2, r))
                 .collect();
             let total = match count {
                 Some(cs) => Some(c.count_sql(&cs)?.max(0) as usize),
@@ -153,80 +114,18 @@ pub async fn list(
             Ok((recs, total))
         })
         .await?;
-    let items = recs
-        .iter()
-        .map(|r| output::present(&col, r, caller))
-        .collect();
-    Ok(list_result(items, q.page, total))
-}
-
-/// Loads one record by id for internal use (realtime fan-out), whatever the rules say.
-pub fn load_any(
-    c: &mut dyn Conn,
-    col: &Collection,
-    id: &str,
-) -> Result<Map<String, Value>, CoreError> {
-    load(c, col, id)
-}
-
-/// Loads one record, whatever the rules say (404 when missing).
-pub(crate) fn load(
-    c: &mut dyn Conn,
-    col: &Collection,
-    id: &str,
-) -> Result<Map<String, Value>, CoreError> {
-    let mut sql = Sql::new(c.dialect());
-    sql.push("SELECT * FROM ")
-        .ident(&col.name)
-        .push(" WHERE ")
-        .ident("id")
-        .push(" = ")
-        .push_param(id);
-    let row = c
-        .query_sql(&sql)?
-        .into_iter()
-        .next()
-        .ok_or_else(CoreError::not_found)?;
-    Ok(output::from_row(col, row))
-}
-
-/// Loads one record if `rule` lets `caller` see it.
-pub(crate) fn load_checked(
-    c: &mut dyn Conn,
-    ctx: &RuleCtx<'_>,
-    rule: &Option<String>,
-    id: &str,
-) -> Result<Map<String, Value>, CoreError> {
-    let mut sql = Sql::new(c.dialect());
-    sql.push("SELECT * FROM ")
-        .ident(&ctx.collection.name)
-        .push(" WHERE ");
-    sql.qualified(&ctx.collection.name, "id")
-        .push(" = ")
-        .push_param(id);
-    match ctx.access(rule)? {
-        Access::SuperuserOnly => return Err(CoreError::superuser_only()),
-        Access::Allow => {}
-        Access::Where(w) => {
-            sql.push(" AND (").append(&w).push(")");
-        }
-    }
-    let row = c
-        .query_sql(&sql)?
-        .into_iter()
-        .next()
-        .ok_or_else(CoreError::not_found)?;
-    Ok(output::from_row(ctx.collection, row))
+    let items = recs.iter().map(|r| present(&col, r, caller)).collect();
+    Ok(ListResult::new(items, q.page, total))
 }
 
 pub async fn view(
     app: &App,
+    req: &Request,
     col_name: &str,
     id: &str,
-    caller: &Caller,
-    meta: &RequestMeta,
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
+    let (caller, meta) = (&req.caller, &req.meta);
     let col = find_collection(app, col_name)?;
     let schema = app.schema();
     let (caller2, meta2, id2, col2, expand) = (
@@ -246,12 +145,13 @@ pub async fn view(
             Ok::<_, CoreError>(rec)
         })
         .await?;
-    Ok(output::present(&col, &rec, caller))
+    Ok(present(&col, &rec, caller))
 }
 
 /// Runs a record write job and publishes its record events: to the other nodes inside the
-/// transaction (NOTIFY, PostgreSQL), to this node's realtime clients after the commit.
-async fn write_published<T: Send + 'static>(
+/// transaction (NOTIFY, PostgreSQL), to this node's realtime clients after the commit; files
+/// the job dropped (or its deleted records held) are removed after the commit.
+pub async fn write_published<T: Send + 'static>(
     app: &App,
     ctx: WriteCtx,
     job: impl FnOnce(&mut dyn Conn, &WriteCtx) -> Result<T, CoreError> + Send + 'static,
@@ -263,11 +163,11 @@ async fn write_published<T: Send + 'static>(
         .store
         .write(move |c: &mut dyn Conn| {
             let r = job(c, &ctx)?;
-            crate::realtime::notify_events(c, &node, &ctx.events)?;
+            crate::bus::notify_events(c, &node, &ctx.events)?;
             Ok::<_, CoreError>(r)
         })
         .await?;
-    let events = crate::realtime::take(&events);
+    let events = RecordEvent::take(&events);
     crate::files::remove_committed(app, &events, &removals).await;
     app.publish(events).await;
     Ok(out)
@@ -283,7 +183,7 @@ async fn expanded(
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
     if expand.is_empty() {
-        return Ok(output::present(col, &rec, caller));
+        return Ok(present(col, &rec, caller));
     }
     let (schema, col2, caller2, meta2, expand) = (
         app.schema(),
@@ -302,7 +202,7 @@ async fn expanded(
             Ok::<_, CoreError>(rec)
         })
         .await?;
-    Ok(output::present(col, &rec, caller))
+    Ok(present(col, &rec, caller))
 }
 
 fn writable(col: &Collection) -> Result<(), CoreError> {
@@ -382,16 +282,15 @@ pub(crate) fn id_for_uploads(col: &Collection, input: &Input) -> String {
     galley_types::ids::generate_from_pattern(&pattern).unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn create(
     app: &App,
+    req: &Request,
     col_name: &str,
-    values: Map<String, Value>,
-    uploads: Vec<crate::files::Upload>,
-    caller: &Caller,
-    meta: &RequestMeta,
+    body: RecordBody,
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
+    let (caller, meta) = (&req.caller, &req.meta);
+    let RecordBody { values, uploads } = body;
     const FAILED: &str = "Failed to create record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
@@ -404,11 +303,9 @@ pub async fn create(
         crate::files::stage(app, &col, &id, uploads, &mut input, FAILED).await?
     };
     let col2 = col.clone();
-    let rec = match write_published(
-        app,
-        WriteCtx::new(app.schema(), caller, meta),
-        move |c, ctx| write::create(c, ctx, &col2, input),
-    )
+    let rec = match write_published(app, app.write_ctx(caller, meta), move |c, ctx| {
+        write::create(c, ctx, &col2, input)
+    })
     .await
     {
         Ok(r) => r,
@@ -420,22 +317,21 @@ pub async fn create(
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn update(
     app: &App,
+    req: &Request,
     col_name: &str,
     id: &str,
-    values: Map<String, Value>,
-    uploads: Vec<crate::files::Upload>,
-    caller: &Caller,
-    meta: &RequestMeta,
+    body: RecordBody,
     expand: &[Vec<String>],
 ) -> Result<Value, CoreError> {
+    let (caller, meta) = (&req.caller, &req.meta);
+    let RecordBody { values, uploads } = body;
     const FAILED: &str = "Failed to update record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let mut input = prepare_input(app, &col, values, false).await?;
-    crate::auth::records::verify_old_password(app, &col, id, &mut input).await?;
+    verify_old_password(app, &col, id, &mut input).await?;
     let staged = if uploads.is_empty() {
         crate::files::Staged::default()
     } else {
@@ -448,11 +344,9 @@ pub async fn update(
         crate::files::stage(app, &col, id, uploads, &mut input, FAILED).await?
     };
     let (col2, id2) = (col.clone(), id.to_owned());
-    let rec = match write_published(
-        app,
-        WriteCtx::new(app.schema(), caller, meta),
-        move |c, ctx| write::update(c, ctx, &col2, &id2, input),
-    )
+    let rec = match write_published(app, app.write_ctx(caller, meta), move |c, ctx| {
+        write::update(c, ctx, &col2, &id2, input)
+    })
     .await
     {
         Ok(r) => r,
@@ -464,20 +358,52 @@ pub async fn update(
     expanded(app, &col, rec, caller, meta, expand).await
 }
 
-pub async fn remove(
-    app: &App,
-    col_name: &str,
-    id: &str,
-    caller: &Caller,
-    meta: &RequestMeta,
-) -> Result<(), CoreError> {
+pub async fn remove(app: &App, req: &Request, col_name: &str, id: &str) -> Result<(), CoreError> {
+    let (caller, meta) = (&req.caller, &req.meta);
     let col = find_collection(app, col_name)?;
     writable(&col)?;
     let id2 = id.to_owned();
-    write_published(
-        app,
-        WriteCtx::new(app.schema(), caller, meta),
-        move |c, ctx| delete::delete(c, ctx, &col, &id2),
-    )
+    write_published(app, app.write_ctx(caller, meta), move |c, ctx| {
+        delete::delete(c, ctx, &col, &id2)
+    })
     .await
+}
+
+/// Verifies a submitted `oldPassword` against the stored hash before the write job, so no
+/// hashing happens on the writer; the job checks the hash is still the same.
+pub async fn verify_old_password(
+    app: &App,
+    col: &Collection,
+    id: &str,
+    input: &mut Input,
+) -> Result<(), CoreError> {
+    let Some(old) = input
+        .old_password
+        .clone()
+        .filter(|_| col.is_auth() && input.password_hash.is_some())
+    else {
+        return Ok(());
+    };
+    let (name, id) = (col.name.clone(), id.to_owned());
+    let hash = app
+        .store
+        .read(
+            move |c: &mut dyn Conn| -> Result<Option<String>, CoreError> {
+                let mut sql = Sql::new(c.dialect());
+                sql.push("SELECT ")
+                    .ident("password")
+                    .push(" AS h FROM ")
+                    .ident(&name)
+                    .push(" WHERE ")
+                    .ident("id")
+                    .push(" = ")
+                    .push_param(id);
+                Ok(c.query_sql(&sql)?.into_iter().next().map(|r| r.text("h")))
+            },
+        )
+        .await?;
+    if app.verify_password(old, hash.clone()).await {
+        input.old_password_verified = hash;
+    }
+    Ok(())
 }

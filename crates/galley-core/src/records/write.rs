@@ -1,6 +1,7 @@
 //! Record create and update inside a write job.
 
-use super::{input, Input, WriteCtx};
+use super::input;
+use crate::context::{Change, Input, WriteCtx};
 use crate::error::CoreError;
 use crate::rules::{Access, RuleCtx};
 use galley_sql::{Sql, SqlValue};
@@ -201,11 +202,19 @@ pub fn create(
             _ => {}
         }
     }
-    let check_manage = if col.is_auth() {
-        crate::auth::records::before_create(c, ctx, col, &values, &mut errors)?
-    } else {
-        false
-    };
+    ctx.each_hook(|h| {
+        h.before_create(
+            c,
+            ctx,
+            &mut Change {
+                collection: col,
+                old: None,
+                record: &mut values,
+                input: &input,
+                errors: &mut errors,
+            },
+        )
+    })?;
     let errors = validate(c, ctx, col, &values, errors)?;
     if !errors.is_empty() {
         return Err(CoreError::validation(FAILED, errors));
@@ -239,10 +248,8 @@ pub fn create(
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
     // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
     check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
-    crate::realtime::emit(&ctx.events, "create", col, &values);
-    if col.is_auth() {
-        crate::auth::records::after_create(c, ctx, col, &id, check_manage)?;
-    }
+    ctx.emit("create", col, &values);
+    ctx.each_hook(|h| h.after_create(c, ctx, col, &values))?;
     Ok(values)
 }
 
@@ -260,12 +267,12 @@ pub fn update(
     }
     // Load without the rule: the rule needs `@request.body`, which depends on the stored
     // values through the modifiers.
-    let mut values = super::load(c, col, id)?;
+    let mut values = crate::rows::load(c, col, id)?;
     let files = crate::files::has_files(col);
-    let old = (col.is_auth() || files).then(|| values.clone());
+    let old = values.clone();
     let mut errors = input::apply(col, &mut values, &input.values, false, superuser);
     if files {
-        crate::files::check_names(col, old.as_ref(), &values, &input.new_files, &mut errors);
+        crate::files::check_names(col, Some(&old), &values, &input.new_files, &mut errors);
     }
     let body = request_body(col, &input.values, &values);
     let rctx = rule_ctx(ctx, col, c).with_body(&body);
@@ -285,9 +292,19 @@ pub fn update(
             _ => {}
         }
     }
-    if let Some(old) = old.as_ref().filter(|_| col.is_auth()) {
-        crate::auth::records::before_update(c, ctx, col, old, &mut values, &input, &mut errors)?;
-    }
+    ctx.each_hook(|h| {
+        h.before_update(
+            c,
+            ctx,
+            &mut Change {
+                collection: col,
+                old: Some(&old),
+                record: &mut values,
+                input: &input,
+                errors: &mut errors,
+            },
+        )
+    })?;
     let errors = validate(c, ctx, col, &values, errors)?;
     if !errors.is_empty() {
         return Err(CoreError::validation(FAILED, errors));
@@ -309,9 +326,9 @@ pub fn update(
         .push(" = ")
         .push_param(SqlValue::from(id));
     c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
-    if let Some(old) = old.as_ref().filter(|_| files) {
-        crate::files::note_replaced(&ctx.removals, col, id, old, &values);
+    if files {
+        crate::files::note_replaced(&ctx.removals, col, id, &old, &values);
     }
-    crate::realtime::emit(&ctx.events, "update", col, &values);
+    ctx.emit("update", col, &values);
     Ok(values)
 }

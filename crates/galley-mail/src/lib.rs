@@ -1,10 +1,12 @@
-//! Outgoing mail. With `settings.smtp.enabled` mail goes out over SMTP (lettre + rustls:
-//! implicit TLS with `smtp.tls`, else STARTTLS whenever the server offers it, as PocketBase's
+//! Outgoing mail. With an SMTP configuration mail goes out over SMTP (lettre + rustls:
+//! implicit TLS with `tls`, else STARTTLS whenever the server offers it, as PocketBase's
 //! mailer); otherwise it lands in the dev outbox, an in-memory ring that
 //! superusers read at `GET /api/galley/outbox`, and in the log. Sending always happens on a
 //! spawned task, off the request path, so a request's timing never depends on it.
+//!
+//! Architecture invariant: knows nothing of settings, records or HTTP; the caller passes a
+//! [`MailConfig`] built from its settings.
 
-use crate::settings::Settings;
 use galley_types::collection::EmailTemplate;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -34,20 +36,11 @@ pub struct Vars<'a> {
 }
 
 /// `{APP_NAME}`, `{APP_URL}`, `{TOKEN}`, `{OTP}`, `{ALERT_INFO}` replaced.
-pub fn render(t: &EmailTemplate, settings: &Settings, to: &str, vars: &Vars<'_>) -> Mail {
-    let s = |p: &str| {
-        settings
-            .0
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (name, url) = (s("/meta/appName"), s("/meta/appURL"));
-    let url = url.trim_end_matches('/').to_owned();
+pub fn render(t: &EmailTemplate, app: &AppInfo<'_>, to: &str, vars: &Vars<'_>) -> Mail {
+    let url = app.url.trim_end_matches('/');
     let fill = |text: &str| {
-        text.replace("{APP_NAME}", &name)
-            .replace("{APP_URL}", &url)
+        text.replace("{APP_NAME}", app.name)
+            .replace("{APP_URL}", url)
             .replace("{TOKEN}", vars.token)
             .replace("{OTP}", vars.otp)
             .replace("{ALERT_INFO}", vars.alert_info)
@@ -59,42 +52,46 @@ pub fn render(t: &EmailTemplate, settings: &Settings, to: &str, vars: &Vars<'_>)
     }
 }
 
+/// The application's name and URL, as templates show them.
+#[derive(Debug, Clone, Copy)]
+pub struct AppInfo<'a> {
+    pub name: &'a str,
+    pub url: &'a str,
+}
+
+/// Where mail comes from and how it leaves.
+#[derive(Debug, Clone, Default)]
+pub struct MailConfig {
+    pub sender_address: String,
+    pub sender_name: String,
+    /// `None`: the dev outbox.
+    pub smtp: Option<SmtpConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub local_name: String,
+    /// Implicit TLS from the first byte (SMTPS, usually port 465).
+    pub tls: bool,
+    /// `PLAIN` or `LOGIN`; empty lets lettre choose.
+    pub auth_method: String,
+}
+
 #[derive(Default)]
 pub struct Mailer {
     outbox: Arc<Mutex<VecDeque<Value>>>,
 }
 
-struct Smtp {
-    host: String,
-    port: u16,
-    username: String,
-    password: String,
-    local_name: String,
-    /// Implicit TLS from the first byte (SMTPS, usually port 465).
-    tls: bool,
-    /// `PLAIN` or `LOGIN`; empty lets lettre choose.
-    auth_method: String,
-}
-
 impl Mailer {
     /// Queues `mail` for delivery on a background task.
-    pub fn send(&self, settings: &Settings, mail: Mail) {
-        let g = |p: &str| settings.0.pointer(p).cloned().unwrap_or(Value::Null);
-        let text = |p: &str| g(p).as_str().unwrap_or_default().to_owned();
-        let from_addr = text("/meta/senderAddress");
-        let from_name = text("/meta/senderName");
-        let smtp = (g("/smtp/enabled") == Value::Bool(true)).then(|| Smtp {
-            host: text("/smtp/host"),
-            port: g("/smtp/port")
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(587),
-            username: text("/smtp/username"),
-            password: text("/smtp/password"),
-            local_name: text("/smtp/localName"),
-            tls: g("/smtp/tls") == Value::Bool(true),
-            auth_method: text("/smtp/authMethod"),
-        });
+    pub fn send(&self, config: &MailConfig, mail: Mail) {
+        let from_addr = config.sender_address.clone();
+        let from_name = config.sender_name.clone();
+        let smtp = config.smtp.clone();
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
             let Some(smtp) = smtp else {
@@ -129,7 +126,12 @@ impl Mailer {
     }
 }
 
-async fn deliver(smtp: &Smtp, from_addr: &str, from_name: &str, mail: &Mail) -> Result<(), String> {
+async fn deliver(
+    smtp: &SmtpConfig,
+    from_addr: &str,
+    from_name: &str,
+    mail: &Mail,
+) -> Result<(), String> {
     let from = Mailbox::new(
         (!from_name.is_empty()).then(|| from_name.to_owned()),
         from_addr.parse().map_err(|e| format!("sender: {e}"))?,

@@ -6,8 +6,10 @@
 //!
 //! The few HTTP requests (discovery, token, userinfo, emails) go through one reqwest client
 //! with timeouts, no redirects and a cap on every response body.
+//!
+//! Architecture invariant: no records, settings or HTTP server types; callers map
+//! [`ProviderError`] to their own answers.
 
-use crate::error::CoreError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -15,6 +17,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// URLs as the provider client parses them (re-exported so callers need no reqwest).
+pub use reqwest::Url;
 
 /// Largest provider response read (token, userinfo, discovery documents are a few KiB).
 const MAX_BODY: usize = 1 << 20;
@@ -264,17 +269,6 @@ pub enum ProviderError {
     User(String),
     #[error("provider configuration: {0}")]
     Config(String),
-}
-
-impl From<ProviderError> for CoreError {
-    fn from(e: ProviderError) -> Self {
-        tracing::info!(error = %e, "OAuth2 provider error");
-        match e {
-            ProviderError::Token(_) => CoreError::bad_request("Failed to fetch OAuth2 token."),
-            ProviderError::User(_) => CoreError::bad_request("Failed to fetch OAuth2 user."),
-            ProviderError::Config(m) => CoreError::Internal(format!("OAuth2 provider: {m}")),
-        }
-    }
 }
 
 /// What the collection's options give for a provider, with discovery not yet applied.

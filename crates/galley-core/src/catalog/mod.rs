@@ -1,6 +1,7 @@
-//! Reading and writing `_collections` rows.
+//! The schema as stored: `_collections` rows (read, written, bootstrapped) and the DDL of
+//! collection tables ([`ddl`]). Below the collections service, which validates changes.
 
-use super::ddl;
+pub mod ddl;
 use crate::error::CoreError;
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt, Row};

@@ -1,8 +1,7 @@
 //! Rate limits of the auth endpoints, by client IP and by identity (collection + email or
 //! identity), on by default (DESIGN §16): a sliding window of request times per key.
-//! Superusers are not limited. Old keys are dropped when the table grows.
+//! Old keys are dropped when the table grows. Who is exempt is the caller's business.
 
-use crate::error::CoreError;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,6 +28,11 @@ impl Default for AuthLimits {
 
 const MAX_KEYS: usize = 100_000;
 
+/// A refused hit: the client may retry after this many seconds (at least 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many requests; retry after {0} s")]
+pub struct RetryAfter(pub u64);
+
 #[derive(Default)]
 pub struct Limiter {
     hits: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -36,7 +40,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// Records a hit for `key`; refuses with 429 (and a Retry-After) past `max` a `window`.
-    pub fn hit(&self, key: &str, max: usize, window: Duration) -> Result<(), CoreError> {
+    pub fn hit(&self, key: &str, max: usize, window: Duration) -> Result<(), RetryAfter> {
         if max == 0 {
             return Ok(());
         }
@@ -57,9 +61,7 @@ impl Limiter {
         if q.len() >= max {
             let oldest = q.front().copied().unwrap_or(now);
             let wait = window.saturating_sub(now.duration_since(oldest));
-            return Err(CoreError::TooManyRequests {
-                retry_after: wait.as_secs().max(1),
-            });
+            return Err(RetryAfter(wait.as_secs().max(1)));
         }
         q.push_back(now);
         Ok(())
@@ -78,7 +80,7 @@ mod tests {
             assert!(l.hit("k", 3, w).is_ok());
         }
         match l.hit("k", 3, w) {
-            Err(CoreError::TooManyRequests { retry_after }) => {
+            Err(RetryAfter(retry_after)) => {
                 assert!((1..=60).contains(&retry_after))
             }
             other => panic!("expected 429, got {other:?}"),

@@ -1,8 +1,20 @@
-use crate::collections::persist;
+//! The running backend as every service sees it: the store, the current schema snapshot and
+//! settings, password hashing, and the per-process state of realtime, auth flows, thumbnails
+//! and rate limits. [`App::open`] (in `boot.rs`) builds it.
+//!
+//! Architecture invariant: this module imports only the floor (`context`, `error`,
+//! `settings`, `rate_rules`) and leaf crates; services import it, never the reverse.
+
+mod auth_state;
+mod settings_update;
+
+pub use auth_state::{AuthState, RESEND_WINDOW};
+
+use crate::context::{Caller, RecordEvent, RecordHooks, RequestMeta, WriteCtx};
 use crate::error::CoreError;
 use crate::settings::Settings;
 use arc_swap::ArcSwap;
-use galley_store::{Store, StoreConfig};
+use galley_store::Store;
 use galley_types::Schema;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +31,7 @@ pub struct AppConfig {
     /// Password hashes computed at once; each argon2id hash takes ~19 MiB and tens of ms.
     pub hash_concurrency: usize,
     /// Rate limits of the auth endpoints (on by default).
-    pub auth_limits: crate::auth::ratelimit::AuthLimits,
+    pub auth_limits: galley_auth::ratelimit::AuthLimits,
 }
 
 impl AppConfig {
@@ -39,80 +51,41 @@ impl AppConfig {
     }
 }
 
+/// Realtime clients, known by their caller.
+pub type RealtimeHub = galley_realtime::Hub<Caller>;
+
 /// The running backend: store, current schema snapshot and settings.
 pub struct App {
     pub store: Store,
     pub config: AppConfig,
-    schema: ArcSwap<Schema>,
-    settings: ArcSwap<Settings>,
-    schema_reload: Mutex<u64>,
-    hash_permits: Semaphore,
-    hashers: HashThreads,
+    pub(crate) schema: ArcSwap<Schema>,
+    pub(crate) settings: ArcSwap<Settings>,
+    pub(crate) schema_reload: Mutex<u64>,
+    pub(crate) hash_permits: Semaphore,
+    pub(crate) hashers: HashThreads,
     /// This process's id among the nodes sharing a database (realtime fan-out).
     pub node_id: String,
     /// Recent realtime events, for WebSocket resume.
-    pub journal: crate::realtime::Journal,
+    pub journal: galley_realtime::Journal<RecordEvent>,
     /// Realtime clients and their subscriptions.
-    pub realtime: crate::realtime::RealtimeHub,
-    events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<crate::realtime::RecordEvent>>>,
+    pub realtime: RealtimeHub,
+    pub(crate) events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<RecordEvent>>>,
     /// Auth flows' state: mailer and outbox, rate limiters.
-    pub auth: crate::auth::AuthState,
+    pub auth: AuthState,
     /// Where record files live (rebuilt when the `s3` settings change).
-    storage: ArcSwap<galley_files::Storage>,
-    pub(crate) thumbs: crate::files::ThumbState,
+    pub(crate) storage: ArcSwap<galley_files::Storage>,
+    /// Thumbnails being made, by key.
+    pub(crate) thumbs: galley_files::KeyLocks,
     pub(crate) thumb_permits: Semaphore,
     /// `settings.rateLimits` rules, counted per client IP.
     pub rate_limiter: crate::rate_rules::RuleLimiter,
+    /// What takes part in every record write (auth collections' rules, server hooks).
+    pub(crate) record_hooks: RecordHooks,
 }
 
 impl App {
-    pub async fn open(config: AppConfig) -> Result<Arc<App>, CoreError> {
-        let store = Store::open(&StoreConfig {
-            database_url: config.database_url.clone(),
-            data_dir: config.data_dir.clone(),
-            pool_size: config.pool_size,
-            sync_full: config.sync_full,
-        })
-        .await
-        .map_err(|e| match e {
-            galley_store::StoreError::Config(m) => CoreError::Unavailable(m),
-            other => CoreError::from(other),
-        })?;
-        store.write(persist::bootstrap).await?;
-        let collections = store.read(persist::load_all).await?;
-        let settings = store.read(crate::settings::load).await?;
-        let storage = crate::files::storage_from_settings(&settings, &config.data_dir)
-            .map_err(|e| CoreError::Unavailable(e.to_string()))?;
-        prepare_upload_dir(&config.data_dir)?;
-        let app = App {
-            store,
-            hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
-            hashers: HashThreads::start(config.hash_concurrency.max(1)),
-            node_id: galley_types::ids::secret(20),
-            journal: Default::default(),
-            realtime: galley_realtime::Hub::new(settings.realtime_limits()),
-            events: std::sync::OnceLock::new(),
-            auth: crate::auth::AuthState::new(&config),
-            config,
-            schema: ArcSwap::from_pointee(Schema::new(1, collections)),
-            settings: ArcSwap::from_pointee(settings),
-            schema_reload: Mutex::new(1),
-            storage: ArcSwap::from_pointee(storage),
-            rate_limiter: Default::default(),
-            thumbs: Default::default(),
-            // Thumbnails decode whole images: a few at a time, like PocketBase's NumCPU+2.
-            thumb_permits: Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()) + 2,
-            ),
-        };
-        app.auth.set_limiting(app.settings().rate_limits_enabled());
-        let app = Arc::new(app);
-        let _ = app.events.set(crate::realtime::start(&app));
-        Ok(app)
-    }
-
     /// Hands committed record events to realtime delivery (in commit order).
-    pub async fn publish(&self, events: Vec<crate::realtime::RecordEvent>) {
+    pub async fn publish(&self, events: Vec<RecordEvent>) {
         if events.is_empty() {
             return;
         }
@@ -123,6 +96,23 @@ impl App {
 
     pub fn schema(&self) -> Arc<Schema> {
         self.schema.load_full()
+    }
+
+    /// A write job's context for `caller`, with the current schema and record hooks.
+    pub fn write_ctx(&self, caller: &Caller, meta: &RequestMeta) -> WriteCtx {
+        WriteCtx::new(self.schema(), self.record_hooks.clone(), caller, meta)
+    }
+
+    /// Counts a request against `settings.rateLimits` (see [`crate::rate_rules`]).
+    pub fn check_rate_rules(
+        &self,
+        caller: &Caller,
+        ip: impl FnOnce() -> String,
+        method: &str,
+        path: &str,
+    ) -> Result<(), CoreError> {
+        self.rate_limiter
+            .check(&self.settings(), &self.schema(), caller, ip, method, path)
     }
 
     pub fn storage(&self) -> Arc<galley_files::Storage> {
@@ -155,7 +145,7 @@ impl App {
     /// Serialised, so the last reload always reflects the last commit.
     pub async fn reload_schema(&self) -> Result<(), CoreError> {
         let mut version = self.schema_reload.lock().await;
-        let collections = self.store.read(persist::load_all).await?;
+        let collections = self.store.read(crate::catalog::load_all).await?;
         *version += 1;
         self.schema
             .store(Arc::new(Schema::new(*version, collections)));
@@ -203,12 +193,12 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// A few long-lived threads for password hashing. Each argon2id hash allocates ~19 MiB; on
 /// the (growing) blocking pool every new thread got its own malloc arena and kept that memory
 /// (RSS reached GiBs under a login storm). A fixed set of threads reuses a fixed set of arenas.
-struct HashThreads {
+pub(crate) struct HashThreads {
     jobs: crossbeam_channel::Sender<HashJob>,
 }
 
 impl HashThreads {
-    fn start(n: usize) -> Self {
+    pub(crate) fn start(n: usize) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded::<HashJob>();
         for i in 0..n {
             let rx = rx.clone();
@@ -236,13 +226,13 @@ impl HashThreads {
     }
 }
 
-fn upload_dir(data_dir: &std::path::Path) -> PathBuf {
+pub(crate) fn upload_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join(".tmp_uploads")
 }
 
 /// Creates the upload spool and empties it: files left there by a crash belong to no
 /// request any more.
-fn prepare_upload_dir(data_dir: &std::path::Path) -> Result<(), CoreError> {
+pub(crate) fn prepare_upload_dir(data_dir: &std::path::Path) -> Result<(), CoreError> {
     let dir = upload_dir(data_dir);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| {
