@@ -121,6 +121,13 @@ impl App {
         }
     }
 
+    /// The store, for tests that look at or set up rows directly. Only galley-testkit
+    /// enables the `testing` feature; no front-end may.
+    #[cfg(feature = "testing")]
+    pub fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
+
     pub fn schema(&self) -> Arc<Schema> {
         self.schema.load_full()
     }

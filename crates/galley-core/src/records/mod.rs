@@ -169,6 +169,19 @@ pub fn load_any(
     load(c, col, id)
 }
 
+/// Loads one record of `col` by id on a reader, whatever the rules say (404 when missing):
+/// for callers that act as the system, such as the dashboard's session check.
+pub async fn find_by_id(
+    app: &App,
+    col: Arc<Collection>,
+    id: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    let id = id.to_owned();
+    app.store
+        .read(move |c: &mut dyn Conn| load(c, &col, &id))
+        .await
+}
+
 /// Loads one record, whatever the rules say (404 when missing).
 pub(crate) fn load(
     c: &mut dyn Conn,
