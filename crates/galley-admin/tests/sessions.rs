@@ -17,7 +17,7 @@ struct Ctx {
 async fn start() -> Ctx {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = App::open(AppConfig::new(dir.path())).await.expect("open");
-    let router = galley_admin::router(galley_admin::RequestLog::default()).with_state(app.clone());
+    let router = galley_admin::router(galley_http::RequestLog::default()).with_state(app.clone());
     Ctx {
         app,
         router,

@@ -41,7 +41,9 @@ impl AppConfig {
 
 /// The running backend: store, current schema snapshot and settings.
 pub struct App {
-    pub store: Store,
+    /// Private so that every front-end reaches data through the services; tests that check
+    /// storage directly use [`App::store_for_tests`] (feature `testing`).
+    pub(crate) store: Store,
     pub config: AppConfig,
     schema: ArcSwap<Schema>,
     settings: ArcSwap<Settings>,
