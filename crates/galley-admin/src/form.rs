@@ -1,9 +1,11 @@
 //! Submitted forms: urlencoded bodies, and multipart bodies whose file parts are spooled to
-//! temporary files (as the API does) so that an upload never sits whole in memory.
+//! temporary files by galley-http's `spool_file` (as the API's are), so that an upload never
+//! sits whole in memory.
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::response::{IntoResponse, Response};
 use galley_core::files::Upload;
+use galley_http::SpoolError;
 
 /// Largest urlencoded form accepted (settings and schemas are small).
 const FORM_LIMIT: usize = 4 << 20;
@@ -106,11 +108,9 @@ async fn read_multipart(
     app: &crate::AppState,
     limit: u64,
 ) -> Result<FormData, Response> {
-    use tokio::io::AsyncWriteExt;
     let mut out = FormData::default();
     let mut total: u64 = 0;
-    let spool = |_| bad("The upload could not be stored.");
-    while let Some(mut field) = mp
+    while let Some(field) = mp
         .next_field()
         .await
         .map_err(|_| bad("The form cannot be read."))?
@@ -125,38 +125,23 @@ async fn read_multipart(
             .map(str::to_owned)
         {
             Some(filename) => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("admin-upload-")
-                    .tempfile_in(app.upload_dir())
-                    .map_err(spool)?;
-                let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(spool)?);
-                let mut head = Vec::new();
-                let mut size: u64 = 0;
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|_| bad("The upload was cut off."))?
-                {
-                    total += chunk.len() as u64;
-                    if total > limit {
-                        return Err(bad("The upload is too large."));
-                    }
-                    if head.len() < galley_files::mime::SNIFF_LEN {
-                        let take = (galley_files::mime::SNIFF_LEN - head.len()).min(chunk.len());
-                        head.extend_from_slice(&chunk[..take]);
-                    }
-                    size += chunk.len() as u64;
-                    file.write_all(&chunk).await.map_err(spool)?;
-                }
-                file.flush().await.map_err(spool)?;
-                if size > 0 {
-                    out.files.push(Upload {
-                        key: name,
-                        original_name: filename,
-                        temp: tmp.into_temp_path(),
-                        size,
-                        head,
-                    });
+                let upload = galley_http::spool_file(
+                    &app.upload_dir(),
+                    name,
+                    filename,
+                    field,
+                    limit - total,
+                )
+                .await
+                .map_err(|e| match e {
+                    SpoolError::Read(_) => bad("The upload was cut off."),
+                    SpoolError::TooLarge(_) => bad("The upload is too large."),
+                    SpoolError::Io(_) => bad("The upload could not be stored."),
+                })?;
+                total += upload.size;
+                // An empty file input: nothing to store (the spooled file goes with it).
+                if upload.size > 0 {
+                    out.files.push(upload);
                 }
             }
             None => {

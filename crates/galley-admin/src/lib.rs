@@ -6,13 +6,11 @@
 //! everything rendered goes through maud's escaping (the SVG chart escapes its own labels);
 //! no SQL and no business rule here.
 
+mod chart;
 mod form;
 mod layout;
 mod pages;
-pub mod reqlog;
 pub mod session;
-
-pub use reqlog::{Entry, RequestLog};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -22,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use galley_core::{App, Caller};
+use galley_http::RequestLog;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use session::Sessions;
@@ -36,7 +35,8 @@ pub struct Console {
     pub requests: RequestLog,
 }
 
-/// The dashboard's routes, all under `/_/`. `requests` is the log the API's middleware fills.
+/// The dashboard's routes, all under `/_/`. `requests` is the log that the request-log
+/// layer (galley-http, put around the API and the dashboard by the `galley` crate) fills.
 pub fn router(requests: RequestLog) -> Router<AppState> {
     let console = Arc::new(Console {
         sessions: Sessions::default(),
@@ -196,22 +196,6 @@ pub(crate) fn is_https(h: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// The peer's IP address (empty when the server runs without connect info).
-pub struct PeerIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_default(),
-        ))
-    }
-}
-
 /// A signed-in superuser; extracting it redirects to the sign-in page otherwise.
 pub struct Admin {
     pub caller: Caller,
@@ -240,11 +224,7 @@ impl FromRequestParts<AppState> for Admin {
         };
         let col = galley_core::auth::auth_collection(app, galley_core::superusers::SUPERUSERS)
             .map_err(|_| layout::internal())?;
-        let (col2, id) = (col.clone(), s.superuser_id.clone());
-        let rec = app
-            .store
-            .read(move |c: &mut dyn galley_store::Conn| galley_core::rows::load_any(c, &col2, &id))
-            .await;
+        let rec = galley_core::records::find_by_id(app, col.clone(), &s.superuser_id).await;
         let record = match rec {
             Ok(r)
                 if r.get("tokenKey").and_then(Value::as_str).unwrap_or("")

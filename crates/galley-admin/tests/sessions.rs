@@ -2,9 +2,11 @@
 //! of the pre-session forms, session cookies, CSRF on state-changing forms, sign-out.
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use galley_core::{App, AppConfig};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -15,9 +17,18 @@ struct Ctx {
 }
 
 async fn start() -> Ctx {
+    start_with(|_| {}).await
+}
+
+/// Every request comes from one TCP peer, 127.0.0.1 (as through a reverse proxy).
+async fn start_with(configure: impl FnOnce(&mut AppConfig)) -> Ctx {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = App::open(AppConfig::new(dir.path())).await.expect("open");
-    let router = galley_admin::router(galley_admin::RequestLog::default()).with_state(app.clone());
+    let mut cfg = AppConfig::new(dir.path());
+    configure(&mut cfg);
+    let app = App::open(cfg).await.expect("open");
+    let router = galley_admin::router(galley_http::RequestLog::default())
+        .with_state(app.clone())
+        .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     Ctx {
         app,
         router,
@@ -264,5 +275,80 @@ async fn a_password_change_ends_sessions() {
         .expect("upsert");
     let (res, _) = send(&c, get("/_/", &session)).await;
     assert_eq!(location(&res), "/_/login");
+    c.app.close().await;
+}
+
+#[tokio::test]
+async fn sign_in_behind_a_trusted_proxy_is_limited_per_client_ip() {
+    let c = start_with(|cfg| {
+        cfg.auth_limits.per_ip = 3;
+        cfg.auth_limits.per_identity = 1000;
+    })
+    .await;
+    galley_core::superusers::upsert(&c.app, "a@example.com", "first-pass-123")
+        .await
+        .expect("upsert");
+    let trust = |headers: serde_json::Value| {
+        c.app.update_settings(
+            serde_json::json!({"trustedProxy": {"headers": headers, "useLeftmostIP": false}}),
+        )
+    };
+    trust(serde_json::json!(["X-Forwarded-For"]))
+        .await
+        .expect("settings");
+    let (res, _) = send(&c, get("/_/login", "")).await;
+    let pre = cookie_value(&set_cookie(&res, "galley_csrf").expect("cookie"));
+    let cookie = format!("galley_csrf={pre}");
+    let attempt = |forwarded: Option<&str>, password: &str| {
+        let mut req = post(
+            "/_/login",
+            &cookie,
+            &format!("csrf={pre}&email=a%40example.com&password={password}"),
+        );
+        if let Some(f) = forwarded {
+            req.headers_mut()
+                .insert("x-forwarded-for", f.parse().expect("header"));
+        }
+        send(&c, req)
+    };
+    const LIMITED: &str = "Too many attempts";
+    const WRONG: &str = "Invalid email or password.";
+
+    // The right-most forwarded address is the client's: its budget runs out, not the proxy's.
+    for _ in 0..3 {
+        let (res, body) = attempt(Some("198.51.100.1, 203.0.113.7"), "wrong-pass-000").await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert!(body.contains(WRONG), "{body}");
+    }
+    let (_, body) = attempt(Some("203.0.113.7"), "first-pass-123").await;
+    assert!(
+        body.contains(LIMITED),
+        "the fourth attempt of one client: {body}"
+    );
+    let (_, body) = attempt(Some("203.0.113.8"), "wrong-pass-000").await;
+    assert!(
+        body.contains(WRONG),
+        "another client has its own budget: {body}"
+    );
+    let (res, _) = attempt(Some("203.0.113.8"), "first-pass-123").await;
+    assert_eq!(location(&res), "/_/", "and can sign in");
+    let (_, body) = attempt(None, "wrong-pass-000").await;
+    assert!(
+        body.contains(WRONG),
+        "without the header, the peer's own: {body}"
+    );
+
+    // Not trusted any more: the header is ignored and every client counts as the peer, which
+    // has one attempt behind it.
+    trust(serde_json::json!([])).await.expect("settings");
+    for client in ["203.0.113.9", "203.0.113.10"] {
+        let (_, body) = attempt(Some(client), "wrong-pass-000").await;
+        assert!(body.contains(WRONG), "{body}");
+    }
+    let (_, body) = attempt(Some("203.0.113.11"), "wrong-pass-000").await;
+    assert!(
+        body.contains(LIMITED),
+        "one budget for everyone behind the peer: {body}"
+    );
     c.app.close().await;
 }

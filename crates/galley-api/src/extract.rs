@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use galley_core::files::Upload;
 use galley_core::{Caller, CoreError, RequestMeta};
+use galley_http::SpoolError;
 use serde_json::{Map, Value};
 
 /// Most keys read from a query string or form; more is hostile.
@@ -125,41 +126,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
-/// The client IP: the connection's, or the configured proxy header's (right-most entry
-/// unless `useLeftmostIP`), as PocketBase's `trustedProxy` settings say.
-pub fn client_ip(
-    app: &galley_core::App,
-    peer: Option<std::net::SocketAddr>,
-    headers: &HeaderMap,
-) -> String {
-    let settings = app.settings();
-    let names = settings
-        .0
-        .pointer("/trustedProxy/headers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let leftmost = settings
-        .0
-        .pointer("/trustedProxy/useLeftmostIP")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    for n in names.iter().filter_map(Value::as_str) {
-        if let Some(v) = headers.get(n).and_then(|v| v.to_str().ok()) {
-            let mut parts = v.split(',').map(str::trim).filter(|s| !s.is_empty());
-            let ip = if leftmost {
-                parts.next()
-            } else {
-                parts.next_back()
-            };
-            if let Some(ip) = ip {
-                return ip.to_owned();
-            }
-        }
-    }
-    peer.map(|p| p.ip().to_string()).unwrap_or_default()
-}
-
 /// A request body as one JSON object, whatever its content type, and the files of a
 /// multipart body (spooled to disk as they arrive).
 #[derive(Debug, Default)]
@@ -247,7 +213,6 @@ async fn parse_multipart<S>(
 where
     S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
-    use tokio::io::AsyncWriteExt;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .whole_stream(limit)
@@ -270,29 +235,15 @@ where
             .map(str::to_owned);
         match (filename, spool) {
             (Some(filename), Some(dir)) => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("upload-")
-                    .tempfile_in(dir)
-                    .map_err(spool_err)?;
-                let mut out = tokio::fs::File::from_std(tmp.reopen().map_err(spool_err)?);
-                let mut head = Vec::new();
-                let mut size: u64 = 0;
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_err(e, limit))? {
-                    if head.len() < galley_files::mime::SNIFF_LEN {
-                        let take = (galley_files::mime::SNIFF_LEN - head.len()).min(chunk.len());
-                        head.extend_from_slice(&chunk[..take]);
-                    }
-                    size += chunk.len() as u64;
-                    out.write_all(&chunk).await.map_err(spool_err)?;
-                }
-                out.flush().await.map_err(spool_err)?;
-                body.files.push(Upload {
-                    key: name,
-                    original_name: filename,
-                    temp: tmp.into_temp_path(),
-                    size,
-                    head,
-                });
+                // The whole-stream limit is multer's; the part itself has none of its own.
+                let upload = galley_http::spool_file(dir, name, filename, field, u64::MAX)
+                    .await
+                    .map_err(|e| match e {
+                        SpoolError::Read(e) => multipart_err(e, limit),
+                        SpoolError::TooLarge(_) => too_large(limit),
+                        SpoolError::Io(e) => spool_err(e),
+                    })?;
+                body.files.push(upload);
             }
             (Some(_), None) => {
                 // Endpoints without file fields drop file parts unread into memory.
@@ -433,7 +384,7 @@ impl FromRequest<AppState> for LimitedBody {
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0);
-        let ip = client_ip(app, peer, req.headers());
+        let ip = galley_http::client_ip(app, peer, req.headers());
         let body = Body::from_request(req, app).await?;
         app.auth.limit_ip(&caller, &ip)?;
         Ok(LimitedBody(body))

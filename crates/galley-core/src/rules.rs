@@ -206,10 +206,70 @@ pub fn record_satisfies(
     }
 }
 
+/// Why a rule does not check, and where: `position` is the byte offset in the rule of the
+/// offending token, when the error has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RuleCheckError {
+    pub message: String,
+    pub position: Option<usize>,
+}
+
+impl From<ExprError> for RuleCheckError {
+    fn from(e: ExprError) -> Self {
+        use ExprError::*;
+        let position = match &e {
+            Syntax { pos, .. }
+            | UnknownField { pos, .. }
+            | HiddenField { pos, .. }
+            | TooDeep { pos, .. }
+            | TooManyRelations { pos, .. }
+            | Invalid { pos, .. } => Some(*pos),
+            Empty
+            | Forbidden
+            | TooLong { .. }
+            | TooManyExpressions { .. }
+            | TooManyJoins { .. }
+            | InvalidSort { .. } => None,
+        };
+        RuleCheckError {
+            message: e.to_string(),
+            position,
+        }
+    }
+}
+
+/// Checks a rule as typed against `schema` (which may hold a draft of `collection`), as
+/// saving the collection would, with the error's position for an editor to point at.
+pub fn check_rule(
+    schema: &Schema,
+    collection: &Collection,
+    rule: &str,
+) -> Result<(), RuleCheckError> {
+    galley_expr::validate_rule(schema, collection, rule).map_err(RuleCheckError::from)
+}
+
 /// Checks a rule's syntax and fields when a collection is saved.
 pub fn validate(schema: &Schema, collection: &Collection, rule: &str) -> Result<(), String> {
     if rule.trim().is_empty() {
         return Ok(());
     }
     galley_expr::validate_rule(schema, collection, rule).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_check_errors_carry_their_position() {
+        let col = galley_types::collection::superusers_collection("2024-01-01 00:00:00.000Z");
+        let schema = Schema::new(0, vec![col.clone()]);
+        assert_eq!(check_rule(&schema, &col, "id != ''"), Ok(()));
+        let e = check_rule(&schema, &col, "id = ").unwrap_err();
+        assert!(e.position.is_some(), "{e:?}");
+        let e = check_rule(&schema, &col, "nope = 1").unwrap_err();
+        assert_eq!(e.position, Some(0), "{e:?}");
+        assert!(e.message.contains("nope"), "{e:?}");
+    }
 }

@@ -89,6 +89,17 @@ pub fn unverified_target(token: &str, kind: Kind) -> Option<(String, String)> {
     Some((id, col))
 }
 
+/// The auth collection a token names (any kind), before any signature check: for a page to
+/// pick the flow that will verify the token.
+pub fn unverified_auth_collection(
+    schema: &galley_types::Schema,
+    token: &str,
+) -> Option<std::sync::Arc<Collection>> {
+    let claims = galley_auth::jwt::unverified_claims(token).ok()?;
+    let id = claims.get("collectionId").and_then(Value::as_str)?;
+    schema.by_id(id).filter(|c| c.is_auth()).cloned()
+}
+
 /// Verifies `token` as a `kind` token of `record` (signature, expiry, type, ids).
 pub fn verify(
     token: &str,

@@ -80,7 +80,7 @@ impl TestServer {
         let task = tokio::spawn({
             let app = app.clone();
             async move {
-                let _ = galley_api::serve(listener, app, async {
+                let _ = galley::serve(listener, app, async {
                     let _ = rx.await;
                 })
                 .await;

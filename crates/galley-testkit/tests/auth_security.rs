@@ -82,7 +82,7 @@ both_engines! {
         let hash = bcrypt::hash_with_salt("pb-password-1", 10, [3u8; 16]).expect("bcrypt").format_for_version(bcrypt::Version::TwoA);
         let id2 = id.clone();
         let h2 = hash.clone();
-        srv.app.store.write(move |c: &mut dyn galley_store::Conn| -> Result<(), galley_store::StoreError> {
+        srv.app.store_for_tests().write(move |c: &mut dyn galley_store::Conn| -> Result<(), galley_store::StoreError> {
             let mut sql = galley_sql::Sql::new(c.dialect());
             sql.push("UPDATE \"people\" SET \"password\" = ").push_param(h2).push(" WHERE \"id\" = ").push_param(id2);
             galley_store::ConnExt::execute_sql(c, &sql)?;
@@ -92,7 +92,7 @@ both_engines! {
         bad.assert_error(400, "Failed to authenticate.");
         let ok = srv.guest(Method::POST, "/api/collections/people/auth-with-password", Some(json!({"identity": "a@example.com", "password": "pb-password-1"}))).await;
         assert_eq!(ok.status, 200, "{}", ok.body);
-        let stored = srv.app.store.read(move |c: &mut dyn galley_store::Conn| -> Result<String, galley_store::StoreError> {
+        let stored = srv.app.store_for_tests().read(move |c: &mut dyn galley_store::Conn| -> Result<String, galley_store::StoreError> {
             Ok(c.query("SELECT \"password\" AS p FROM \"people\"", &[])?.first().map(|r| r.text("p")).unwrap_or_default())
         }).await.expect("read");
         assert!(stored.starts_with("$argon2id$"), "re-hashed on login: {stored}");

@@ -112,7 +112,7 @@ async fn collections_are_tables_with_native_types() {
     .await;
     let rows = srv
         .app
-        .store
+        .store_for_tests()
         .read(|c: &mut dyn galley_store::Conn| {
             c.query(
                 "SELECT column_name::text AS name, data_type::text AS ty FROM information_schema.columns WHERE table_name = 'things' ORDER BY column_name",

@@ -37,7 +37,7 @@ both_engines! {
         let after = srv.su(Method::GET, "/api/settings", None).await.body;
         assert_eq!(after, r.body);
         // Stored in the database: a fresh load sees it.
-        let loaded = srv.app.store.read(galley_core::settings::load).await.expect("load");
+        let loaded = srv.app.store_for_tests().read(galley_core::settings::load).await.expect("load");
         assert_eq!(loaded.0["batch"]["enabled"], true);
         assert_eq!(loaded.0["meta"]["appName"], "Acme");
     }

@@ -1,5 +1,5 @@
-//! The `galley` binary: the CLI and the composition root that wires store, services and
-//! the HTTP API together.
+//! The `galley` binary: the CLI, configuration and the process (allocator, runtime,
+//! signals); the server it runs is composed in `lib.rs`.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -149,7 +149,7 @@ async fn serve(
             galley_admin::install_path(&app)
         );
     }
-    galley_api::serve(listener, app.clone(), shutdown_signal())
+    galley::serve(listener, app.clone(), shutdown_signal())
         .await
         .context("serving HTTP")?;
     app.close().await;

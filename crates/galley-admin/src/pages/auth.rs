@@ -3,12 +3,13 @@
 use crate::form::{FormData, PublicForm};
 use crate::layout::{bare, csrf, error_page};
 use crate::session::{self, PRE_CSRF_COOKIE, SESSION_COOKIE};
-use crate::{cookie_header, is_https, redirect, Admin, AppState, Console, PeerIp};
+use crate::{cookie_header, is_https, redirect, Admin, AppState, Console};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use galley_core::superusers::SUPERUSERS;
 use galley_core::Caller;
+use galley_http::ClientIp;
 use maud::html;
 use serde_json::Value;
 use std::sync::Arc;
@@ -88,11 +89,8 @@ async fn load_superuser(app: &AppState, email: &str) -> Option<serde_json::Map<S
     )
     .await
     .ok()?;
-    let id = list.items.first()?.get("id")?.as_str()?.to_owned();
-    app.store
-        .read(move |c: &mut dyn galley_store::Conn| galley_core::rows::load_any(c, &col, &id))
-        .await
-        .ok()
+    let id = list.items.first()?.get("id")?.as_str()?;
+    galley_core::records::find_by_id(app, col, id).await.ok()
 }
 
 fn install_form(token: &str, csrf_token: &str, email: &str, error: Option<&str>) -> maud::Markup {
@@ -222,7 +220,7 @@ pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Resp
 pub async fn login(
     State(app): State<AppState>,
     Extension(console): Extension<Arc<Console>>,
-    PeerIp(ip): PeerIp,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     PublicForm(form): PublicForm,
 ) -> Response {
@@ -238,7 +236,8 @@ pub async fn login(
         *r.status_mut() = StatusCode::BAD_REQUEST;
         r
     };
-    // The API's per-IP budget for auth requests (the per-identity one is in the flow).
+    // The API's per-IP budget for auth requests (the per-identity one is in the flow), for
+    // the same client IP the API would see behind a trusted proxy.
     if app.auth.limit_ip(&Caller::Guest, &ip).is_err() {
         return failed("Too many attempts; wait a minute and try again.");
     }
@@ -261,13 +260,7 @@ pub async fn login(
             let Ok(col) = galley_core::auth::auth_collection(&app, SUPERUSERS) else {
                 return crate::layout::internal();
             };
-            let rec = app
-                .store
-                .read(move |c: &mut dyn galley_store::Conn| {
-                    galley_core::rows::load_any(c, &col, &id)
-                })
-                .await;
-            match rec {
+            match galley_core::records::find_by_id(&app, col, &id).await {
                 Ok(r) => sign_in(&console, &r, is_https(&headers), "/_/"),
                 Err(_) => crate::layout::internal(),
             }

@@ -12,16 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use galley_core::auth::flows;
 use maud::{html, Markup};
-use serde_json::Value;
 
 /// The auth collection a token belongs to (its signature is checked by the flow).
 fn collection_of(app: &AppState, token: &str) -> Option<String> {
-    let claims = galley_auth::jwt::unverified_claims(token).ok()?;
-    let id = claims.get("collectionId").and_then(Value::as_str)?;
-    app.schema()
-        .by_id(id)
-        .filter(|c| c.is_auth())
-        .map(|c| c.name.clone())
+    galley_core::tokens::unverified_auth_collection(&app.schema(), token).map(|c| c.name.clone())
 }
 
 fn title(kind: &str) -> &'static str {

@@ -1,11 +1,12 @@
 //! Recent API requests with filters, and their chart (SVG drawn here on the server).
 
+use crate::chart::chart_svg;
 use crate::layout::page;
-use crate::reqlog::{chart_svg, Entry};
 use crate::{Admin, AppState};
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use chrono::{Duration, Utc};
+use galley_http::reqlog::{Entry, CAPACITY};
 use maud::{html, PreEscaped};
 
 const SHOWN: usize = 200;
@@ -57,7 +58,7 @@ pub async fn view(State(app): State<AppState>, admin: Admin, RawQuery(q): RawQue
     };
     let body = html! {
         h1 { "Logs" }
-        p.help { "The last API requests this server handled (kept in memory, at most " (crate::reqlog::CAPACITY) "; lost on restart)." }
+        p.help { "The last API requests this server handled (kept in memory, at most " (CAPACITY) "; lost on restart)." }
         form.filterbar method="get" action="/_/logs" {
             (select("method", "l-method", "Method", &method, &[("", "any"), ("GET", "GET"), ("POST", "POST"), ("PATCH", "PATCH"), ("DELETE", "DELETE")]))
             (select("status", "l-status", "Status", &status, &[("", "any"), ("ok", "success"), ("errors", "errors (≥ 400)"), ("4xx", "4xx"), ("5xx", "5xx")]))

@@ -59,7 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/galley/outbox", get(outbox))
 }
 
-use crate::extract::client_ip;
+use galley_http::client_ip;
 
 /// The connection's peer address, when the server was started with connect info.
 struct Peer(Option<SocketAddr>);

@@ -4,7 +4,6 @@
 use super::ok;
 use crate::error::ApiResult;
 use crate::extract::{Auth, Meta, Query};
-use crate::middleware::AllowFraming;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,6 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use futures_util::TryStreamExt;
 use galley_core::files;
+use galley_http::AllowFraming;
 use serde_json::json;
 use std::ops::Range;
 

@@ -56,7 +56,9 @@ pub type RealtimeHub = galley_realtime::Hub<Caller>;
 
 /// The running backend: store, current schema snapshot and settings.
 pub struct App {
-    pub store: Store,
+    /// Private so that every front-end reaches data through the services; tests that check
+    /// storage directly use [`App::store_for_tests`] (feature `testing`).
+    pub(crate) store: Store,
     pub config: AppConfig,
     pub(crate) schema: ArcSwap<Schema>,
     pub(crate) settings: ArcSwap<Settings>,
@@ -92,6 +94,13 @@ impl App {
         if let Some(tx) = self.events.get() {
             let _ = tx.send(events).await;
         }
+    }
+
+    /// The store, for tests that look at or set up rows directly. Only galley-testkit
+    /// enables the `testing` feature; no front-end may.
+    #[cfg(feature = "testing")]
+    pub fn store_for_tests(&self) -> &Store {
+        &self.store
     }
 
     pub fn schema(&self) -> Arc<Schema> {

@@ -118,6 +118,19 @@ pub async fn list(
     Ok(ListResult::new(items, q.page, total))
 }
 
+/// Loads one record of `col` by id on a reader, whatever the rules say (404 when missing):
+/// for callers that act as the system, such as the dashboard's session check.
+pub async fn find_by_id(
+    app: &App,
+    col: Arc<Collection>,
+    id: &str,
+) -> Result<Map<String, Value>, CoreError> {
+    let id = id.to_owned();
+    app.store
+        .read(move |c: &mut dyn Conn| load(c, &col, &id))
+        .await
+}
+
 pub async fn view(
     app: &App,
     req: &Request,

@@ -1,14 +1,17 @@
-//! The request log: the last [`CAPACITY`] API requests of this process, in memory, and the
-//! requests/errors chart drawn from it as SVG.
+//! The request log: the last [`CAPACITY`] API requests of this process, in memory, filled
+//! by [`log_requests`] and read by the dashboard's logs page.
 //!
 //! In memory and per node on purpose: recording must cost nothing on the request path (one
 //! short lock, no IO), and a bounded ring means a request storm cannot grow memory. Lost on
 //! restart; persisting to the auxiliary database (DESIGN §12) is a later step.
 
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use galley_core::Caller;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::Arc;
 
 pub const CAPACITY: usize = 5000;
@@ -88,71 +91,37 @@ impl RequestLog {
     }
 }
 
-/// A bar chart of requests (and, overlaid, errors) per bucket; `labels` name the first and
-/// last bucket. Only SVG presentation attributes, no inline CSS (the CSP forbids it).
-pub fn chart_svg(counts: &[(u32, u32)], first_label: &str, last_label: &str) -> String {
-    const W: f64 = 720.0;
-    const H: f64 = 180.0;
-    const PAD_L: f64 = 40.0;
-    const PAD_B: f64 = 24.0;
-    let max = counts.iter().map(|c| c.0).max().unwrap_or(0).max(1);
-    let n = counts.len().max(1) as f64;
-    let bw = (W - PAD_L) / n;
-    let ph = H - PAD_B - 8.0;
-    let total: u32 = counts.iter().map(|c| c.0).sum();
-    let errors: u32 = counts.iter().map(|c| c.1).sum();
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg"><title id="chart-title">Requests and errors over time: {total} requests, {errors} errors</title>"#
-    );
-    let _ = write!(
-        s,
-        r##"<line x1="{PAD_L}" y1="{y}" x2="{W}" y2="{y}" stroke="#8a94a6" stroke-width="1"/>"##,
-        y = H - PAD_B
-    );
-    let _ = write!(
-        s,
-        r##"<text x="{x}" y="14" font-size="11" fill="#3b4558" text-anchor="end">{max}</text><text x="{x}" y="{y}" font-size="11" fill="#3b4558" text-anchor="end">0</text>"##,
-        x = PAD_L - 6.0,
-        y = H - PAD_B
-    );
-    for (i, (req, err)) in counts.iter().enumerate() {
-        let x = PAD_L + i as f64 * bw;
-        if *req > 0 {
-            let h = ph * f64::from(*req) / f64::from(max);
-            let _ = write!(
-                s,
-                r##"<rect class="bar-req" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="#3d6fd6"><title>{req} requests</title></rect>"##,
-                y = H - PAD_B - h,
-                w = (bw - 1.0).max(1.0)
-            );
-        }
-        if *err > 0 {
-            let h = ph * f64::from(*err) / f64::from(max);
-            let _ = write!(
-                s,
-                r##"<rect class="bar-err" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="#c62828"><title>{err} errors</title></rect>"##,
-                y = H - PAD_B - h,
-                w = (bw - 1.0).max(1.0)
-            );
-        }
+/// Records each API request in the request log (`/_/logs`); the dashboard's own pages are
+/// not API traffic and are left out. Runs inside the API's authentication, so each entry
+/// knows its caller.
+pub async fn log_requests(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
     }
-    let _ = write!(
-        s,
-        r##"<text x="{PAD_L}" y="{y}" font-size="11" fill="#3b4558">{a}</text><text x="{W}" y="{y}" font-size="11" fill="#3b4558" text-anchor="end">{b}</text></svg>"##,
-        y = H - 6.0,
-        a = escape(first_label),
-        b = escape(last_label)
-    );
-    s
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let start = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let caller = match req.extensions().get::<Caller>() {
+        Some(c) if c.is_superuser() => "superuser".to_owned(),
+        Some(Caller::Record { collection, .. }) => format!("auth:{}", collection.name),
+        _ => "guest".to_owned(),
+    };
+    let res = next.run(req).await;
+    log.push(Entry {
+        time: Utc::now(),
+        method,
+        path,
+        status: res.status().as_u16(),
+        duration_us: start.elapsed().as_micros().min(u64::MAX as u128) as u64,
+        caller,
+        ip,
+    });
+    res
 }
 
 #[cfg(test)]
@@ -204,10 +173,5 @@ mod tests {
         assert_eq!(h[59], (2, 1));
         assert_eq!(h[58], (1, 1));
         assert_eq!(h.iter().map(|x| x.0).sum::<u32>(), 3);
-        let svg = chart_svg(&h, "<a>", "now");
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("3 requests, 2 errors"));
-        assert!(svg.contains("&lt;a&gt;"));
-        assert_eq!(svg.matches("class=\"bar-err\"").count(), 2);
     }
 }

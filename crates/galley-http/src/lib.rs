@@ -1,0 +1,16 @@
+//! HTTP plumbing that both front-ends (galley-api and galley-admin) use, so that neither
+//! imports the other: the request log, the client IP as `trustedProxy` says, multipart file
+//! spooling, and the headers and CORS every response gets.
+//!
+//! Architecture invariant: no routes, no pages, no business rule; everything here is
+//! shared by the API and the dashboard, and the `galley` crate composes it around both.
+
+mod client_ip;
+mod headers;
+pub mod reqlog;
+mod spool;
+
+pub use client_ip::{client_ip, ClientIp};
+pub use headers::{cors, security_headers, AllowFraming};
+pub use reqlog::{log_requests, Entry, RequestLog};
+pub use spool::{spool_file, SpoolError};

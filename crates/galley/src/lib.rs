@@ -1,0 +1,59 @@
+//! The composition root as a library: the API and the dashboard side by side behind one
+//! stack of layers, and the server loop. The binary (`main.rs`) and the end-to-end harness
+//! (galley-testkit) both serve exactly this.
+//!
+//! No global allocator here: jemalloc is the binary's choice alone (`main.rs`).
+
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+use galley_core::App;
+use galley_http::RequestLog;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The whole server: every `/api/` route and every `/_/` page. The dashboard sits inside
+/// the same layers as the API (so its pages get the same security headers and CORS); the
+/// rate limit and the request log look only at `/api/` paths.
+pub fn router(app: Arc<App>) -> Router {
+    let requests = RequestLog::default();
+    galley_api::router()
+        .merge(galley_admin::router(requests.clone()))
+        // Inside the request log (a 429 is logged) and `authenticate` (rules have audiences).
+        .layer(from_fn_with_state(
+            app.clone(),
+            galley_api::middleware::rate_limit,
+        ))
+        // Inside `authenticate`, so each entry knows its caller.
+        .layer(from_fn_with_state(requests, galley_http::log_requests))
+        .layer(from_fn_with_state(
+            app.clone(),
+            galley_api::middleware::authenticate,
+        ))
+        .layer(from_fn(galley_http::security_headers))
+        .layer(galley_http::cors())
+        .with_state(app)
+}
+
+/// A connection whose peer acknowledges nothing for this long is aborted by the kernel
+/// (`TCP_USER_TIMEOUT`, which also ends zero-window probing). Without it a client that stops
+/// reading, after the realtime hub has dropped it, would hold a task, hyper's buffers and a
+/// full socket send buffer for as long as it keeps the connection open.
+const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves [`router`] on `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    });
+    axum::serve(listener, svc)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
