@@ -120,21 +120,11 @@ pub fn client_ip(
     headers: &HeaderMap,
 ) -> String {
     let settings = app.settings();
-    let names = settings
-        .0
-        .pointer("/trustedProxy/headers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let leftmost = settings
-        .0
-        .pointer("/trustedProxy/useLeftmostIP")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    for n in names.iter().filter_map(Value::as_str) {
-        if let Some(v) = headers.get(n).and_then(|v| v.to_str().ok()) {
+    let proxy = &settings.trusted_proxy;
+    for n in &proxy.headers {
+        if let Some(v) = headers.get(n.as_str()).and_then(|v| v.to_str().ok()) {
             let mut parts = v.split(',').map(str::trim).filter(|s| !s.is_empty());
-            let ip = if leftmost {
+            let ip = if proxy.use_leftmost_ip {
                 parts.next()
             } else {
                 parts.next_back()

@@ -533,21 +533,15 @@ pub fn storage_from_settings(
     settings: &crate::settings::Settings,
     data_dir: &std::path::Path,
 ) -> Result<Storage, CoreError> {
-    let s3 = settings.0.get("s3").cloned().unwrap_or(Value::Null);
-    let backend = if s3.get("enabled").and_then(Value::as_bool) == Some(true) {
-        let text = |k: &str| {
-            s3.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+    let s3 = &settings.s3;
+    let backend = if s3.enabled {
         galley_files::Backend::S3(galley_files::S3Config {
-            bucket: text("bucket"),
-            region: text("region"),
-            endpoint: text("endpoint"),
-            access_key: text("accessKey"),
-            secret: text("secret"),
-            force_path_style: s3.get("forcePathStyle").and_then(Value::as_bool) == Some(true),
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key: s3.access_key.clone(),
+            secret: s3.secret.expose().to_owned(),
+            force_path_style: s3.force_path_style,
         })
     } else {
         galley_files::Backend::Local(data_dir.join("storage"))

@@ -35,19 +35,11 @@ pub struct Vars<'a> {
 
 /// `{APP_NAME}`, `{APP_URL}`, `{TOKEN}`, `{OTP}`, `{ALERT_INFO}` replaced.
 pub fn render(t: &EmailTemplate, settings: &Settings, to: &str, vars: &Vars<'_>) -> Mail {
-    let s = |p: &str| {
-        settings
-            .0
-            .pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (name, url) = (s("/meta/appName"), s("/meta/appURL"));
-    let url = url.trim_end_matches('/').to_owned();
+    let name = &settings.meta.app_name;
+    let url = settings.meta.app_url.trim_end_matches('/');
     let fill = |text: &str| {
-        text.replace("{APP_NAME}", &name)
-            .replace("{APP_URL}", &url)
+        text.replace("{APP_NAME}", name)
+            .replace("{APP_URL}", url)
             .replace("{TOKEN}", vars.token)
             .replace("{OTP}", vars.otp)
             .replace("{ALERT_INFO}", vars.alert_info)
@@ -79,21 +71,17 @@ struct Smtp {
 impl Mailer {
     /// Queues `mail` for delivery on a background task.
     pub fn send(&self, settings: &Settings, mail: Mail) {
-        let g = |p: &str| settings.0.pointer(p).cloned().unwrap_or(Value::Null);
-        let text = |p: &str| g(p).as_str().unwrap_or_default().to_owned();
-        let from_addr = text("/meta/senderAddress");
-        let from_name = text("/meta/senderName");
-        let smtp = (g("/smtp/enabled") == Value::Bool(true)).then(|| Smtp {
-            host: text("/smtp/host"),
-            port: g("/smtp/port")
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or(587),
-            username: text("/smtp/username"),
-            password: text("/smtp/password"),
-            local_name: text("/smtp/localName"),
-            tls: g("/smtp/tls") == Value::Bool(true),
-            auth_method: text("/smtp/authMethod"),
+        let from_addr = settings.meta.sender_address.clone();
+        let from_name = settings.meta.sender_name.clone();
+        let s = &settings.smtp;
+        let smtp = s.enabled.then(|| Smtp {
+            host: s.host.clone(),
+            port: u16::try_from(s.port).unwrap_or(587),
+            username: s.username.clone(),
+            password: s.password.expose().to_owned(),
+            local_name: s.local_name.clone(),
+            tls: s.tls,
+            auth_method: s.auth_method.clone(),
         });
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
