@@ -501,8 +501,10 @@ fn segment(s: &serde_path_to_error::Segment) -> String {
 /// Every key with a value of its type, each list holding one item: where a wrong value's
 /// message and the order of errors are read from, so they follow the types above.
 fn template() -> Value {
-    let mut s = Settings::default();
-    s.superuser_ips = vec![String::new()];
+    let mut s = Settings {
+        superuser_ips: vec![String::new()],
+        ..Settings::default()
+    };
     s.rate_limits.rules = vec![RateLimitRule::default()];
     s.rate_limits.excluded_ips = vec![String::new()];
     s.trusted_proxy.headers = vec![String::new()];
