@@ -24,13 +24,7 @@ pub fn page(app: &App, admin: &Admin, title: &str, flash: Option<&str>, body: Ma
     let schema = app.schema();
     let mut cols: Vec<_> = schema.all().iter().collect();
     cols.sort_by(|a, b| (a.system, &a.name).cmp(&(b.system, &b.name)));
-    let app_name = app
-        .settings()
-        .0
-        .pointer("/meta/appName")
-        .and_then(Value::as_str)
-        .unwrap_or("Galley")
-        .to_owned();
+    let app_name = app.settings().meta.app_name.clone();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {

@@ -153,14 +153,7 @@ async fn install_sign_in_csrf_and_sign_out() {
     assert_ne!(csrf, pre);
     assert!(res.headers().get(header::CONTENT_SECURITY_POLICY).is_some());
 
-    let name = |app: &App| {
-        app.settings()
-            .0
-            .pointer("/meta/appName")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let name = |app: &App| app.settings().meta.app_name.clone();
     let (res, _) = send(
         &c,
         post(

@@ -519,15 +519,8 @@ pub fn file_token(caller: &Caller) -> Result<String, CoreError> {
 pub async fn test_s3(app: &App, filesystem: &str) -> Result<(), CoreError> {
     let failed =
         |m: String| CoreError::bad_request(format!("Failed to initialize the S3 storage: {m}"));
-    let s3_enabled = |p: &str| {
-        app.settings()
-            .0
-            .pointer(p)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    };
     match filesystem {
-        "storage" if s3_enabled("/s3/enabled") => {}
+        "storage" if app.settings().s3.enabled => {}
         "storage" | "backups" => {
             return Err(failed("S3 storage is not enabled.".into()));
         }

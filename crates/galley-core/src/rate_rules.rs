@@ -9,7 +9,6 @@ use crate::context::Caller;
 use crate::error::CoreError;
 use crate::settings::Settings;
 use galley_types::Schema;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,30 +24,21 @@ struct Rule {
     max: u64,
 }
 
-fn rules(settings: &Value) -> Vec<Rule> {
+fn rules(settings: &Settings) -> Vec<Rule> {
     settings
-        .pointer("/rateLimits/rules")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|r| Rule {
-                    label: r
-                        .get("label")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    audience: r
-                        .get("audience")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    duration: r.get("duration").and_then(Value::as_u64).unwrap_or(0),
-                    max: r.get("maxRequests").and_then(Value::as_u64).unwrap_or(0),
-                })
-                .filter(|r| !r.label.is_empty() && r.duration > 0)
-                .collect()
+        .rate_limits
+        .rules
+        .iter()
+        .map(|r| Rule {
+            label: r.label.clone(),
+            audience: r.audience.clone(),
+            // A negative count reads as 0, as it did when rules were read from raw JSON: a
+            // rule without a duration never applies, one without requests allows nothing.
+            duration: u64::try_from(r.duration).unwrap_or(0),
+            max: u64::try_from(r.max_requests).unwrap_or(0),
         })
-        .unwrap_or_default()
+        .filter(|r| !r.label.is_empty() && r.duration > 0)
+        .collect()
 }
 
 /// The action tags of a collection endpoint (PocketBase's names), and the collection.
@@ -167,12 +157,12 @@ impl RuleLimiter {
 
     fn rules_of(&self, settings: &Arc<Settings>) -> Arc<Vec<Rule>> {
         let Ok(mut parsed) = self.parsed.lock() else {
-            return Arc::new(rules(&settings.0));
+            return Arc::new(rules(settings));
         };
         match &*parsed {
             Some((from, r)) if Arc::ptr_eq(from, settings) => r.clone(),
             _ => {
-                let r = Arc::new(rules(&settings.0));
+                let r = Arc::new(rules(settings));
                 *parsed = Some((settings.clone(), r.clone()));
                 r
             }
@@ -190,10 +180,7 @@ impl RuleLimiter {
         method: &str,
         path: &str,
     ) -> Result<(), CoreError> {
-        let s = &settings.0;
-        if s.pointer("/rateLimits/enabled").and_then(Value::as_bool) != Some(true)
-            || caller.is_superuser()
-        {
+        if !settings.rate_limits.enabled || caller.is_superuser() {
             return Ok(());
         }
         let rules = self.rules_of(settings);
@@ -205,11 +192,7 @@ impl RuleLimiter {
             return Ok(());
         }
         let ip = ip.as_str();
-        let excluded = s
-            .pointer("/rateLimits/excludedIPs")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(ip)));
-        if excluded {
+        if settings.rate_limits.excluded_ips.iter().any(|x| x == ip) {
             return Ok(());
         }
         let audiences: [&str; 2] = match caller {

@@ -47,21 +47,8 @@ fn section_form(admin: &Admin, section: &str, title: &str, body: Markup, button:
 }
 
 fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Markup>) -> Response {
-    let s = app.settings().public_json();
-    let g = |p: &str| {
-        s.pointer(p)
-            .map(|v| match v {
-                Value::String(x) => x.clone(),
-                Value::Null => String::new(),
-                o => o.to_string(),
-            })
-            .unwrap_or_default()
-    };
-    let b = |p: &str| s.pointer(p).and_then(Value::as_bool).unwrap_or(false);
-    let rules = s
-        .pointer("/rateLimits/rules")
-        .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
-        .unwrap_or_else(|| "[]".into());
+    let s = app.settings();
+    let rules = serde_json::to_string_pretty(&s.rate_limits.rules).unwrap_or_default();
     let schema = app.schema();
     let auth_cols: Vec<_> = schema
         .all()
@@ -74,30 +61,30 @@ fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Mark
         h1 { "Settings" }
         @if let Some(e) = error { (e) }
         (section_form(admin, "application", "Application", html! {
-            (text("s-appName", "appName", "Application name", &g("/meta/appName"), "text"))
-            (text("s-appURL", "appURL", "Application URL (used in mail links)", &g("/meta/appURL"), "url"))
-            (text("s-senderName", "senderName", "Mail sender name", &g("/meta/senderName"), "text"))
-            (text("s-senderAddress", "senderAddress", "Mail sender address", &g("/meta/senderAddress"), "email"))
+            (text("s-appName", "appName", "Application name", &s.meta.app_name, "text"))
+            (text("s-appURL", "appURL", "Application URL (used in mail links)", &s.meta.app_url, "url"))
+            (text("s-senderName", "senderName", "Mail sender name", &s.meta.sender_name, "text"))
+            (text("s-senderAddress", "senderAddress", "Mail sender address", &s.meta.sender_address, "email"))
         }, "Save application settings"))
         (section_form(admin, "smtp", "Mail (SMTP)", html! {
             p.help { "While SMTP is off, mail is kept in the dev outbox at the bottom of this page." }
-            (check("s-smtp-enabled", "enabled", "Send mail through SMTP", b("/smtp/enabled")))
+            (check("s-smtp-enabled", "enabled", "Send mail through SMTP", s.smtp.enabled))
             div.row {
-                (text("s-smtp-host", "host", "Host", &g("/smtp/host"), "text"))
-                (text("s-smtp-port", "port", "Port", &g("/smtp/port"), "number"))
+                (text("s-smtp-host", "host", "Host", &s.smtp.host, "text"))
+                (text("s-smtp-port", "port", "Port", &s.smtp.port.to_string(), "number"))
             }
             div.row {
-                (text("s-smtp-username", "username", "Username", &g("/smtp/username"), "text"))
+                (text("s-smtp-username", "username", "Username", &s.smtp.username, "text"))
                 (text("s-smtp-password", "password", "Password (empty: unchanged)", "", "password"))
             }
-            (check("s-smtp-tls", "tls", "Implicit TLS (port 465); otherwise STARTTLS when offered", b("/smtp/tls")))
+            (check("s-smtp-tls", "tls", "Implicit TLS (port 465); otherwise STARTTLS when offered", s.smtp.tls))
             div.field {
                 label for="s-smtp-auth" { "Auth method" }
                 select #s-smtp-auth name="authMethod" {
-                    @for m in ["", "PLAIN", "LOGIN"] { option value=(m) selected[g("/smtp/authMethod") == m] { (if m.is_empty() { "default (PLAIN)" } else { m }) } }
+                    @for m in ["", "PLAIN", "LOGIN"] { option value=(m) selected[s.smtp.auth_method == m] { (if m.is_empty() { "default (PLAIN)" } else { m }) } }
                 }
             }
-            (text("s-smtp-localName", "localName", "Local name (EHLO)", &g("/smtp/localName"), "text"))
+            (text("s-smtp-localName", "localName", "Local name (EHLO)", &s.smtp.local_name, "text"))
         }, "Save SMTP settings"))
         section.card #settings-testmail {
             h2 { "Send a test email" }
@@ -118,26 +105,26 @@ fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Mark
         }
         (section_form(admin, "s3", "File storage (S3)", html! {
             p.help { "Off: files are stored in the data directory. Changing this does not move existing files." }
-            (check("s-s3-enabled", "enabled", "Store files in S3-compatible storage", b("/s3/enabled")))
+            (check("s-s3-enabled", "enabled", "Store files in S3-compatible storage", s.s3.enabled))
             div.row {
-                (text("s-s3-bucket", "bucket", "Bucket", &g("/s3/bucket"), "text"))
-                (text("s-s3-region", "region", "Region", &g("/s3/region"), "text"))
+                (text("s-s3-bucket", "bucket", "Bucket", &s.s3.bucket, "text"))
+                (text("s-s3-region", "region", "Region", &s.s3.region, "text"))
             }
-            (text("s-s3-endpoint", "endpoint", "Endpoint", &g("/s3/endpoint"), "url"))
+            (text("s-s3-endpoint", "endpoint", "Endpoint", &s.s3.endpoint, "url"))
             div.row {
-                (text("s-s3-accessKey", "accessKey", "Access key", &g("/s3/accessKey"), "text"))
+                (text("s-s3-accessKey", "accessKey", "Access key", &s.s3.access_key, "text"))
                 (text("s-s3-secret", "secret", "Secret (empty: unchanged)", "", "password"))
             }
-            (check("s-s3-path", "forcePathStyle", "Force path-style addressing", b("/s3/forcePathStyle")))
+            (check("s-s3-path", "forcePathStyle", "Force path-style addressing", s.s3.force_path_style))
         }, "Save S3 settings"))
-        @if b("/s3/enabled") {
+        @if s.s3.enabled {
             form.inline-form method="post" action="/_/settings" {
                 (csrf(&admin.csrf)) input type="hidden" name="section" value="tests3";
                 button type="submit" { "Test the S3 connection" }
             }
         }
         (section_form(admin, "ratelimits", "Rate limits", html! {
-            (check("s-rl-enabled", "enabled", "Enable rate limiting", b("/rateLimits/enabled")))
+            (check("s-rl-enabled", "enabled", "Enable rate limiting", s.rate_limits.enabled))
             div.field {
                 label for="s-rl-rules" { "Rules (JSON list of {label, maxRequests, duration, audience})" }
                 textarea #s-rl-rules.code name="rules" rows="5" data-json { (rules) }

@@ -26,13 +26,8 @@ async fn run(
     q: Query,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
-    let limit = match app
-        .settings()
-        .0
-        .pointer("/batch/maxBodySize")
-        .and_then(Value::as_u64)
-    {
-        Some(n) if n > 0 => n,
+    let limit = match u64::try_from(app.settings().batch.max_body_size) {
+        Ok(n) if n > 0 => n,
         _ => DEFAULT_MAX_BODY,
     };
     let mut body = Body::read(req, &app, limit).await?;

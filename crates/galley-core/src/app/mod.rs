@@ -142,7 +142,7 @@ impl App {
     }
 
     pub(crate) fn set_settings(&self, s: Settings) {
-        if s.0.get("rateLimits") != self.settings().0.get("rateLimits") {
+        if s.rate_limits != self.settings().rate_limits {
             self.rate_limiter.reset();
         }
         self.auth.set_limiting(s.rate_limits_enabled());
