@@ -16,6 +16,49 @@ pub(super) struct Join {
     collection: String,
 }
 
+/// What a join is, apart from its SQL: the identity it is shared by and where it hangs.
+pub(super) struct JoinSpec<'s> {
+    /// Two references with the same key in one scope share the join (and so the row).
+    key: String,
+    parent: Option<usize>,
+    /// The alias prefix: `r` (a table, counted against [`MAX_JOINS`]) or `je` (json_each).
+    kind: &'static str,
+    /// The joined collection's id, so that a reused `@collection` alias naming another
+    /// collection is caught; empty for `je`.
+    collection: &'s str,
+    /// Where the reference starts, for errors.
+    pos: usize,
+}
+
+impl<'s> JoinSpec<'s> {
+    /// A join of `collection`'s table.
+    pub(super) fn table(
+        key: String,
+        parent: Option<usize>,
+        collection: &'s str,
+        pos: usize,
+    ) -> Self {
+        JoinSpec {
+            key,
+            parent,
+            kind: "r",
+            collection,
+            pos,
+        }
+    }
+
+    /// A `json_each` over a multi-valued column or bound array.
+    pub(super) fn json_each(key: String, parent: Option<usize>, pos: usize) -> Self {
+        JoinSpec {
+            key,
+            parent,
+            kind: "je",
+            collection: "",
+            pos,
+        }
+    }
+}
+
 /// Where the path keys of joins live: the shared scope of the whole expression, or a
 /// private scope (the independent copy an all-of sub-query iterates over).
 pub(super) type Scope = HashMap<String, usize>;
@@ -26,19 +69,21 @@ impl<'a> Compiler<'a> {
         format!("{}{}{}", self.prefix, kind, self.counter)
     }
 
-    /// Registers (or reuses, by path key) a join. `make` gets the alias and returns
+    /// Registers (or reuses, by `spec.key`) a join. `make` gets the alias and returns
     /// the ` LEFT JOIN … ON …` fragment.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn join(
         &mut self,
         scope: &mut Scope,
-        key: String,
-        parent: Option<usize>,
-        kind: &str,
-        collection: &str,
-        pos: usize,
+        spec: JoinSpec<'_>,
         make: impl FnOnce(&mut Self, &str) -> Result<Sql, ExprError>,
     ) -> Result<(usize, String), ExprError> {
+        let JoinSpec {
+            key,
+            parent,
+            kind,
+            collection,
+            pos,
+        } = spec;
         if let Some(&id) = scope.get(&key) {
             if self.joins[id].collection != collection {
                 return Err(ExprError::invalid(

@@ -1,8 +1,8 @@
 //! `@request.*`: static request values become literals; `@request.auth.*` and
 //! `@request.body.*` relation paths become joins seeded with bound ids.
 
-use super::joins::Scope;
-use super::resolve::{split_modifier, Start};
+use super::joins::{JoinSpec, Scope};
+use super::resolve::{split_modifier, Walk};
 use super::{combine, raw, Compiler};
 use crate::ast::{CmpOp, Span};
 use crate::error::ExprError;
@@ -140,15 +140,19 @@ impl<'a> Compiler<'a> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let (id, alias) = self.join(scope, "@auth".into(), None, "r", &ac.id, pos, |c, a| {
-            let mut on = Sql::new(c.d);
-            on.push(&c.col(a, "id")).push(" = ").push_param(auth_id);
-            on.push(c.d.param_cast(ColumnType::Text));
-            Ok(combine(c.d, &[&on], |t| {
-                c.d.left_join(&format!("{} {}", c.d.quote(&ac.name), c.d.quote(a)), &t[0])
-            }))
-        })?;
-        let start = Start {
+        let (id, alias) = self.join(
+            scope,
+            JoinSpec::table("@auth".into(), None, &ac.id, pos),
+            |c, a| {
+                let mut on = Sql::new(c.d);
+                on.push(&c.col(a, "id")).push(" = ").push_param(auth_id);
+                on.push(c.d.param_cast(ColumnType::Text));
+                Ok(combine(c.d, &[&on], |t| {
+                    c.d.left_join(&format!("{} {}", c.d.quote(&ac.name), c.d.quote(a)), &t[0])
+                }))
+            },
+        )?;
+        let start = Walk {
             coll: ac,
             alias,
             key: "@auth".into(),
@@ -203,8 +207,10 @@ impl<'a> Compiler<'a> {
             }
             let target = self.relation_target(rel, name, pos)?;
             let key = format!("@body.{}", field.name);
-            let (id, alias) =
-                self.join(scope, key.clone(), None, "r", &target.id, pos, |c, a| {
+            let (id, alias) = self.join(
+                scope,
+                JoinSpec::table(key.clone(), None, &target.id, pos),
+                |c, a| {
                     let mut on = Sql::new(c.d);
                     on.push(&c.col(a, "id")).push(" IN (");
                     for (i, v) in ids.iter().enumerate() {
@@ -221,8 +227,9 @@ impl<'a> Compiler<'a> {
                             &t[0],
                         )
                     }))
-                })?;
-            let start = Start {
+                },
+            )?;
+            let start = Walk {
                 coll: target,
                 alias,
                 key,
@@ -249,14 +256,15 @@ impl<'a> Compiler<'a> {
                     }
                     let arr = Value::Array(items());
                     let key = format!("@body:each.{}", field.name);
-                    let (id, je) = self.join(scope, key, None, "je", "", pos, |c, a| {
-                        let mut p = Sql::new(c.d);
-                        p.push_param(c.d.json_param(arr))
-                            .push(c.d.param_cast(ColumnType::Json));
-                        Ok(combine(c.d, &[&p], |t| {
-                            c.d.left_join(&c.d.json_each(&t[0], a), "1=1")
-                        }))
-                    })?;
+                    let (id, je) =
+                        self.join(scope, JoinSpec::json_each(key, None, pos), |c, a| {
+                            let mut p = Sql::new(c.d);
+                            p.push_param(c.d.json_param(arr))
+                                .push(c.d.param_cast(ColumnType::Json));
+                            Ok(combine(c.d, &[&p], |t| {
+                                c.d.left_join(&c.d.json_each(&t[0], a), "1=1")
+                            }))
+                        })?;
                     return Ok(Val::Expr(ExprVal {
                         sql: raw(self.d, &format!("{}.value", self.d.quote(&je))),
                         ty: Ty::Text,
@@ -290,19 +298,17 @@ impl<'a> Compiler<'a> {
                     }
                     let bare = [props[1], name];
                     let bv = self.static_field(&bare, pos)?;
-                    let main = self.main.clone();
-                    let fv = self.last_prop(
+                    let here = Walk {
                         coll,
-                        &main,
-                        name,
-                        None,
-                        BTreeSet::new(),
-                        false,
-                        true,
-                        false,
-                        span,
-                        scope,
-                    )?;
+                        alias: self.main.clone(),
+                        key: String::new(),
+                        cur: None,
+                        joins: BTreeSet::new(),
+                        multi: false,
+                        allow_hidden: true,
+                        nullify: false,
+                    };
+                    let fv = self.last_prop(here, name, span, scope)?;
                     let sql = self.compare(&bv, CmpOp::Neq, &fv, span)?;
                     let sql = combine(self.d, &[&sql], |t| format!("({})", t[0]));
                     return Ok(Val::expr(sql, Ty::Bool));

@@ -1,7 +1,7 @@
 //! Name resolution: identifiers and relation paths (`author.name`, `tags_via_post.x`,
 //! `@collection.NAME.field`) to typed operands over planned joins.
 
-use super::joins::Scope;
+use super::joins::{JoinSpec, Scope};
 use super::{raw, Compiler, MAX_RELATION_DEPTH};
 use crate::ast::{Operand, Span};
 use crate::error::ExprError;
@@ -9,8 +9,9 @@ use crate::value::{ExprVal, Lit, Ty, Val};
 use galley_types::{field::FieldKind, Collection};
 use std::collections::BTreeSet;
 
-/// Where a field path walk starts.
-pub(super) struct Start<'a> {
+/// A field path walk: where it starts, then how far it has got (the collection and alias
+/// reached, the join it hangs from, the joins it needs, whether it may yield many rows).
+pub(super) struct Walk<'a> {
     pub(super) coll: &'a Collection,
     pub(super) alias: String,
     pub(super) key: String,
@@ -105,7 +106,7 @@ impl<'a> Compiler<'a> {
             });
         }
         let props: Vec<&str> = name.split('.').collect();
-        let start = Start {
+        let start = Walk {
             coll: self.coll,
             alias: self.main.clone(),
             key: String::new(),
@@ -120,41 +121,20 @@ impl<'a> Compiler<'a> {
 
     pub(super) fn walk(
         &mut self,
-        start: Start<'a>,
+        mut at: Walk<'a>,
         props: &[&str],
         span: Span,
         scope: &mut Scope,
     ) -> Result<Val, ExprError> {
-        let Start {
-            mut coll,
-            mut alias,
-            mut key,
-            mut cur,
-            mut joins,
-            mut multi,
-            allow_hidden,
-            nullify,
-        } = start;
         let pos = span.start;
         let total = props.len();
         for (i, &prop) in props.iter().enumerate() {
             if i == total - 1 {
-                return self.last_prop(
-                    coll,
-                    &alias,
-                    prop,
-                    cur,
-                    joins,
-                    multi,
-                    allow_hidden,
-                    nullify,
-                    span,
-                    scope,
-                );
+                return self.last_prop(at, prop, span, scope);
             }
-            let field = coll.field(prop);
+            let field = at.coll.field(prop);
             if let Some(f) = field {
-                if f.hidden && !allow_hidden {
+                if f.hidden && !at.allow_hidden {
                     return Err(ExprError::HiddenField {
                         name: prop.to_owned(),
                         pos,
@@ -167,13 +147,13 @@ impl<'a> Compiler<'a> {
                     }
                     let sql = raw(
                         self.d,
-                        &self.d.json_value(&self.col(&alias, &f.name), &segs),
+                        &self.d.json_value(&self.col(&at.alias, &f.name), &segs),
                     );
                     return Ok(Val::Expr(ExprVal {
                         sql,
                         ty: Ty::Json,
-                        joins,
-                        multi,
+                        joins: at.joins,
+                        multi: at.multi,
                         guard: None,
                     }));
                 }
@@ -187,7 +167,7 @@ impl<'a> Compiler<'a> {
             let Some(f) = field else {
                 // back relation: collection_via_field
                 let missing = |name: &str| -> Result<Val, ExprError> {
-                    if nullify {
+                    if at.nullify {
                         Ok(Val::Lit(Lit::Null))
                     } else {
                         Err(ExprError::UnknownField {
@@ -196,10 +176,10 @@ impl<'a> Compiler<'a> {
                         })
                     }
                 };
-                let Some(at) = prop.rfind("_via_") else {
+                let Some(via) = prop.rfind("_via_") else {
                     return missing(prop);
                 };
-                let (cname, fname) = (&prop[..at], &prop[at + 5..]);
+                let (cname, fname) = (&prop[..via], &prop[via + 5..]);
                 if !is_word(cname) || !is_word(fname) {
                     return missing(prop);
                 }
@@ -214,21 +194,23 @@ impl<'a> Compiler<'a> {
                 let Some(rel) = bf.relation() else {
                     return missing(prop);
                 };
-                if rel.collection_id != coll.id {
+                if rel.collection_id != at.coll.id {
                     return missing(prop);
                 }
-                if bf.hidden && !allow_hidden {
+                if bf.hidden && !at.allow_hidden {
                     return Err(ExprError::HiddenField {
                         name: bf.name.clone(),
                         pos,
                     });
                 }
                 let back_multi = bf.is_multiple() || !has_unique_index(back, &bf.name);
-                key = format!("{key}.{prop}");
-                let parent_alias = alias.clone();
+                at.key = format!("{}.{prop}", at.key);
+                let parent_alias = at.alias.clone();
                 let bf_name = bf.name.clone();
-                let (id, new_alias) =
-                    self.join(scope, key.clone(), cur, "r", &back.id, pos, |c, a| {
+                let (id, new_alias) = self.join(
+                    scope,
+                    JoinSpec::table(at.key.clone(), at.cur, &back.id, pos),
+                    |c, a| {
                         let on = if back_multi && bf.is_multiple() {
                             let je = format!("{a}_je");
                             let each = c.d.json_each(&c.col(a, &bf_name), &je);
@@ -247,12 +229,13 @@ impl<'a> Compiler<'a> {
                             )
                         };
                         c.table_join(back, a, on)
-                    })?;
-                joins.insert(id);
-                cur = Some(id);
-                multi |= back_multi;
-                coll = back;
-                alias = new_alias;
+                    },
+                )?;
+                at.joins.insert(id);
+                at.cur = Some(id);
+                at.multi |= back_multi;
+                at.coll = back;
+                at.alias = new_alias;
                 continue;
             };
             let Some(rel) = f.relation() else {
@@ -263,43 +246,36 @@ impl<'a> Compiler<'a> {
             };
             let target = self.relation_target(rel, prop, pos)?;
             if !f.is_multiple() && i == total - 2 && props[i + 1] == "id" {
-                return self.last_prop(
-                    coll,
-                    &alias,
-                    &f.name,
-                    cur,
-                    joins,
-                    multi,
-                    allow_hidden,
-                    nullify,
-                    span,
-                    scope,
-                );
+                return self.last_prop(at, &f.name, span, scope);
             }
-            key = format!("{key}.{prop}");
-            let src_col = self.col(&alias, &f.name);
-            let mut parent = cur;
+            at.key = format!("{}.{prop}", at.key);
+            let src_col = self.col(&at.alias, &f.name);
+            let mut parent = at.cur;
             let on_value = if f.is_multiple() {
-                let (je_id, je) =
-                    self.join(scope, format!("{key}#je"), cur, "je", "", pos, |c, a| {
-                        Ok(raw(c.d, &c.d.left_join(&c.d.json_each(&src_col, a), "1=1")))
-                    })?;
-                joins.insert(je_id);
+                let (je_id, je) = self.join(
+                    scope,
+                    JoinSpec::json_each(format!("{}#je", at.key), at.cur, pos),
+                    |c, a| Ok(raw(c.d, &c.d.left_join(&c.d.json_each(&src_col, a), "1=1"))),
+                )?;
+                at.joins.insert(je_id);
                 parent = Some(je_id);
-                multi = true;
+                at.multi = true;
                 format!("{}.value", self.d.quote(&je))
             } else {
                 src_col
             };
-            let (id, new_alias) =
-                self.join(scope, key.clone(), parent, "r", &target.id, pos, |c, a| {
+            let (id, new_alias) = self.join(
+                scope,
+                JoinSpec::table(at.key.clone(), parent, &target.id, pos),
+                |c, a| {
                     let on = raw(c.d, &format!("{} = {on_value}", c.col(a, "id")));
                     c.table_join(target, a, on)
-                })?;
-            joins.insert(id);
-            cur = Some(id);
-            coll = target;
-            alias = new_alias;
+                },
+            )?;
+            at.joins.insert(id);
+            at.cur = Some(id);
+            at.coll = target;
+            at.alias = new_alias;
         }
         Err(ExprError::UnknownField {
             name: props.join("."),
@@ -307,20 +283,25 @@ impl<'a> Compiler<'a> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Resolves `prop`, the last name of a path, where the walk `at` has got to.
     pub(super) fn last_prop(
         &mut self,
-        coll: &'a Collection,
-        alias: &str,
+        at: Walk<'a>,
         prop: &str,
-        cur: Option<usize>,
-        mut joins: BTreeSet<usize>,
-        mut multi: bool,
-        allow_hidden: bool,
-        nullify: bool,
         span: Span,
         scope: &mut Scope,
     ) -> Result<Val, ExprError> {
+        let Walk {
+            coll,
+            alias,
+            cur,
+            mut joins,
+            mut multi,
+            allow_hidden,
+            nullify,
+            ..
+        } = at;
+        let alias = alias.as_str();
         let pos = span.start;
         let (name, mut modifier) = split_modifier(prop, pos)?;
         let Some(field) = coll.field(name) else {
@@ -370,7 +351,7 @@ impl<'a> Compiler<'a> {
                     return Ok(mk(col, Ty::Text, joins, multi, self.d));
                 }
                 let key = format!("{}:{}#each", alias, field.name);
-                let (id, je) = self.join(scope, key, cur, "je", "", pos, |c, a| {
+                let (id, je) = self.join(scope, JoinSpec::json_each(key, cur, pos), |c, a| {
                     Ok(raw(c.d, &c.d.left_join(&c.d.json_each(&col, a), "1=1")))
                 })?;
                 joins.insert(id);
@@ -450,10 +431,12 @@ impl<'a> Compiler<'a> {
             Some(a) => format!("@collection:alias:{a}"),
             None => format!("@collection:{}", target.id),
         };
-        let (id, alias) = self.join(scope, key.clone(), None, "r", &target.id, pos, |c, a| {
-            c.table_join(target, a, raw(c.d, "1=1"))
-        })?;
-        let start = Start {
+        let (id, alias) = self.join(
+            scope,
+            JoinSpec::table(key.clone(), None, &target.id, pos),
+            |c, a| c.table_join(target, a, raw(c.d, "1=1")),
+        )?;
+        let start = Walk {
             coll: target,
             alias,
             key,
