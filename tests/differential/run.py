@@ -19,7 +19,7 @@ with its query; the exit status is 1 if there is any.
 
 Cases where Galley deliberately differs (DESIGN.md section 16) are in EXCLUDED with the
 reason; they are sent to both servers but not compared (Galley's side is checked by the
-Rust tests in crates/galley-testkit/tests/expr_*.rs).
+Rust tests in crates/galley-testkit/tests/e2e/expr_*.rs).
 """
 
 from __future__ import annotations

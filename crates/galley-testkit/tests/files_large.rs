@@ -1,6 +1,10 @@
 //! A 200 MB upload and download stream through the server: its memory stays within a
 //! stated bound (the file never sits whole in memory), on local disk and on S3.
-//! Alone in its test binary so nothing else moves the process's peak RSS.
+//! Alone in its test binary so nothing else moves the process's peak RSS: it is not a
+//! module of the e2e suite (`tests/e2e/`) on purpose. There, other tests run on parallel
+//! threads of the same process, and their servers' allocations would count against the
+//! bound (`VmHWM` is per process); cargo runs test binaries one after another, so here
+//! the measurement sees only this test.
 
 use galley_testkit::{Engine, Method, Storage, TestServer};
 use reqwest::multipart::{Form, Part};

@@ -2,9 +2,7 @@
 //! injection attempts in every parameter. Expected orders and shapes are PocketBase
 //! 0.40.6's for the same seed (see tests/differential).
 
-mod expr_support;
-
-use expr_support::{enc, id, name, names_of, seed};
+use crate::expr_support::{enc, id, name, names_of, seed};
 use galley_testkit::both_engines;
 use serde_json::{json, Value};
 

@@ -5,10 +5,8 @@
 //! ids of each filter are PocketBase 0.40.6's answers for the same seed
 //! (`expr_support/pb_tables.rs`, produced with tests/differential).
 
-mod expr_support;
-
-use expr_support::pb_tables::*;
-use expr_support::{enc, names_of, seed, World};
+use crate::expr_support::pb_tables::*;
+use crate::expr_support::{enc, names_of, seed, World};
 use galley_testkit::both_engines;
 
 /// Runs every `(filter, expected)` of a table as `who` on posts; reports all mismatches at once.

@@ -4,9 +4,7 @@
 //! (auth, body, query, headers, method, context) and body modifiers inside rules; the 403 for
 //! `@request.`/`@collection.` in a non-superuser's filter or sort; hidden fields.
 
-mod expr_support;
-
-use expr_support::{enc, id, names_of, seed, World};
+use crate::expr_support::{enc, id, names_of, seed, World};
 use galley_testkit::{both_engines, Method};
 use serde_json::json;
 
