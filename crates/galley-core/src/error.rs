@@ -31,7 +31,8 @@ pub enum CoreError {
     /// Request `index` of a batch failed with `error`; the whole batch rolled back.
     #[error("batch request {index} failed: {error}")]
     BatchFailed { index: usize, error: Box<CoreError> },
-    /// Never shown to the client beyond a generic message; logged in full.
+    /// Never shown to the client beyond a generic message; logged in full, with the chain of
+    /// causes (see [`CoreError::internal`]).
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -66,8 +67,27 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Closed => CoreError::Unavailable("the server is shutting down".into()),
-            other => CoreError::Internal(other.to_string()),
+            other => CoreError::internal(&other),
         }
+    }
+}
+
+impl CoreError {
+    /// A 500 whose log line carries `e` and every error beneath it (`a: b: c`), so the cause
+    /// survives into the log while the answer stays generic.
+    pub fn internal(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            let next = s.to_string();
+            // thiserror's `#[error("{0}")]` repeats the source's text; keep it once.
+            if !text.ends_with(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
+            source = s.source();
+        }
+        CoreError::Internal(text)
     }
 }
 
@@ -79,6 +99,27 @@ impl From<galley_auth::oauth2::ProviderError> for CoreError {
             ProviderError::Token(_) => CoreError::bad_request("Failed to fetch OAuth2 token."),
             ProviderError::User(_) => CoreError::bad_request("Failed to fetch OAuth2 user."),
             ProviderError::Config(m) => CoreError::Internal(format!("OAuth2 provider: {m}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner cause")]
+    struct Inner;
+
+    #[test]
+    fn internal_errors_keep_their_causes_for_the_log() {
+        match CoreError::internal(&Outer(Inner)) {
+            CoreError::Internal(t) => assert_eq!(t, "outer: inner cause"),
+            other => panic!("{other:?}"),
         }
     }
 }
