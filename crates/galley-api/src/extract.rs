@@ -17,19 +17,18 @@ use serde_json::{Map, Value};
 /// Most keys read from a query string or form; more is hostile.
 const MAX_PARAMS: usize = 1000;
 
+/// The caller the authentication middleware put on a request (a guest when none).
+pub fn caller_of(extensions: &axum::http::Extensions) -> Caller {
+    extensions.get::<Caller>().cloned().unwrap_or_default()
+}
+
 /// The authenticated caller (set by the authentication middleware).
 pub struct Auth(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Auth(
-            parts
-                .extensions
-                .get::<Caller>()
-                .cloned()
-                .unwrap_or_default(),
-        ))
+        Ok(Auth(caller_of(&parts.extensions)))
     }
 }
 
@@ -375,16 +374,8 @@ pub struct LimitedBody(pub Body);
 impl FromRequest<AppState> for LimitedBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let caller = req
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .unwrap_or_default();
-        let peer = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0);
-        let ip = galley_http::client_ip(app, peer, req.headers());
+        let caller = caller_of(req.extensions());
+        let ip = galley_http::client_ip(app, galley_http::peer(req.extensions()), req.headers());
         let body = Body::from_request(req, app).await?;
         app.auth.limit_ip(&caller, &ip)?;
         Ok(LimitedBody(body))

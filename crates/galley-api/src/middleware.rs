@@ -42,15 +42,8 @@ pub async fn rate_limit(
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or_default();
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
+    let caller = crate::extract::caller_of(req.extensions());
+    let peer = galley_http::peer(req.extensions());
     let ip = || galley_http::client_ip(&app, peer, req.headers());
     if let Err(e) = app.check_rate_rules(&caller, ip, req.method().as_str(), req.uri().path()) {
         return axum::response::IntoResponse::into_response(crate::error::ApiError(e));

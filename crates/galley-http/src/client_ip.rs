@@ -30,6 +30,11 @@ pub fn client_ip(app: &App, peer: Option<SocketAddr>, headers: &HeaderMap) -> St
     peer.map(|p| p.ip().to_string()).unwrap_or_default()
 }
 
+/// The TCP peer of a request, when the server was started with connect info.
+pub fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
 /// Extracts [`client_ip`] for a handler.
 pub struct ClientIp(pub String);
 
@@ -41,10 +46,10 @@ where
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = Arc::<App>::from_ref(state);
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        Ok(ClientIp(client_ip(&app, peer, &parts.headers)))
+        Ok(ClientIp(client_ip(
+            &app,
+            peer(&parts.extensions),
+            &parts.headers,
+        )))
     }
 }

@@ -10,7 +10,7 @@ mod headers;
 pub mod reqlog;
 mod spool;
 
-pub use client_ip::{client_ip, ClientIp};
+pub use client_ip::{client_ip, peer, ClientIp};
 pub use headers::{cors, security_headers, AllowFraming};
 pub use reqlog::{log_requests, Entry, RequestLog};
 pub use spool::{spool_file, SpoolError};
