@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::Router;
 use galley_core::Page;
 use galley_core::{Caller, CoreError};
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,16 +46,61 @@ async fn not_found(method: Method) -> Response {
     )
 }
 
-/// A 200 JSON response of a service's result, with the generic `fields=` picker applied.
-pub fn ok(body: impl serde::Serialize, q: &Query) -> Response {
-    let body = match serde_json::to_value(body) {
-        Ok(v) => v,
-        Err(e) => {
-            return axum::response::IntoResponse::into_response(ApiError(CoreError::Internal(
-                format!("cannot serialise a response: {e}"),
-            )))
+/// A service's result as the JSON body PocketBase answers with. Results are moved into the
+/// body, never copied (a `serde_json::to_value` of a page would clone every record).
+pub trait IntoBody {
+    fn into_body(self) -> Value;
+}
+
+impl IntoBody for Value {
+    fn into_body(self) -> Value {
+        self
+    }
+}
+
+impl IntoBody for galley_core::ListResult<Value> {
+    fn into_body(self) -> Value {
+        // Built by hand: `json!` serialises its values by reference, which would copy them.
+        let mut m = serde_json::Map::new();
+        m.insert("items".into(), Value::Array(self.items));
+        m.insert("page".into(), self.page.into());
+        m.insert("perPage".into(), self.per_page.into());
+        m.insert("totalItems".into(), self.total_items.into());
+        m.insert("totalPages".into(), self.total_pages.into());
+        Value::Object(m)
+    }
+}
+
+impl IntoBody for galley_core::auth::AuthResult {
+    fn into_body(self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("record".into(), self.record);
+        m.insert("token".into(), Value::String(self.token));
+        if let Some(meta) = self.meta {
+            m.insert("meta".into(), meta);
         }
-    };
+        Value::Object(m)
+    }
+}
+
+impl IntoBody for Vec<galley_core::batch::BatchItem> {
+    fn into_body(self) -> Value {
+        Value::Array(
+            self.into_iter()
+                .map(|i| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("body".into(), i.body.unwrap_or(Value::Null));
+                    m.insert("status".into(), i.status.into());
+                    Value::Object(m)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A 200 JSON response of a service's result, with the generic `fields=` picker applied.
+pub fn ok(body: impl IntoBody, q: &Query) -> Response {
+    let body = body.into_body();
     let body = match q.get("fields") {
         Some(f) if !galley_core::picker::is_valid(f) => {
             return axum::response::IntoResponse::into_response(ApiError::bad_request(
