@@ -333,7 +333,7 @@ pub async fn open(
     let (col2, id2) = (col.clone(), record_id.to_owned());
     let rec = app
         .store
-        .read(move |c: &mut dyn Conn| crate::rows::load_any(c, &col2, &id2))
+        .read(move |c: &mut dyn Conn| crate::rows::load(c, &col2, &id2))
         .await?;
     let field = col
         .fields
@@ -413,7 +413,7 @@ pub async fn open(
 fn files_err(e: galley_files::FilesError) -> CoreError {
     match e {
         galley_files::FilesError::NotFound => CoreError::not_found(),
-        e => CoreError::Internal(e.to_string()),
+        e => CoreError::internal(&e),
     }
 }
 
@@ -482,7 +482,7 @@ async fn thumbnail(
         .map_err(|_| CoreError::Internal("thumbnail workers closed".into()))?;
     let (bytes, ct) = tokio::task::spawn_blocking(move || galley_files::thumbs::render(&src, t))
         .await
-        .map_err(|e| CoreError::Internal(e.to_string()))?
+        .map_err(|e| CoreError::internal(&e))?
         .map_err(|e| CoreError::bad_request(e.to_string()))?;
     drop(permit);
     store

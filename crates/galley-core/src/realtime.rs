@@ -74,7 +74,7 @@ pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<Reco
                     let col2 = col.clone();
                     let loaded = app
                         .store
-                        .read(move |c: &mut dyn Conn| crate::rows::load_any(c, &col2, &id))
+                        .read(move |c: &mut dyn Conn| crate::rows::load(c, &col2, &id))
                         .await;
                     match loaded {
                         Ok(r) => r,

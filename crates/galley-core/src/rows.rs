@@ -58,15 +58,6 @@ pub fn present(col: &Collection, rec: &Map<String, Value>, caller: &Caller) -> V
     Value::Object(items.into_iter().collect())
 }
 
-/// Loads one record by id for internal use (realtime fan-out), whatever the rules say.
-pub fn load_any(
-    c: &mut dyn Conn,
-    col: &Collection,
-    id: &str,
-) -> Result<Map<String, Value>, CoreError> {
-    load(c, col, id)
-}
-
 /// Loads one record, whatever the rules say (404 when missing).
 pub fn load(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, Value>, CoreError> {
     let mut sql = Sql::new(c.dialect());

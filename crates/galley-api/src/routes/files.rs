@@ -173,13 +173,13 @@ async fn download(
         .storage
         .stream(&d.key, range)
         .await
-        .map_err(|e| galley_core::CoreError::Internal(e.to_string()))?
+        .map_err(|e| galley_core::CoreError::internal(&e))?
         .map_err(std::io::Error::other);
     res.body(Body::from_stream(stream)).map_err(internal)
 }
 
 fn internal(e: axum::http::Error) -> crate::error::ApiError {
-    crate::error::ApiError(galley_core::CoreError::Internal(e.to_string()))
+    crate::error::ApiError(galley_core::CoreError::internal(&e))
 }
 
 #[cfg(test)]

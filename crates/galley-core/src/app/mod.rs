@@ -167,12 +167,12 @@ impl App {
             .hash_permits
             .acquire()
             .await
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+            .map_err(|e| CoreError::internal(&e))?;
         self.hashers
             .run(move || galley_auth::password::hash(&password))
             .await
             .ok_or_else(|| CoreError::Internal("the password hashing threads are gone".into()))?
-            .map_err(|e| CoreError::Internal(e.to_string()))
+            .map_err(|e| CoreError::internal(&e))
     }
 
     /// Verifies a password off the async threads; `None` hash does the same work and fails.
