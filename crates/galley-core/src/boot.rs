@@ -3,7 +3,7 @@
 //! it sits above all of them.
 
 use crate::app::{prepare_upload_dir, App, AppConfig, AuthState, HashThreads};
-use crate::context::RecordHooks;
+use crate::context::{RecordHook, RecordHooks};
 use crate::error::CoreError;
 use arc_swap::ArcSwap;
 use galley_store::{Store, StoreConfig};
@@ -13,6 +13,15 @@ use tokio::sync::{Mutex, Semaphore};
 
 impl App {
     pub async fn open(config: AppConfig) -> Result<Arc<App>, CoreError> {
+        Self::open_with(config, Vec::new()).await
+    }
+
+    /// Opens the backend with `hooks` taking part in every record write after the built-in
+    /// ones (the extension point for crates above galley-core: server-side hooks, webhooks).
+    pub async fn open_with(
+        config: AppConfig,
+        hooks: Vec<Arc<dyn RecordHook>>,
+    ) -> Result<Arc<App>, CoreError> {
         let store = Store::open(&StoreConfig {
             database_url: config.database_url.clone(),
             data_dir: config.data_dir.clone(),
@@ -38,7 +47,8 @@ impl App {
             journal: Default::default(),
             realtime: galley_realtime::Hub::new(settings.realtime_limits()),
             // Auth collections' record rules take part in every write.
-            record_hooks: RecordHooks::new(vec![Arc::new(crate::auth::records::AuthRecords)]),
+            record_hooks: RecordHooks::new(vec![Arc::new(crate::auth::records::AuthRecords)])
+                .with(hooks),
             events: std::sync::OnceLock::new(),
             auth: AuthState::new(config.auth_limits),
             config,

@@ -103,6 +103,30 @@ pub trait RecordHook: Send + Sync {
         Ok(())
     }
 
+    /// After the update is written, in the same transaction.
+    fn after_update(
+        &self,
+        _c: &mut dyn Conn,
+        _ctx: &WriteCtx,
+        _col: &Collection,
+        _old: &Map<String, Value>,
+        _record: &Map<String, Value>,
+    ) -> Result<(), CoreError> {
+        Ok(())
+    }
+
+    /// Before a record is deleted (cascades included), in the same transaction; an error
+    /// aborts the delete.
+    fn before_delete(
+        &self,
+        _c: &mut dyn Conn,
+        _ctx: &WriteCtx,
+        _col: &Collection,
+        _record: &Map<String, Value>,
+    ) -> Result<(), CoreError> {
+        Ok(())
+    }
+
     /// After a record is deleted (cascades included), in the same transaction.
     fn after_delete(
         &self,
@@ -122,6 +146,11 @@ pub struct RecordHooks(Arc<Vec<Arc<dyn RecordHook>>>);
 impl RecordHooks {
     pub fn new(hooks: Vec<Arc<dyn RecordHook>>) -> Self {
         RecordHooks(Arc::new(hooks))
+    }
+
+    /// These hooks followed by `more`.
+    pub fn with(&self, more: impl IntoIterator<Item = Arc<dyn RecordHook>>) -> Self {
+        RecordHooks(Arc::new(self.0.iter().cloned().chain(more).collect()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RecordHook>> {

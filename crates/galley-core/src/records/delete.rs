@@ -48,6 +48,7 @@ pub fn delete_cascading(
         Err(CoreError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
+    ctx.each_hook(|h| h.before_delete(c, ctx, col, &record))?;
     // Delete first so that self-references and cycles see the record gone.
     let mut del = Sql::new(d);
     del.push("DELETE FROM ")

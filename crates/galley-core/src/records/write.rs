@@ -330,5 +330,6 @@ pub fn update(
         crate::files::note_replaced(&ctx.removals, col, id, &old, &values);
     }
     ctx.emit("update", col, &values);
+    ctx.each_hook(|h| h.after_update(c, ctx, col, &old, &values))?;
     Ok(values)
 }
