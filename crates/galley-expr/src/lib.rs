@@ -26,12 +26,14 @@ pub mod ast;
 mod compile;
 mod error;
 pub mod lexer;
+mod params;
 mod parser;
 mod value;
 
 pub use ast::{Ast, CmpOp, Comparison, Node, Operand, Span};
 pub use compile::{MAX_JOINS, MAX_RELATION_DEPTH};
 pub use error::ExprError;
+pub use params::bind_params;
 pub use parser::{parse, MAX_DEPTH, MAX_EXPRESSIONS, MAX_LEN};
 
 use chrono::{DateTime, Utc};

@@ -56,6 +56,47 @@ impl TestServer {
         engine: Engine,
         configure: impl FnOnce(&mut AppConfig),
     ) -> Option<TestServer> {
+        Self::start_full(engine, configure, |_| None).await
+    }
+
+    /// A server with JavaScript hooks: `files` (name, source) are written to a `hooks`
+    /// folder of its temporary directory, loaded with a 2 s time limit and watched.
+    pub async fn start_with_hooks(engine: Engine, files: &[(&str, &str)]) -> Option<TestServer> {
+        let files: Vec<(String, String)> = files
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        Self::start_full(
+            engine,
+            |_| {},
+            move |root| {
+                let dir = root.join("hooks");
+                std::fs::create_dir_all(&dir).expect("hooks dir");
+                for (name, src) in &files {
+                    std::fs::write(dir.join(name), src).expect("hook file");
+                }
+                Some(galley::galley_hooks::HooksConfig {
+                    dir: Some(dir),
+                    timeout: std::time::Duration::from_secs(2),
+                    memory_limit: 32 << 20,
+                    pool_size: 4,
+                    ..Default::default()
+                })
+            },
+        )
+        .await
+    }
+
+    /// The folder of a server started with [`TestServer::start_with_hooks`].
+    pub fn hooks_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("hooks")
+    }
+
+    pub async fn start_full(
+        engine: Engine,
+        configure: impl FnOnce(&mut AppConfig),
+        hooks: impl FnOnce(&std::path::Path) -> Option<galley::galley_hooks::HooksConfig>,
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = AppConfig::new(dir.path().join("data"));
         cfg.pool_size = 4;
@@ -68,7 +109,9 @@ impl TestServer {
             }
         };
         configure(&mut cfg);
-        let app = App::open(cfg).await.expect("open app");
+        let hooks = hooks(dir.path());
+        let server = galley::Server::open(cfg, hooks).await.expect("open app");
+        let app = server.app.clone();
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
             .await
             .expect("superuser");
@@ -78,9 +121,8 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
-            let app = app.clone();
             async move {
-                let _ = galley::serve(listener, app, async {
+                let _ = galley::serve(listener, server, async {
                     let _ = rx.await;
                 })
                 .await;
@@ -215,6 +257,33 @@ macro_rules! both_engines {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(srv) = $crate::TestServer::start($crate::Engine::Postgres).await {
+                        run(srv).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Like [`both_engines!`], with JavaScript hook files (`&[(name, source)]`) loaded.
+#[macro_export]
+macro_rules! both_engines_hooks {
+    (files = $files:expr; $(async fn $name:ident($srv:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($srv: $crate::TestServer) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let srv = $crate::TestServer::start_with_hooks($crate::Engine::Sqlite, $files).await.expect("sqlite server");
+                    run(srv).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(srv) = $crate::TestServer::start_with_hooks($crate::Engine::Postgres, $files).await {
                         run(srv).await
                     }
                 }

@@ -4,20 +4,72 @@
 //!
 //! No global allocator here: jemalloc is the binary's choice alone (`main.rs`).
 
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::Response;
 use axum::Router;
-use galley_core::App;
+use galley_core::{App, AppConfig, CoreError};
+use galley_hooks::{Hooks, HooksConfig};
 use galley_http::RequestLog;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use galley_hooks;
+
+/// An open backend and what extends it: the App and the server-side hooks.
+#[derive(Clone)]
+pub struct Server {
+    pub app: Arc<App>,
+    pub hooks: Option<Hooks>,
+}
+
+impl From<Arc<App>> for Server {
+    fn from(app: Arc<App>) -> Self {
+        Server { app, hooks: None }
+    }
+}
+
+impl Server {
+    /// Opens the App with the hook files of `hooks.dir` taking part in its writes, then
+    /// hands the hooks the App (`onBootstrap` runs here). A hook file that fails to load
+    /// stops the start with its file and line.
+    pub async fn open(config: AppConfig, hooks: Option<HooksConfig>) -> Result<Server, CoreError> {
+        let hooks = match hooks {
+            Some(h) => Some(Hooks::load(h).map_err(|e| CoreError::Unavailable(e.to_string()))?),
+            None => None,
+        };
+        let extra = hooks.iter().map(|h| h.record_hook()).collect();
+        let app = App::open_with(config, extra).await?;
+        if let Some(h) = &hooks {
+            h.start(&app).await?;
+        }
+        Ok(Server { app, hooks })
+    }
+}
+
+/// The routes hook files added: tried before the API's own routes (as `routerAdd` does in
+/// PocketBase), inside the auth, log and rate-limit layers.
+async fn hook_routes(
+    axum::extract::State(hooks): axum::extract::State<Hooks>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match hooks.handle(req).await {
+        Ok(resp) => resp,
+        Err(req) => next.run(req).await,
+    }
+}
+
 /// The whole server: every `/api/` route and every `/_/` page. The dashboard sits inside
 /// the same layers as the API (so its pages get the same security headers and CORS); the
 /// rate limit and the request log look only at `/api/` paths.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(server: impl Into<Server>) -> Router {
+    let Server { app, hooks } = server.into();
     let requests = RequestLog::default();
-    galley_api::router()
-        .merge(galley_admin::router(requests.clone()))
+    let mut routes = galley_api::router().merge(galley_admin::router(requests.clone()));
+    if let Some(h) = hooks {
+        routes = routes.layer(from_fn_with_state(h, hook_routes));
+    }
+    routes
         // Inside the request log (a 429 is logged) and `authenticate` (rules have audiences).
         .layer(from_fn_with_state(
             app.clone(),
@@ -43,7 +95,7 @@ const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Serves [`router`] on `listener` until `shutdown` resolves, then drains open requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Arc<App>,
+    app: impl Into<Server>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;

@@ -49,6 +49,13 @@ enum Command {
         /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
         #[arg(long, env = "GALLEY_SYNC_FULL")]
         sync_full: bool,
+        /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
+        /// `galley_hooks` folder beside the data directory, when there is one.
+        #[arg(long, env = "GALLEY_HOOKS_DIR")]
+        hooks_dir: Option<PathBuf>,
+        /// Do not reload the hooks when their files change.
+        #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
+        hooks_no_watch: bool,
     },
     /// Manage superusers.
     Superuser {
@@ -107,11 +114,33 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing open requests");
 }
 
+/// `--hooks-dir`, else `galley_hooks` beside the data directory when it exists.
+fn hooks_config(
+    data: &DataArgs,
+    dir: Option<PathBuf>,
+    watch: bool,
+) -> Option<galley::galley_hooks::HooksConfig> {
+    let dir = dir.or_else(|| {
+        let beside = data
+            .dir
+            .parent()
+            .map(|p| p.join("galley_hooks"))
+            .unwrap_or_else(|| PathBuf::from("galley_hooks"));
+        beside.is_dir().then_some(beside)
+    })?;
+    Some(galley::galley_hooks::HooksConfig {
+        dir: Some(dir),
+        watch,
+        ..Default::default()
+    })
+}
+
 async fn serve(
     http: String,
     data: DataArgs,
     body_limit: usize,
     sync_full: bool,
+    hooks: Option<galley::galley_hooks::HooksConfig>,
 ) -> anyhow::Result<()> {
     let mut cfg = config(&data);
     cfg.body_limit = body_limit;
@@ -123,7 +152,16 @@ async fn serve(
             anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
         }
     })?;
-    let app = open(cfg).await?;
+    if let Some(dir) = hooks.as_ref().and_then(|h| h.dir.as_ref()) {
+        println!("Hooks: {}", dir.display());
+    }
+    let server = galley::Server::open(cfg, hooks)
+        .await
+        .map_err(|e| match e {
+            galley_core::CoreError::Unavailable(m) => anyhow::anyhow!(m),
+            other => anyhow::anyhow!(other.to_string()),
+        })?;
+    let app = server.app.clone();
     let engine = if data.database_url.is_some() {
         "PostgreSQL".to_owned()
     } else {
@@ -149,7 +187,7 @@ async fn serve(
             galley_admin::install_path(&app)
         );
     }
-    galley::serve(listener, app.clone(), shutdown_signal())
+    galley::serve(listener, server, shutdown_signal())
         .await
         .context("serving HTTP")?;
     app.close().await;
@@ -163,7 +201,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             body_limit,
             sync_full,
-        } => serve(http, data, body_limit, sync_full).await,
+            hooks_dir,
+            hooks_no_watch,
+        } => {
+            let hooks = hooks_config(&data, hooks_dir, !hooks_no_watch);
+            serve(http, data, body_limit, sync_full, hooks).await
+        }
         Command::Superuser {
             action:
                 SuperuserAction::Upsert {
@@ -209,8 +252,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -86,11 +86,21 @@ pub struct App {
 }
 
 impl App {
-    /// Hands committed record events to realtime delivery (in commit order).
+    /// Runs `job` on a reader connection (for code above galley-core: hooks, extensions).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut dyn galley_store::Conn) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        self.store.read(job).await
+    }
+
+    /// Hands committed record events to the hooks that want them (after-success hooks,
+    /// before the answer) and to realtime delivery (in commit order).
     pub async fn publish(&self, events: Vec<RecordEvent>) {
         if events.is_empty() {
             return;
         }
+        self.record_hooks.committed(&events).await;
         if let Some(tx) = self.events.get() {
             let _ = tx.send(events).await;
         }

@@ -16,5 +16,6 @@ pub use caller::Caller;
 pub use page::{ListResult, Page};
 pub use request::{Request, RequestMeta};
 pub use write::{
-    Change, Events, Input, RecordEvent, RecordHook, RecordHooks, Removal, Removals, WriteCtx,
+    Change, Events, Input, Next, RecordEvent, RecordHook, RecordHooks, Removal, Removals, WriteCtx,
+    WriteOp,
 };

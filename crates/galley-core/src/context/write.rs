@@ -137,7 +137,49 @@ pub trait RecordHook: Send + Sync {
     ) -> Result<(), CoreError> {
         Ok(())
     }
+
+    /// Whether [`RecordHook::around`] does anything for this write: the write path skips
+    /// the hook otherwise, so a hook that wraps nothing costs nothing.
+    fn wraps(&self, _op: WriteOp, _col: &Collection) -> bool {
+        false
+    }
+
+    /// Wraps the rest of one record's write (the other hooks, validation, the statement,
+    /// the rule): a hook may change `record` before calling `next`, fail, or not call
+    /// `next` at all, which skips the write without an error (PocketBase's semantics of a
+    /// handler that does not call `e.next()`). Runs inside the transaction.
+    fn around(
+        &self,
+        c: &mut dyn Conn,
+        _ctx: &WriteCtx,
+        _op: WriteOp,
+        _col: &Collection,
+        record: &mut Map<String, Value>,
+        next: &mut Next<'_>,
+    ) -> Result<(), CoreError> {
+        next(c, record)
+    }
+
+    /// Whether [`RecordHook::committed`] wants the events of committed writes.
+    fn wants_committed(&self) -> bool {
+        false
+    }
+
+    /// After a write job committed, with its events in order; on a blocking thread, before
+    /// the answer is sent (PocketBase's after-success hooks). Errors are the hook's to log.
+    fn committed(&self, _events: &[RecordEvent]) {}
 }
+
+/// Which write a [`RecordHook::around`] wraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The rest of a record write, as [`RecordHook::around`] receives it.
+pub type Next<'a> = dyn FnMut(&mut dyn Conn, &mut Map<String, Value>) -> Result<(), CoreError> + 'a;
 
 /// The hooks attached to the write path, in the order they run.
 #[derive(Clone, Default)]
@@ -155,6 +197,24 @@ impl RecordHooks {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RecordHook>> {
         self.0.iter()
+    }
+
+    pub fn as_slice(&self) -> &[Arc<dyn RecordHook>] {
+        &self.0
+    }
+
+    /// Hands committed events to the hooks that want them, off the async threads.
+    pub async fn committed(&self, events: &[RecordEvent]) {
+        if events.is_empty() || !self.0.iter().any(|h| h.wants_committed()) {
+            return;
+        }
+        let (hooks, events) = (self.clone(), events.to_vec());
+        let _ = tokio::task::spawn_blocking(move || {
+            for h in hooks.iter().filter(|h| h.wants_committed()) {
+                h.committed(&events);
+            }
+        })
+        .await;
     }
 }
 
@@ -188,6 +248,15 @@ impl WriteCtx {
         }
     }
 
+    /// The same job's context acting as `caller` (server-side code acting as the system
+    /// inside a request's write): events and removals stay the job's.
+    pub fn acting_as(&self, caller: Caller) -> WriteCtx {
+        WriteCtx {
+            caller,
+            ..self.clone()
+        }
+    }
+
     /// Records a change for delivery after the commit.
     pub fn emit(&self, action: &'static str, collection: &Collection, record: &Map<String, Value>) {
         if let Ok(mut e) = self.events.lock() {
@@ -197,6 +266,34 @@ impl WriteCtx {
                 record: record.clone(),
             });
         }
+    }
+
+    /// Runs `next` inside every hook that wraps this write, outermost first.
+    pub fn around(
+        &self,
+        c: &mut dyn Conn,
+        op: WriteOp,
+        col: &Collection,
+        record: &mut Map<String, Value>,
+        next: &mut Next<'_>,
+    ) -> Result<(), CoreError> {
+        fn step(
+            hooks: &[Arc<dyn RecordHook>],
+            ctx: &WriteCtx,
+            c: &mut dyn Conn,
+            op: WriteOp,
+            col: &Collection,
+            record: &mut Map<String, Value>,
+            next: &mut Next<'_>,
+        ) -> Result<(), CoreError> {
+            match hooks.iter().position(|h| h.wraps(op, col)) {
+                None => next(c, record),
+                Some(i) => hooks[i].around(c, ctx, op, col, record, &mut |c, r| {
+                    step(&hooks[i + 1..], ctx, c, op, col, r, next)
+                }),
+            }
+        }
+        step(self.hooks.as_slice(), self, c, op, col, record, next)
     }
 
     /// Runs `f` for every hook, stopping at the first error.

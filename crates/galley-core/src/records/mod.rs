@@ -3,6 +3,7 @@
 pub mod delete;
 pub mod expand;
 pub mod input;
+pub mod system;
 pub mod write;
 
 use crate::app::App;
@@ -184,6 +185,21 @@ pub async fn write_published<T: Send + 'static>(
     crate::files::remove_committed(app, &events, &removals).await;
     app.publish(events).await;
     Ok(out)
+}
+
+impl App {
+    /// Runs `job` as one write transaction for `caller`, publishing its record events and
+    /// removing dropped files after the commit, as every record write does.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        job: impl FnOnce(&mut dyn galley_store::Conn, &WriteCtx) -> Result<T, CoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, CoreError> {
+        write_published(self, self.write_ctx(caller, meta), job).await
+    }
 }
 
 /// Expands a just-written record for the response (a read after the commit).

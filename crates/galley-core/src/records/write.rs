@@ -1,7 +1,7 @@
 //! Record create and update inside a write job.
 
 use super::input;
-use crate::context::{Change, Input, WriteCtx};
+use crate::context::{Change, Input, WriteCtx, WriteOp};
 use crate::error::CoreError;
 use crate::rules::{Access, RuleCtx};
 use galley_sql::{Sql, SqlValue};
@@ -202,54 +202,59 @@ pub fn create(
             _ => {}
         }
     }
-    ctx.each_hook(|h| {
-        h.before_create(
-            c,
-            ctx,
-            &mut Change {
-                collection: col,
-                old: None,
-                record: &mut values,
-                input: &input,
-                errors: &mut errors,
-            },
-        )
+    let mut pending = Some(errors);
+    let input = &input;
+    ctx.around(c, WriteOp::Create, col, &mut values, &mut |c, values| {
+        let mut errors = pending.take().unwrap_or_default();
+        ctx.each_hook(|h| {
+            h.before_create(
+                c,
+                ctx,
+                &mut Change {
+                    collection: col,
+                    old: None,
+                    record: values,
+                    input,
+                    errors: &mut errors,
+                },
+            )
+        })?;
+        let errors = validate(c, ctx, col, values, errors)?;
+        if !errors.is_empty() {
+            return Err(CoreError::validation(FAILED, errors));
+        }
+        let id = values
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let body = request_body(col, &input.values, values);
+        let rctx = rule_ctx(ctx, col, c).with_body(&body);
+        let access = rctx.access(&col.rules.create_rule)?;
+        let d = c.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("INSERT INTO ").ident(&col.name).push(" (");
+        for (i, f) in col.fields.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.ident(&f.name);
+        }
+        sql.push(") VALUES (");
+        for (i, f) in col.fields.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
+            sql.push_param(f.to_sql(&v, d));
+        }
+        sql.push(")");
+        c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+        // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
+        check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
+        ctx.emit("create", col, values);
+        ctx.each_hook(|h| h.after_create(c, ctx, col, values))
     })?;
-    let errors = validate(c, ctx, col, &values, errors)?;
-    if !errors.is_empty() {
-        return Err(CoreError::validation(FAILED, errors));
-    }
-    let id = values
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let body = request_body(col, &input.values, &values);
-    let rctx = rule_ctx(ctx, col, c).with_body(&body);
-    let access = rctx.access(&col.rules.create_rule)?;
-    let d = c.dialect();
-    let mut sql = Sql::new(d);
-    sql.push("INSERT INTO ").ident(&col.name).push(" (");
-    for (i, f) in col.fields.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.ident(&f.name);
-    }
-    sql.push(") VALUES (");
-    for (i, f) in col.fields.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
-        sql.push_param(f.to_sql(&v, d));
-    }
-    sql.push(")");
-    c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
-    // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
-    check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
-    ctx.emit("create", col, &values);
-    ctx.each_hook(|h| h.after_create(c, ctx, col, &values))?;
     Ok(values)
 }
 
@@ -292,44 +297,49 @@ pub fn update(
             _ => {}
         }
     }
-    ctx.each_hook(|h| {
-        h.before_update(
-            c,
-            ctx,
-            &mut Change {
-                collection: col,
-                old: Some(&old),
-                record: &mut values,
-                input: &input,
-                errors: &mut errors,
-            },
-        )
-    })?;
-    let errors = validate(c, ctx, col, &values, errors)?;
-    if !errors.is_empty() {
-        return Err(CoreError::validation(FAILED, errors));
-    }
-    let d = c.dialect();
-    let mut sql = Sql::new(d);
-    sql.push("UPDATE ").ident(&col.name).push(" SET ");
-    let mut first = true;
-    for f in col.fields.iter().filter(|f| f.name != "id") {
-        if !first {
-            sql.push(", ");
+    let mut pending = Some(errors);
+    let input = &input;
+    ctx.around(c, WriteOp::Update, col, &mut values, &mut |c, values| {
+        let mut errors = pending.take().unwrap_or_default();
+        ctx.each_hook(|h| {
+            h.before_update(
+                c,
+                ctx,
+                &mut Change {
+                    collection: col,
+                    old: Some(&old),
+                    record: values,
+                    input,
+                    errors: &mut errors,
+                },
+            )
+        })?;
+        let errors = validate(c, ctx, col, values, errors)?;
+        if !errors.is_empty() {
+            return Err(CoreError::validation(FAILED, errors));
         }
-        first = false;
-        let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
-        sql.ident(&f.name).push(" = ").push_param(f.to_sql(&v, d));
-    }
-    sql.push(" WHERE ")
-        .ident("id")
-        .push(" = ")
-        .push_param(SqlValue::from(id));
-    c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
-    if files {
-        crate::files::note_replaced(&ctx.removals, col, id, &old, &values);
-    }
-    ctx.emit("update", col, &values);
-    ctx.each_hook(|h| h.after_update(c, ctx, col, &old, &values))?;
+        let d = c.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("UPDATE ").ident(&col.name).push(" SET ");
+        let mut first = true;
+        for f in col.fields.iter().filter(|f| f.name != "id") {
+            if !first {
+                sql.push(", ");
+            }
+            first = false;
+            let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
+            sql.ident(&f.name).push(" = ").push_param(f.to_sql(&v, d));
+        }
+        sql.push(" WHERE ")
+            .ident("id")
+            .push(" = ")
+            .push_param(SqlValue::from(id));
+        c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+        if files {
+            crate::files::note_replaced(&ctx.removals, col, id, &old, values);
+        }
+        ctx.emit("update", col, values);
+        ctx.each_hook(|h| h.after_update(c, ctx, col, &old, values))
+    })?;
     Ok(values)
 }

@@ -1,0 +1,230 @@
+//! Server-side logic: PocketBase's JavaScript hooks (`*.pb.js`) on QuickJS.
+//!
+//! The entry is [`Hooks`]: `Hooks::load` reads the hooks folder, `Hooks::record_hook` is
+//! the [`RecordHook`] that the App runs inside every record write, `Hooks::start` hands it
+//! the App once open (runs `onBootstrap`, watches the folder), and `Hooks::handle` answers
+//! the routes the files added (`routerAdd`). Rooms: `registry` (what the files
+//! registered), `loader` (reading them), `engine` (a QuickJS engine per thread, limits),
+//! `ops` (the native operations behind `$app`, `$security`, `$http`, ...), `js/prelude.js`
+//! (PocketBase's JavaScript API over those operations), `routes` (HTTP), `events` (record
+//! events).
+
+mod engine;
+mod events;
+mod http;
+mod loader;
+mod mail;
+mod ops;
+mod pool;
+mod query;
+mod registry;
+mod routes;
+mod security;
+
+pub use engine::EngineError;
+pub use loader::LoadError;
+pub use registry::{Cron, Registry};
+
+use arc_swap::ArcSwap;
+use galley_core::context::RecordHook;
+use galley_core::{App, CoreError};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+/// How hooks run.
+#[derive(Debug, Clone)]
+pub struct HooksConfig {
+    /// The folder of `*.pb.js` files; `None`: no hook files (Rust extensions only).
+    pub dir: Option<PathBuf>,
+    /// Longest one invocation may run (a `while (true)` ends here with a 500).
+    pub timeout: Duration,
+    /// Heap of one engine; a huge allocation fails that invocation with a 500.
+    pub memory_limit: usize,
+    /// JavaScript stack of one engine (deep recursion throws a RangeError).
+    pub stack_limit: usize,
+    /// Threads that run routes and after-commit hooks.
+    pub pool_size: usize,
+    /// Reload when a file of the folder changes.
+    pub watch: bool,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HooksConfig {
+            dir: None,
+            timeout: Duration::from_secs(30),
+            memory_limit: 64 << 20,
+            stack_limit: 512 << 10,
+            // Handlers block while their own writes commit, so more threads than cores.
+            pool_size: (cores * 4).max(8),
+            watch: true,
+        }
+    }
+}
+
+static IDS: AtomicUsize = AtomicUsize::new(1);
+
+pub(crate) struct Shared {
+    id: usize,
+    config: HooksConfig,
+    registry: ArcSwap<Registry>,
+    generation: AtomicU64,
+    app: OnceLock<Weak<App>>,
+    handle: tokio::runtime::Handle,
+    http: reqwest::Client,
+    pool: pool::Pool,
+}
+
+impl Shared {
+    fn app(&self) -> Option<Arc<App>> {
+        self.app.get().and_then(Weak::upgrade)
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn dir_string(&self) -> String {
+        self.config
+            .dir
+            .as_ref()
+            .and_then(|d| d.canonicalize().ok())
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Waits for `fut` on this (non-async) thread.
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(fut)
+    }
+
+    fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut)
+    }
+}
+
+/// The hooks of one server.
+#[derive(Clone)]
+pub struct Hooks(Arc<Shared>);
+
+impl Hooks {
+    /// Loads the hook files of `config.dir` (must run inside the Tokio runtime). A file
+    /// that fails to load is an error naming its file and line.
+    pub fn load(config: HooksConfig) -> Result<Hooks, LoadError> {
+        let pool = pool::Pool::new(config.pool_size);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .build()
+            .map_err(|e| LoadError::Io("$http".into(), e.to_string()))?;
+        let shared = Arc::new(Shared {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            config,
+            registry: ArcSwap::from_pointee(Registry::default()),
+            generation: AtomicU64::new(1),
+            app: OnceLock::new(),
+            handle: tokio::runtime::Handle::current(),
+            http,
+            pool,
+        });
+        let hooks = Hooks(shared);
+        hooks.reload()?;
+        Ok(hooks)
+    }
+
+    /// Reads the folder again; on success the new hooks replace the old at once (engines
+    /// start over on their next call), on failure the old ones stay.
+    pub fn reload(&self) -> Result<(), LoadError> {
+        let files = match &self.0.config.dir {
+            Some(d) => loader::files(d, ".pb.js")?,
+            None => vec![],
+        };
+        let reg = loader::load(&self.0, &files)?;
+        self.0.registry.store(Arc::new(reg));
+        self.0.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// What the files registered.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.0.registry()
+    }
+
+    /// The hook the App runs inside every record write (install it with
+    /// `App::open_with`).
+    pub fn record_hook(&self) -> Arc<dyn RecordHook> {
+        Arc::new(events::JsRecordHook(self.0.clone()))
+    }
+
+    /// Hands the open App to the hooks, runs `onBootstrap` handlers and, when configured,
+    /// watches the folder for changes.
+    pub async fn start(&self, app: &Arc<App>) -> Result<(), CoreError> {
+        let _ = self.0.app.set(Arc::downgrade(app));
+        events::bootstrap(&self.0).await?;
+        if self.0.config.watch {
+            if let Some(dir) = self.0.config.dir.clone() {
+                watch(Arc::downgrade(&self.0), dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a request with the route a hook file added, or gives it back.
+    pub async fn handle(
+        &self,
+        req: axum::extract::Request,
+    ) -> Result<axum::response::Response, axum::extract::Request> {
+        routes::handle(&self.0, req).await
+    }
+}
+
+/// Polls the folder (names, sizes, modification times of its `.js` files) and reloads on
+/// a change; a broken file is logged with its line and the running hooks stay.
+fn watch(shared: Weak<Shared>, dir: PathBuf) {
+    let stamp = move |dir: &PathBuf| -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+        loader::files(dir, ".js")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let m = std::fs::metadata(&p).ok();
+                let len = m.as_ref().map_or(0, |m| m.len());
+                let t = m.and_then(|m| m.modified().ok());
+                (p, len, t)
+            })
+            .collect()
+    };
+    let _ = std::thread::Builder::new()
+        .name("galley-hooks-watch".into())
+        .spawn(move || {
+            let mut last = stamp(&dir);
+            loop {
+                std::thread::sleep(Duration::from_millis(300));
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let now = stamp(&dir);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                let _guard = shared.handle.enter();
+                match Hooks(shared).reload() {
+                    Ok(()) => tracing::info!(dir = %dir.display(), "hooks reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "hooks not reloaded; the previous ones stay")
+                    }
+                }
+            }
+        });
+}

@@ -1,0 +1,434 @@
+//! JavaScript hooks (`*.pb.js`): routes, record events inside the write transaction,
+//! after-success hooks, the `$app` data API, limits on hostile code, reloads.
+
+use galley_testkit::{both_engines_hooks, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ROUTES: &str = r#"
+routerAdd("GET", "/hello/{name}", (e) => {
+    const name = e.request.pathValue("name")
+    return e.json(200, { message: "Hello " + name, q: e.request.url.query().get("x"), h: e.request.header.get("X-Test") })
+})
+routerAdd("POST", "/echo", (e) => {
+    const data = new DynamicModel({ a: "", n: 0 })
+    e.bindBody(data)
+    const info = e.requestInfo()
+    return e.json(201, { a: data.a, n: data.n, method: info.method, body: info.body })
+})
+routerAdd("GET", "/me", (e) => e.json(200, { id: e.auth.id, superuser: e.hasSuperuserAuth() }), $apis.requireAuth())
+routerAdd("GET", "/admin", (e) => e.string(200, "ok"), $apis.requireSuperuserAuth())
+routerAdd("GET", "/guest", (e) => e.html(200, "<p>guest</p>"), $apis.requireGuestOnly())
+routerAdd("GET", "/redirect", (e) => e.redirect(307, "/hello/x"))
+routerAdd("DELETE", "/nothing", (e) => e.noContent(204))
+routerAdd("GET", "/fail/{kind}", (e) => {
+    const k = e.request.pathValue("kind")
+    if (k === "bad") throw new BadRequestError("not like this", { f: { code: "x", message: "y" } })
+    if (k === "notfound") throw new NotFoundError()
+    if (k === "forbidden") throw new ForbiddenError("no")
+    if (k === "api") throw new ApiError(418, "teapot")
+    if (k === "string") throw "a string"
+    if (k === "number") throw 42
+    if (k === "object") throw { any: "thing" }
+    throw new Error("plain error with secret detail")
+})
+routerAdd("GET", "/mw", (e) => e.json(200, { trail: e.trail }), (e) => { e.trail = ["route-mw"]; return e.next() })
+routerAdd("GET", "/stop", (e) => e.json(200, { reached: true }), (e) => e.json(403, { stopped: true }))
+routerAdd("GET", "/loop", (e) => { while (true) {} })
+routerAdd("GET", "/alloc", (e) => { const a = []; while (true) a.push(new Array(100000).fill("xxxxxxxx")) })
+routerAdd("GET", "/recurse", (e) => { const f = (n) => f(n + 1) + 1; return f(0) })
+routerAdd("GET", "/security", (e) => {
+    const t = $security.createJWT({ sub: "u1" }, "secret-key", 60)
+    return e.json(200, {
+        len: $security.randomString(12).length,
+        alpha: $security.randomStringWithAlphabet(5, "a"),
+        claims: $security.parseJWT(t, "secret-key"),
+        eq: $security.equal("a", "a"), ne: $security.equal("a", "b"),
+        sha: $security.sha256("abc"),
+        env: $os.getenv("GALLEY_HOOKS_TEST_ENV"),
+    })
+})
+"#;
+
+both_engines_hooks! {
+    files = &[("routes.pb.js", ROUTES)];
+
+    async fn routes_answer_as_written(srv) {
+        let r = srv
+            .client
+            .get(format!("{}/hello/bob?x=1", srv.url))
+            .header("X-Test", "yes")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b, json!({"message": "Hello bob", "q": "1", "h": "yes"}));
+
+        let r = srv.guest(Method::POST, "/echo", Some(json!({"a": "x", "n": 5, "extra": true}))).await;
+        assert_eq!(r.status, 201);
+        assert_eq!(r.body, json!({"a": "x", "n": 5, "method": "POST", "body": {"a": "x", "n": 5, "extra": true}}));
+
+        let r = srv.client.get(format!("{}/redirect", srv.url)).send().await.unwrap();
+        assert_eq!(r.url().path(), "/hello/x", "followed the hook's redirect");
+        let r = srv.guest(Method::DELETE, "/nothing", None).await;
+        assert_eq!(r.status, 204);
+        let r = srv.client.get(format!("{}/guest", srv.url)).send().await.unwrap();
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        assert_eq!(r.text().await.unwrap(), "<p>guest</p>");
+        // A route that does not match falls through to the API's own 404.
+        let r = srv.guest(Method::GET, "/hello", None).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.body["message"], "File not found.");
+    }
+
+    async fn middlewares_guard_routes(srv) {
+        let r = srv.guest(Method::GET, "/me", None).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body, json!({"data": {}, "message": "The request requires valid record authorization token.", "status": 401}));
+        let r = srv.su(Method::GET, "/me", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["superuser"], true);
+        assert!(!r.body["id"].as_str().unwrap().is_empty());
+        let r = srv.guest(Method::GET, "/admin", None).await;
+        assert_eq!(r.status, 401);
+        let r = srv.su(Method::GET, "/admin", None).await;
+        assert_eq!(r.status, 200);
+        let r = srv.su(Method::GET, "/guest", None).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["message"], "The request can be accessed only by guests.");
+        let r = srv.guest(Method::GET, "/mw", None).await;
+        assert_eq!(r.body, json!({"trail": ["route-mw"]}));
+        // A middleware that answers without e.next() stops the chain.
+        let r = srv.guest(Method::GET, "/stop", None).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.body, json!({"stopped": true}));
+    }
+
+    async fn thrown_errors_become_pocketbase_errors(srv) {
+        let r = srv.guest(Method::GET, "/fail/bad", None).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body, json!({"data": {"f": {"code": "x", "message": "y"}}, "message": "Not like this.", "status": 400}));
+        let r = srv.guest(Method::GET, "/fail/notfound", None).await;
+        assert_eq!(r.body, json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404}));
+        let r = srv.guest(Method::GET, "/fail/forbidden", None).await;
+        assert_eq!((r.status, r.body["message"].clone()), (403, json!("No.")));
+        let r = srv.guest(Method::GET, "/fail/api", None).await;
+        assert_eq!((r.status, r.body["message"].clone()), (418, json!("Teapot.")));
+        for k in ["string", "number", "object", "error"] {
+            let r = srv.guest(Method::GET, &format!("/fail/{k}"), None).await;
+            assert_eq!(r.status, 500, "{k}");
+            assert_eq!(r.body["message"], "Something went wrong while processing your request.", "{k}");
+            assert!(!r.body.to_string().contains("secret detail"), "no internals in the answer");
+        }
+    }
+
+    async fn hostile_handlers_leave_the_server_healthy(srv) {
+        for path in ["/loop", "/alloc", "/recurse"] {
+            let t = std::time::Instant::now();
+            let r = srv.guest(Method::GET, path, None).await;
+            assert_eq!(r.status, 500, "{path}: {}", r.body);
+            assert!(t.elapsed() < Duration::from_secs(10), "{path} took {:?}", t.elapsed());
+            // The next call works, on the same engines.
+            let r = srv.guest(Method::GET, "/hello/after", None).await;
+            assert_eq!(r.body["message"], "Hello after", "after {path}");
+        }
+        // Several at once do not starve the others.
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (c, u) = (srv.client.clone(), srv.url.clone());
+            tasks.push(tokio::spawn(async move { c.get(format!("{u}/loop")).send().await.unwrap().status() }));
+        }
+        let r = srv.guest(Method::GET, "/hello/meanwhile", None).await;
+        assert_eq!(r.status, 200);
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 500);
+        }
+        srv.assert_healthy().await;
+    }
+
+    async fn security_and_os_helpers(srv) {
+        let r = srv.guest(Method::GET, "/security", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["len"], 12);
+        assert_eq!(r.body["alpha"], "aaaaa");
+        assert_eq!(r.body["claims"]["sub"], "u1");
+        assert!(r.body["claims"]["exp"].as_i64().unwrap() > 0);
+        assert_eq!(r.body["eq"], true);
+        assert_eq!(r.body["ne"], false);
+        assert_eq!(r.body["sha"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
+
+/// The shop of the issue: an order checks and decrements stock in its own transaction and
+/// rolls back when stock is short; after the commit a payment stub is called over
+/// `$http.send` and the order is marked paid.
+const SHOP: &str = r#"
+onRecordCreate((e) => {
+    const qty = e.record.getInt("qty")
+    const product = $app.findRecordById("products", e.record.getString("product"))
+    const stock = product.getInt("stock")
+    if (qty <= 0) throw new BadRequestError("Quantity must be positive.")
+    product.set("stock", stock - qty)
+    $app.save(product)
+    e.record.set("status", "pending")
+    e.record.set("total", qty * product.getFloat("price"))
+    e.next()
+    if (stock < qty) {
+        // After the insert: everything of this write rolls back, the product's stock too.
+        throw new BadRequestError("Not enough stock.", { qty: { code: "stock", message: "only " + stock + " left" } })
+    }
+}, "orders")
+
+onRecordAfterCreateSuccess((e) => {
+    const url = $os.getenv("GALLEY_SHOP_PAYMENT_URL_" + e.record.getString("note"))
+    if (!url) return e.next()
+    const res = $http.send({ url: url, method: "POST", body: JSON.stringify({ order: e.record.id, total: e.record.getFloat("total") }), headers: { "content-type": "application/json" }, timeout: 5 })
+    const order = $app.findRecordById("orders", e.record.id)
+    order.set("status", res.statusCode === 200 && res.json.ok ? "paid" : "failed")
+    order.set("payment", res.json ? res.json.ref : "")
+    $app.save(order)
+    e.next()
+}, "orders")
+
+onRecordUpdate((e) => {
+    if (e.record.getString("status") === "cancelled" && e.record.original().getString("status") === "paid") {
+        throw new BadRequestError("A paid order cannot be cancelled.")
+    }
+    e.next()
+}, "orders")
+
+onRecordDelete((e) => {
+    if (e.record.getInt("stock") > 0) throw new BadRequestError("Products in stock cannot be deleted.")
+    e.next()
+}, "products")
+
+routerAdd("GET", "/shop/report", (e) => {
+    const rows = arrayOf(new DynamicModel({ status: "", n: 0 }))
+    $app.db().newQuery("SELECT status, COUNT(*) AS n FROM orders WHERE qty >= {:min} GROUP BY status ORDER BY status").bind({ min: 1 }).all(rows)
+    const cheap = $app.findRecordsByFilter("products", "price < {:max} && name != {:name}", "-price", 10, 0, { max: 100, name: "x' || 1=1 || '" })
+    return e.json(200, {
+        rows: rows,
+        cheap: cheap.map((p) => p.getString("name")),
+        count: $app.countRecords("orders", "status = {:s}", { s: "paid" }),
+        first: $app.findFirstRecordByData("products", "name", "Shoe").getInt("stock"),
+        byFilter: $app.findFirstRecordByFilter("products", "stock > 0").getString("name"),
+    })
+})
+
+routerAdd("POST", "/shop/restock", (e) => {
+    const body = e.requestInfo().body
+    $app.runInTransaction((txApp) => {
+        for (const id of body.ids) {
+            const p = txApp.findRecordById("products", id)
+            p.set("stock", p.getInt("stock") + body.add)
+            txApp.save(p)
+        }
+        if (body.fail) throw new BadRequestError("Restock failed.")
+    })
+    return e.json(200, { ok: true })
+}, $apis.requireSuperuserAuth())
+
+routerAdd("GET", "/shop/product/{id}", (e) => {
+    const p = $app.findRecordById("products", e.request.pathValue("id"))
+    return e.json(200, p)
+})
+"#;
+
+async fn shop_schema(srv: &TestServer) -> (String, String) {
+    let products = srv
+        .create_collection(json!({
+            "name": "products", "listRule": "", "viewRule": "",
+            "fields": [
+                {"name": "name", "type": "text"},
+                {"name": "price", "type": "number"},
+                {"name": "stock", "type": "number"},
+                {"name": "secret", "type": "text", "hidden": true},
+            ]
+        }))
+        .await;
+    srv.create_collection(json!({
+        "name": "orders", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "",
+        "fields": [
+            {"name": "product", "type": "relation", "collectionId": products["id"], "maxSelect": 1},
+            {"name": "qty", "type": "number"},
+            {"name": "total", "type": "number"},
+            {"name": "status", "type": "text"},
+            {"name": "note", "type": "text"},
+            {"name": "payment", "type": "text"},
+        ]
+    }))
+    .await;
+    let shoe = srv
+        .create_record(
+            "products",
+            json!({"name": "Shoe", "price": 50, "stock": 3, "secret": "s3"}),
+        )
+        .await;
+    let hat = srv
+        .create_record("products", json!({"name": "Hat", "price": 150, "stock": 0}))
+        .await;
+    (
+        shoe["id"].as_str().unwrap().to_owned(),
+        hat["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn stock(srv: &TestServer, id: &str) -> i64 {
+    let r = srv
+        .su(
+            Method::GET,
+            &format!("/api/collections/products/records/{id}"),
+            None,
+        )
+        .await;
+    r.body["stock"].as_i64().unwrap()
+}
+
+/// A payment provider on loopback that answers `{ok, ref}` and counts calls.
+async fn payment_stub() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let app = axum::Router::new().route(
+        "/pay",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"ok": body.0["total"].as_f64().unwrap_or(0.0) > 0.0, "ref": format!("pay-{}", body.0["order"].as_str().unwrap_or(""))}))
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/pay", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, calls)
+}
+
+both_engines_hooks! {
+    files = &[("shop.pb.js", SHOP)];
+
+    async fn order_decrements_stock_in_the_same_transaction(srv) {
+        let (shoe, _) = shop_schema(&srv).await;
+        let r = srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 2}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["status"], "pending");
+        assert_eq!(r.body["total"], 100);
+        assert_eq!(stock(&srv, &shoe).await, 1);
+
+        // Short of stock: the order and the stock change roll back together.
+        let r = srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 5}))).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.body, json!({"data": {"qty": {"code": "stock", "message": "only 1 left"}}, "message": "Not enough stock.", "status": 400}));
+        assert_eq!(stock(&srv, &shoe).await, 1);
+        assert_eq!(srv.all_records("orders").await.len(), 1);
+
+        let r = srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 0}))).await;
+        assert_eq!(r.body["message"], "Quantity must be positive.");
+
+        // Through a batch too: one transaction, all or nothing.
+        srv.enable_batch().await;
+        let r = srv.guest(Method::POST, "/api/batch", Some(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/orders/records", "body": {"product": shoe, "qty": 1}},
+            {"method": "POST", "url": "/api/collections/orders/records", "body": {"product": shoe, "qty": 1}},
+        ]}))).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(stock(&srv, &shoe).await, 1);
+        assert_eq!(srv.all_records("orders").await.len(), 1);
+    }
+
+    async fn after_success_calls_the_payment_stub(srv) {
+        let (shoe, _) = shop_schema(&srv).await;
+        let (url, calls) = payment_stub().await;
+        let note = format!("{}{}", srv.engine as u8, std::process::id());
+        std::env::set_var(format!("GALLEY_SHOP_PAYMENT_URL_{note}"), &url);
+        let r = srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 1, "note": note}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        // The hook ran after the commit and before the answer.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let r = srv.guest(Method::GET, &format!("/api/collections/orders/records/{id}"), None).await;
+        assert_eq!(r.body["status"], "paid");
+        assert_eq!(r.body["payment"], format!("pay-{id}"));
+        // A paid order cannot be cancelled (onRecordUpdate sees the original).
+        let r = srv.guest(Method::PATCH, &format!("/api/collections/orders/records/{id}"), Some(json!({"status": "cancelled"}))).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["message"], "A paid order cannot be cancelled.");
+        let r = srv.guest(Method::GET, &format!("/api/collections/orders/records/{id}"), None).await;
+        assert_eq!(r.body["status"], "paid");
+    }
+
+    async fn delete_hooks_and_data_api(srv) {
+        let (shoe, hat) = shop_schema(&srv).await;
+        let r = srv.su(Method::DELETE, &format!("/api/collections/products/records/{shoe}"), None).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["message"], "Products in stock cannot be deleted.");
+        assert_eq!(stock(&srv, &shoe).await, 3);
+        srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 1}))).await;
+
+        let r = srv.guest(Method::GET, "/shop/report", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["rows"], json!([{"status": "pending", "n": 1}]));
+        assert_eq!(r.body["cheap"], json!(["Shoe"]));
+        assert_eq!(r.body["count"], 0);
+        assert_eq!(r.body["first"], 2);
+        assert_eq!(r.body["byFilter"], "Shoe");
+
+        // runInTransaction: all or nothing.
+        let r = srv.su(Method::POST, "/shop/restock", Some(json!({"ids": [shoe, hat], "add": 5, "fail": true}))).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!((stock(&srv, &shoe).await, stock(&srv, &hat).await), (2, 0));
+        let r = srv.su(Method::POST, "/shop/restock", Some(json!({"ids": [shoe, hat], "add": 5}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!((stock(&srv, &shoe).await, stock(&srv, &hat).await), (7, 5));
+
+        // A record a hook answers with shows what the API shows: no hidden field.
+        let r = srv.guest(Method::GET, &format!("/shop/product/{shoe}"), None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["name"], "Shoe");
+        assert_eq!(r.body["collectionName"], "products");
+        assert!(r.body.get("secret").is_none(), "hidden field leaked: {}", r.body);
+        let r = srv.guest(Method::GET, "/shop/product/missing", None).await;
+        assert_eq!(r.status, 404);
+    }
+}
+
+both_engines_hooks! {
+    files = &[("a.pb.js", r#"routerAdd("GET", "/version", (e) => e.json(200, { v: 1 }))"#)];
+
+    async fn changed_files_reload_and_broken_ones_keep_the_old(srv) {
+        let r = srv.guest(Method::GET, "/version", None).await;
+        assert_eq!(r.body, json!({"v": 1}));
+        let dir = srv.hooks_dir();
+        std::fs::write(dir.join("a.pb.js"), r#"routerAdd("GET", "/version", (e) => e.json(200, { v: 2 }))"#).unwrap();
+        let mut v = Value::Null;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            v = srv.guest(Method::GET, "/version", None).await.body;
+            if v == json!({"v": 2}) {
+                break;
+            }
+        }
+        assert_eq!(v, json!({"v": 2}), "reloaded without a restart");
+        // A broken file: the previous hooks stay.
+        std::fs::write(dir.join("b.pb.js"), "routerAdd(\"GET\", \"/b\", (e) => {\n  e.json(200, {})\n}\n)\nthis is not javascript").unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(srv.guest(Method::GET, "/version", None).await.body, json!({"v": 2}));
+        assert_eq!(srv.guest(Method::GET, "/b", None).await.status, 404);
+        // Fixed: both.
+        std::fs::write(dir.join("b.pb.js"), r#"routerAdd("GET", "/b", (e) => e.json(200, { b: true }))"#).unwrap();
+        let mut b = Value::Null;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            b = srv.guest(Method::GET, "/b", None).await.body;
+            if b == json!({"b": true}) {
+                break;
+            }
+        }
+        assert_eq!(b, json!({"b": true}));
+        assert_eq!(srv.guest(Method::GET, "/version", None).await.body, json!({"v": 2}));
+    }
+}
