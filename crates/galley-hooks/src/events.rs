@@ -174,19 +174,3 @@ pub(crate) async fn bootstrap(shared: &Arc<Shared>) -> Result<(), CoreError> {
         None => Ok(()),
     }
 }
-
-/// Runs a plain handler (cron) on the pool, logging its failure.
-pub(crate) async fn run_plain(shared: &Arc<Shared>, what: String, handler: usize) {
-    let s = shared.clone();
-    let r = shared
-        .pool
-        .run(move || {
-            engine::with(&s, |js| {
-                engine::call(js, "plain", vec![json!([handler]).to_string(), "{}".into()])
-            })
-        })
-        .await;
-    if let Some(r) = r {
-        log_plain(&what, r);
-    }
-}

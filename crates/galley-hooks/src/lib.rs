@@ -23,7 +23,7 @@ mod security;
 
 pub use engine::EngineError;
 pub use loader::LoadError;
-pub use registry::{Cron, Registry};
+pub use registry::Registry;
 
 use arc_swap::ArcSwap;
 use galley_core::context::RecordHook;

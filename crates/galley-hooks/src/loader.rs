@@ -110,7 +110,7 @@ pub(crate) fn load(shared: &Arc<Shared>, paths: &[PathBuf]) -> Result<Registry, 
             line: 0,
             message: e.to_string(),
         })?;
-        reg.add(&file, regs).map_err(|message| LoadError::Js {
+        reg.add(regs).map_err(|message| LoadError::Js {
             file: file.clone(),
             line: 0,
             message,

@@ -10,6 +10,24 @@ use std::path::PathBuf;
 /// Names of PocketBase's JavaScript API (plugins/jsvm types.d.ts) that Galley does not
 /// offer; calling one at load fails with its name.
 pub(crate) const UNSUPPORTED: &[&str] = &[
+    // Not yet offered (issue 14 is open): request events, enrich, mailer, cron, migrations.
+    "onServe",
+    "onTerminate",
+    "onRecordValidate",
+    "onRecordCreateExecute",
+    "onRecordUpdateExecute",
+    "onRecordDeleteExecute",
+    "onRecordCreateRequest",
+    "onRecordUpdateRequest",
+    "onRecordDeleteRequest",
+    "onRecordsListRequest",
+    "onRecordViewRequest",
+    "onRecordAuthRequest",
+    "onRecordEnrich",
+    "onMailerSend",
+    "cronAdd",
+    "cronRemove",
+    "migrate",
     "onBackupCreate",
     "onBackupRestore",
     "onCollectionCreate",
@@ -91,18 +109,6 @@ pub(crate) enum Registration {
     Use {
         mws: Vec<MwSpec>,
     },
-    Cron {
-        id: String,
-        expr: String,
-        src: String,
-    },
-    CronRemove {
-        id: String,
-    },
-    Migration {
-        up: Option<String>,
-        down: Option<String>,
-    },
     Event {
         event: String,
         src: String,
@@ -127,8 +133,6 @@ pub(crate) enum Mw {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
-    pub method: String,
-    pub path: String,
     pub handler: usize,
     /// routerUse's middlewares then the route's, as JSON for the engine.
     pub mws: String,
@@ -141,28 +145,12 @@ pub(crate) struct EventHandler {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Cron {
-    pub id: String,
-    pub expression: String,
-    pub(crate) handler: usize,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Migration {
-    pub file: String,
-    pub up: Option<usize>,
-    pub down: Option<usize>,
-}
-
 /// Everything one load of the hook files produced.
 #[derive(Default)]
 pub struct Registry {
     pub(crate) sources: Vec<String>,
     pub(crate) routes: Vec<Route>,
     pub(crate) events: HashMap<String, Vec<EventHandler>>,
-    pub(crate) crons: Vec<Cron>,
-    pub(crate) migrations: Vec<Migration>,
     pub(crate) files: Vec<PathBuf>,
     matchers: HashMap<String, matchit::Router<usize>>,
 }
@@ -186,7 +174,7 @@ impl Registry {
     }
 
     /// Adds one file's registrations, in order.
-    pub(crate) fn add(&mut self, file: &str, regs: Vec<Registration>) -> Result<(), String> {
+    pub(crate) fn add(&mut self, regs: Vec<Registration>) -> Result<(), String> {
         let mut uses: Vec<Mw> = Vec::new();
         for r in regs {
             match r {
@@ -211,29 +199,8 @@ impl Registry {
                         .insert(pattern, index)
                         .map_err(|e| format!("routerAdd({method:?}, {path:?}): {e}"))?;
                     self.routes.push(Route {
-                        method,
-                        path,
                         handler,
                         mws: serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()),
-                    });
-                }
-                Registration::Cron { id, expr, src } => {
-                    let handler = self.source(src);
-                    self.crons.retain(|c| c.id != id);
-                    self.crons.push(Cron {
-                        id,
-                        expression: expr,
-                        handler,
-                    });
-                }
-                Registration::CronRemove { id } => self.crons.retain(|c| c.id != id),
-                Registration::Migration { up, down } => {
-                    let up = up.map(|s| self.source(s));
-                    let down = down.map(|s| self.source(s));
-                    self.migrations.push(Migration {
-                        file: file.to_owned(),
-                        up,
-                        down,
                     });
                 }
                 Registration::Event { event, src, tags } => {
@@ -286,10 +253,6 @@ impl Registry {
 
     pub(crate) fn listens(&self, event: &str) -> bool {
         self.events.get(event).is_some_and(|h| !h.is_empty())
-    }
-
-    pub fn crons(&self) -> &[Cron] {
-        &self.crons
     }
 }
 

@@ -657,9 +657,6 @@
   g.routerAdd = (method, path, fn, ...mws) =>
     reg("route", { method: String(method).toUpperCase(), path: String(path), src: fnRef(fn, "routerAdd's handler"), mws: mws.flat().map(mwRef) });
   g.routerUse = (...mws) => reg("use", { mws: mws.flat().map(mwRef) });
-  g.cronAdd = (id, expr, fn) => reg("cron", { id: String(id), expr: String(expr), src: fnRef(fn, "cronAdd's handler") });
-  g.cronRemove = (id) => reg("cronRemove", { id: String(id) });
-  g.migrate = (up, down) => reg("migration", { up: up ? fnRef(up, "migrate's up") : null, down: down ? fnRef(down, "migrate's down") : null });
 
   const EVENTS = [
     "onBootstrap", "onServe", "onTerminate",

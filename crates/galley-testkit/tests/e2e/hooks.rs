@@ -1,6 +1,8 @@
 //! JavaScript hooks (`*.pb.js`): routes, record events inside the write transaction,
 //! after-success hooks, the `$app` data API, limits on hostile code, reloads.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is the failure it reports
+
 use galley_testkit::{both_engines_hooks, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
