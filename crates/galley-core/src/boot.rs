@@ -50,6 +50,7 @@ impl App {
             record_hooks: RecordHooks::new(vec![Arc::new(crate::auth::records::AuthRecords)])
                 .with(hooks),
             events: std::sync::OnceLock::new(),
+            request_hooks: std::sync::OnceLock::new(),
             auth: AuthState::new(config.auth_limits),
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),

@@ -18,6 +18,7 @@ mod ops;
 mod pool;
 mod query;
 mod registry;
+mod requests;
 mod routes;
 mod security;
 
@@ -171,6 +172,7 @@ impl Hooks {
     /// watches the folder for changes.
     pub async fn start(&self, app: &Arc<App>) -> Result<(), CoreError> {
         let _ = self.0.app.set(Arc::downgrade(app));
+        app.set_request_hooks(Arc::new(requests::JsRequestHooks(self.0.clone())));
         events::bootstrap(&self.0).await?;
         if self.0.config.watch {
             if let Some(dir) = self.0.config.dir.clone() {

@@ -34,6 +34,10 @@ pub(crate) enum Frame {
         jobs: crossbeam_channel::Sender<Result<Job, bool>>,
         done: Option<tokio::task::JoinHandle<Result<(), CoreError>>>,
     },
+    /// A record API request's hooks: `next` is the rest of the request.
+    Request {
+        next: Option<galley_core::context::request_hooks::NextRequest>,
+    },
 }
 
 thread_local! {
@@ -83,6 +87,40 @@ pub(crate) fn with_local<R>(
     });
     truncate(depth);
     (r, called)
+}
+
+/// Runs `f` with the rest of a record request as `e.next()`.
+pub(crate) fn with_request<R>(
+    next: galley_core::context::request_hooks::NextRequest,
+    f: impl FnOnce() -> R,
+) -> R {
+    let depth = depth();
+    FRAMES.with(|fr| fr.borrow_mut().push(Frame::Request { next: Some(next) }));
+    let r = f();
+    truncate(depth);
+    r
+}
+
+fn next_request(shared: &Shared, a: Value) -> Result<Value, CoreError> {
+    let next = FRAMES.with(|f| {
+        f.borrow_mut().iter_mut().rev().find_map(|fr| match fr {
+            Frame::Request { next } => Some(next.take()),
+            _ => None,
+        })
+    });
+    match next.flatten() {
+        Some(next) => shared.block_on(next(a)),
+        None => Err(bad("e.next() was already called")),
+    }
+}
+
+/// Whether this thread's JavaScript is inside a transaction.
+fn in_transaction() -> bool {
+    FRAMES.with(|f| {
+        f.borrow()
+            .iter()
+            .any(|fr| matches!(fr, Frame::Local { .. } | Frame::Remote { .. }))
+    })
 }
 
 fn err_json(status: u16, message: &str, data: Value) -> String {
@@ -229,6 +267,7 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "txBegin" => tx_begin(shared),
         "txEnd" => tx_end(shared, a[1].as_bool().unwrap_or(false)),
         "next" => next(a),
+        "nextRequest" => next_request(shared, a),
         "findById" | "find" | "count" | "save" | "delete" | "query" | "validate" => {
             data_op(shared, op, a)
         }
@@ -278,10 +317,17 @@ fn in_tx<T: Send + 'static>(
         Remote(crossbeam_channel::Sender<Result<Job, bool>>),
         None,
     }
-    let at = FRAMES.with(|f| match f.borrow().last() {
-        Some(Frame::Local { conn, ctx, .. }) => Where::Local(*conn, *ctx),
-        Some(Frame::Remote { jobs, .. }) => Where::Remote(jobs.clone()),
-        None => Where::None,
+    let at = FRAMES.with(|f| {
+        let f = f.borrow();
+        let tx = f
+            .iter()
+            .rev()
+            .find(|fr| matches!(fr, Frame::Local { .. } | Frame::Remote { .. }));
+        match tx {
+            Some(Frame::Local { conn, ctx, .. }) => Where::Local(*conn, *ctx),
+            Some(Frame::Remote { jobs, .. }) => Where::Remote(jobs.clone()),
+            _ => Where::None,
+        }
     });
     match at {
         Where::Local(conn, ctx) => {
@@ -314,7 +360,7 @@ fn in_tx<T: Send + 'static>(
 }
 
 fn tx_begin(shared: &Arc<Shared>) -> Result<Value, CoreError> {
-    if depth() > 0 {
+    if in_transaction() {
         // Already inside a transaction: PocketBase runs the nested one in it.
         return Ok(json!(0));
     }

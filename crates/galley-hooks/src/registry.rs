@@ -10,19 +10,13 @@ use std::path::PathBuf;
 /// Names of PocketBase's JavaScript API (plugins/jsvm types.d.ts) that Galley does not
 /// offer; calling one at load fails with its name.
 pub(crate) const UNSUPPORTED: &[&str] = &[
-    // Not yet offered (issue 14 is open): request events, enrich, mailer, cron, migrations.
+    // Not yet offered (issue 14 is open): enrich, mailer, cron, migrations, validate.
     "onServe",
     "onTerminate",
     "onRecordValidate",
     "onRecordCreateExecute",
     "onRecordUpdateExecute",
     "onRecordDeleteExecute",
-    "onRecordCreateRequest",
-    "onRecordUpdateRequest",
-    "onRecordDeleteRequest",
-    "onRecordsListRequest",
-    "onRecordViewRequest",
-    "onRecordAuthRequest",
     "onRecordEnrich",
     "onMailerSend",
     "cronAdd",

@@ -135,7 +135,45 @@ async fn auth_with_password(
     )
     .await?;
     alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
-    Ok(ok(res, &q))
+    authed(&app, &col, "password", res, &c, &q).await
+}
+
+/// An auth answer, through the `onRecordAuthRequest` hooks when any listens.
+async fn authed(
+    app: &App,
+    col: &str,
+    method: &str,
+    res: galley_core::auth::AuthResult,
+    c: &galley_core::Caller,
+    q: &Query,
+) -> ApiResult<Response> {
+    use galley_core::context::request_hooks::{NextRequest, RequestEvent};
+    let Some(h) = super::records::hooks(app, RequestEvent::Auth, col) else {
+        return Ok(ok(res, q));
+    };
+    let mut answer = super::IntoBody::into_body(res);
+    answer["authMethod"] = Value::String(method.to_owned());
+    let req = galley_core::Request::new(
+        c.clone(),
+        galley_core::RequestMeta {
+            method: "POST".into(),
+            context: "default".into(),
+            ..Default::default()
+        },
+    );
+    let next: NextRequest = Box::new(|answer| Box::pin(async move { Ok(answer) }));
+    let uri = axum::http::Uri::default();
+    super::records::hooked(
+        h,
+        RequestEvent::Auth,
+        &req,
+        &uri,
+        None,
+        Some(answer),
+        q,
+        next,
+    )
+    .await
 }
 
 fn raw_token(headers: &HeaderMap) -> String {
@@ -157,10 +195,8 @@ async fn auth_refresh(
     Path(col): Path<String>,
     q: Query,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        auth::auth_refresh(&app, &col, &c, &raw_token(&headers)).await?,
-        &q,
-    ))
+    let res = auth::auth_refresh(&app, &col, &c, &raw_token(&headers)).await?;
+    authed(&app, &col, "refresh", res, &c, &q).await
 }
 
 async fn impersonate(
@@ -208,7 +244,7 @@ async fn auth_with_otp(
     )
     .await?;
     alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
-    Ok(ok(res, &q))
+    authed(&app, &col, "otp", res, &c, &q).await
 }
 
 async fn auth_with_oauth2(
@@ -243,7 +279,7 @@ async fn auth_with_oauth2(
     };
     let res = oauth2::auth_with_oauth2(&app, &col, form, mfa_id(&body, &q).as_deref(), &c).await?;
     alert::after_login(&app, &col, &res, origin(&app, &peer, &headers));
-    Ok(ok(res, &q))
+    authed(&app, &col, "oauth2", res, &c, &q).await
 }
 
 /// The end of the SDK's popup flow; answers as PocketBase does without its bundled UI.

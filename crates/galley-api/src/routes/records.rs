@@ -1,12 +1,20 @@
-use super::{no_content, ok, page};
-use crate::error::ApiResult;
+use super::{no_content, ok, page, IntoBody};
+use crate::error::{json_response, ApiResult};
 use crate::extract::{Query, RecordBody, Req};
 use crate::AppState;
 use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use galley_core::context::request_hooks::{
+    NextRequest, Outcome, RecordRequest, RequestEvent, RequestHooks,
+};
 use galley_core::records::{self, ListQuery};
+use galley_core::{App, Request};
+use galley_types::Collection;
+use serde_json::{Map, Value};
+use std::sync::Arc;
 
 fn body(b: crate::extract::Body) -> records::RecordBody {
     records::RecordBody {
@@ -27,10 +35,87 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The request hooks of `event` on `col`, when any listens.
+pub(super) fn hooks(
+    app: &App,
+    event: RequestEvent,
+    col: &str,
+) -> Option<(Arc<dyn RequestHooks>, Arc<Collection>)> {
+    let h = app.request_hooks()?;
+    let c = records::find_collection(app, col).ok()?;
+    h.wraps(event, &c).then(|| (h.clone(), c))
+}
+
+/// Runs the hooks of one request around `next` and answers with what they left.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn hooked(
+    (h, collection): (Arc<dyn RequestHooks>, Arc<Collection>),
+    event: RequestEvent,
+    request: &Request,
+    uri: &Uri,
+    record: Option<Map<String, Value>>,
+    answer: Option<Value>,
+    q: &Query,
+    next: NextRequest,
+) -> ApiResult<Response> {
+    let req = RecordRequest {
+        event,
+        collection,
+        request: request.clone(),
+        record,
+        answer,
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+    };
+    Ok(match h.around(req, next).await? {
+        Outcome::Answer(Value::Null) if event == RequestEvent::Delete => no_content(),
+        Outcome::Answer(v) => ok(v, q),
+        Outcome::Reply(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+            let mut resp = if r.content_type == "application/json" {
+                let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+                json_response(status, &v)
+            } else {
+                let mut resp = Response::new(axum::body::Body::from(r.body));
+                *resp.status_mut() = status;
+                if let Ok(v) = HeaderValue::from_str(&r.content_type) {
+                    resp.headers_mut()
+                        .insert(axum::http::header::CONTENT_TYPE, v);
+                }
+                resp
+            };
+            for (k, v) in r.headers {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
+    })
+}
+
+/// The values a hook set on `e.record`, over the submitted body (a value set by the hook
+/// replaces the body's modifiers of that field).
+fn merged(mut values: Map<String, Value>, changes: Value) -> Map<String, Value> {
+    if let Value::Object(changes) = changes {
+        for (k, v) in changes {
+            for m in [format!("{k}+"), format!("+{k}"), format!("{k}-")] {
+                values.remove(&m);
+            }
+            values.insert(k, v);
+        }
+    }
+    values
+}
+
 async fn list(
     State(app): State<AppState>,
     Req(r): Req,
     Path(col): Path<String>,
+    uri: Uri,
     q: Query,
 ) -> ApiResult<Response> {
     let lq = ListQuery {
@@ -39,54 +124,152 @@ async fn list(
         sort: q.get("sort").unwrap_or_default().to_owned(),
         expand: expand(&q)?,
     };
-    Ok(ok(records::list(&app, &r, &col, lq).await?, &q))
+    let result = records::list(&app, &r, &col, lq).await?;
+    match hooks(&app, RequestEvent::List, &col) {
+        None => Ok(ok(result, &q)),
+        Some(h) => {
+            let next: NextRequest = Box::new(|answer| Box::pin(async move { Ok(answer) }));
+            let answer = Some(result.into_body());
+            hooked(h, RequestEvent::List, &r, &uri, None, answer, &q, next).await
+        }
+    }
 }
 
 async fn view(
     State(app): State<AppState>,
     Req(r): Req,
     Path((col, id)): Path<(String, String)>,
+    uri: Uri,
     q: Query,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        records::view(&app, &r, &col, &id, &expand(&q)?).await?,
-        &q,
-    ))
+    let record = records::view(&app, &r, &col, &id, &expand(&q)?).await?;
+    match hooks(&app, RequestEvent::View, &col) {
+        None => Ok(ok(record, &q)),
+        Some(h) => {
+            let next: NextRequest = Box::new(|answer| Box::pin(async move { Ok(answer) }));
+            let record = record.as_object().cloned();
+            hooked(h, RequestEvent::View, &r, &uri, record, None, &q, next).await
+        }
+    }
 }
 
 async fn create(
     State(app): State<AppState>,
     Req(r): Req,
     Path(col): Path<String>,
+    uri: Uri,
     q: Query,
     RecordBody(b): RecordBody,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        records::create(&app, &r, &col, body(b), &expand(&q)?).await?,
-        &q,
-    ))
+    let expand = expand(&q)?;
+    let body = body(b);
+    let Some(h) = hooks(&app, RequestEvent::Create, &col) else {
+        return Ok(ok(
+            records::create(&app, &r, &col, body, &expand).await?,
+            &q,
+        ));
+    };
+    let record = Some(body.values.clone());
+    let (app2, r2) = (app.clone(), r.clone());
+    let next: NextRequest = Box::new(move |changes| {
+        Box::pin(async move {
+            let body = records::RecordBody {
+                values: merged(body.values, changes),
+                uploads: body.uploads,
+            };
+            records::create(&app2, &r2, &col, body, &expand).await
+        })
+    });
+    hooked(h, RequestEvent::Create, &r, &uri, record, None, &q, next).await
 }
 
 async fn update(
     State(app): State<AppState>,
     Req(r): Req,
     Path((col, id)): Path<(String, String)>,
+    uri: Uri,
     q: Query,
     RecordBody(b): RecordBody,
 ) -> ApiResult<Response> {
-    Ok(ok(
-        records::update(&app, &r, &col, &id, body(b), &expand(&q)?).await?,
+    let expand = expand(&q)?;
+    let body = body(b);
+    let Some(h) = hooks(&app, RequestEvent::Update, &col) else {
+        return Ok(ok(
+            records::update(&app, &r, &col, &id, body, &expand).await?,
+            &q,
+        ));
+    };
+    // The hooks see the record as the caller may see it (never more: a hook answering with
+    // `e.record` must not leak), with the submitted values over it; modifiers such as
+    // `tags+` are applied by the write itself. A caller who may not view it gets the
+    // service's own answer, without hooks.
+    let Ok(Value::Object(mut record)) = records::view(&app, &r, &col, &id, &[]).await else {
+        return Ok(ok(
+            records::update(&app, &r, &col, &id, body, &expand).await?,
+            &q,
+        ));
+    };
+    for (k, v) in &body.values {
+        if h.1.field(k).is_some() {
+            record.insert(k.clone(), v.clone());
+        }
+    }
+    let (app2, r2) = (app.clone(), r.clone());
+    let next: NextRequest = Box::new(move |changes| {
+        Box::pin(async move {
+            let body = records::RecordBody {
+                values: merged(body.values, changes),
+                uploads: body.uploads,
+            };
+            records::update(&app2, &r2, &col, &id, body, &expand).await
+        })
+    });
+    hooked(
+        h,
+        RequestEvent::Update,
+        &r,
+        &uri,
+        Some(record),
+        None,
         &q,
-    ))
+        next,
+    )
+    .await
 }
 
 async fn remove(
     State(app): State<AppState>,
     Req(r): Req,
     Path((col, id)): Path<(String, String)>,
+    uri: Uri,
+    q: Query,
 ) -> ApiResult<Response> {
-    records::remove(&app, &r, &col, &id).await?;
-    Ok(no_content())
+    let Some(h) = hooks(&app, RequestEvent::Delete, &col) else {
+        records::remove(&app, &r, &col, &id).await?;
+        return Ok(no_content());
+    };
+    let Ok(Value::Object(record)) = records::view(&app, &r, &col, &id, &[]).await else {
+        records::remove(&app, &r, &col, &id).await?;
+        return Ok(no_content());
+    };
+    let (app2, r2) = (app.clone(), r.clone());
+    let next: NextRequest = Box::new(move |_| {
+        Box::pin(async move {
+            records::remove(&app2, &r2, &col, &id).await?;
+            Ok(Value::Null)
+        })
+    });
+    hooked(
+        h,
+        RequestEvent::Delete,
+        &r,
+        &uri,
+        Some(record),
+        None,
+        &q,
+        next,
+    )
+    .await
 }
 
 fn expand(q: &Query) -> ApiResult<Vec<Vec<String>>> {

@@ -72,6 +72,9 @@ pub struct App {
     /// Realtime clients and their subscriptions.
     pub realtime: RealtimeHub,
     pub(crate) events: std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<RecordEvent>>>,
+    /// Hooks around record API requests, set once by the code that extends the App.
+    pub(crate) request_hooks:
+        std::sync::OnceLock<Arc<dyn crate::context::request_hooks::RequestHooks>>,
     /// Auth flows' state: mailer and outbox, rate limiters.
     pub auth: AuthState,
     /// Where record files live (rebuilt when the `s3` settings change).
@@ -86,6 +89,16 @@ pub struct App {
 }
 
 impl App {
+    /// Installs the hooks around record API requests (once; later calls are ignored).
+    pub fn set_request_hooks(&self, hooks: Arc<dyn crate::context::request_hooks::RequestHooks>) {
+        let _ = self.request_hooks.set(hooks);
+    }
+
+    /// The hooks around record API requests, when some code installed them.
+    pub fn request_hooks(&self) -> Option<&Arc<dyn crate::context::request_hooks::RequestHooks>> {
+        self.request_hooks.get()
+    }
+
     /// Runs `job` on a reader connection (for code above galley-core: hooks, extensions).
     pub async fn read<T: Send + 'static>(
         &self,

@@ -10,6 +10,7 @@
 mod caller;
 mod page;
 mod request;
+pub mod request_hooks;
 mod write;
 
 pub use caller::Caller;

@@ -135,6 +135,8 @@
       Object.defineProperty(this, "__original", { value: null, writable: true });
       Object.defineProperty(this, "__hidden", { value: {}, writable: true });
       Object.defineProperty(this, "__custom", { value: false, writable: true });
+      Object.defineProperty(this, "__dirty", { value: {}, writable: true });
+      Object.defineProperty(this, "__presented", { value: false, writable: true });
       if (data) this.load(data);
     }
     static __stored(col, data) {
@@ -166,6 +168,7 @@
     }
     set(k, v) {
       v = toJSONValue(v);
+      this.__dirty[String(k).replace(/^\+|[+-]$/g, "")] = true;
       const m = /^(\+)?([^+-]+)([+-])?$/.exec(k);
       if (m && (m[1] || m[3]) && this.__col.fields.getByName(m[2])) {
         const name = m[2];
@@ -210,6 +213,12 @@
     expandedOne(k) { const e = (this.__data.expand || {})[k]; return e && !Array.isArray(e) ? Record.__stored(this.__col, e) : null; }
     expandedAll(k) { const e = (this.__data.expand || {})[k]; return Array.isArray(e) ? e.map((x) => Record.__stored(this.__col, x)) : (e ? [Record.__stored(this.__col, e)] : []); }
     publicExport() {
+      if (this.__presented) {
+        // A record as an answer already shows it: only what hooks hid goes.
+        const out = {};
+        for (const k of Object.keys(this.__data)) if (this.__hidden[k] !== true) out[k] = this.__data[k];
+        return out;
+      }
       const out = { collectionId: this.__col.id, collectionName: this.__col.name };
       const fields = this.__col.fields;
       for (const f of fields) {
@@ -604,6 +613,17 @@
     entries() { return this.__p[Symbol.iterator](); }
   }
 
+  function presented(col, data) {
+    const r = Record.__stored(col, data);
+    r.__presented = true;
+    return r;
+  }
+  function changes(r) {
+    const out = {};
+    for (const k of Object.keys(r.__dirty)) out[k] = r.__data[k] === undefined ? null : r.__data[k];
+    return out;
+  }
+
   // Runs `fns` as one chain: each gets `e` with `e.next()` calling the next one, the last
   // one's `next` is `last`.
   function chain(fns, e, last) {
@@ -752,6 +772,46 @@
         return JSON.stringify({ error: failure(err) });
       }
       return JSON.stringify({ called, record: e.record.__data });
+    },
+    // A record API request: `e.next()` runs the rest of it (Rust's nextRequest).
+    request(event, handlerIds, reqJson, payloadJson) {
+      const req = JSON.parse(reqJson);
+      const p = JSON.parse(payloadJson);
+      const col = new Collection(p.collection);
+      const { e, reply, headersOut } = requestEvent(req);
+      e.collection = col;
+      const write = event === "onRecordCreateRequest" || event === "onRecordUpdateRequest";
+      if (event === "onRecordCreateRequest") {
+        e.record = new Record(col);
+        e.record.__data = Object.assign({}, p.record || {});
+      } else if (event === "onRecordsListRequest") {
+        e.result = p.answer;
+        e.records = (p.answer.items || []).map((d) => presented(col, d));
+      } else if (event === "onRecordAuthRequest") {
+        e.record = presented(col, p.answer.record);
+        e.token = p.answer.token;
+        e.meta = p.answer.meta;
+        e.authMethod = p.answer.authMethod || "password";
+      } else {
+        e.record = write ? Record.__stored(col, p.record) : presented(col, p.record);
+      }
+      let called = false;
+      let answer = null;
+      try {
+        chain(JSON.parse(handlerIds).map(handler), e, () => {
+          called = true;
+          let arg = null;
+          if (write) arg = changes(e.record);
+          else if (event === "onRecordsListRequest") arg = Object.assign({}, e.result, { items: e.records.map((r) => r.publicExport()) });
+          else if (event === "onRecordAuthRequest") arg = { token: e.token, record: e.record.publicExport(), meta: e.meta };
+          else if (event === "onRecordViewRequest") arg = e.record.publicExport();
+          answer = call("nextRequest", arg);
+          if (write && answer) e.record = presented(col, answer);
+        });
+      } catch (err) {
+        return JSON.stringify({ error: failure(err) });
+      }
+      return JSON.stringify({ reply, headers: headersOut, called, answer });
     },
     // A handler with a plain event object (after-success hooks, cron, bootstrap).
     plain(handlerIds, eventJson) {

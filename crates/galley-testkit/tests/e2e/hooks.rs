@@ -434,3 +434,89 @@ both_engines_hooks! {
         assert_eq!(srv.guest(Method::GET, "/version", None).await.body, json!({"v": 2}));
     }
 }
+
+/// Hooks around the record API: change what is written, answer themselves, refuse, and
+/// shape list, view and auth answers.
+const REQUESTS: &str = r#"
+onRecordCreateRequest((e) => {
+    if (e.auth) e.record.set("author", e.auth.id)
+    e.record.set("title", e.record.getString("title").trim())
+    if (e.record.getString("title") === "forbidden") throw new ForbiddenError("not this title")
+    e.next()
+    if (!e.record.id) throw new Error("after e.next() the record is the created one")
+}, "notes")
+onRecordUpdateRequest((e) => {
+    if (e.record.getString("title") === "locked") return e.json(409, { locked: true, id: e.record.id })
+    e.next()
+}, "notes")
+onRecordDeleteRequest((e) => {
+    if (e.record.getString("title") === "keep") throw new BadRequestError("kept")
+    e.next()
+}, "notes")
+onRecordsListRequest((e) => {
+    for (const r of e.records) r.hide("internal")
+    e.next()
+}, "notes")
+onRecordViewRequest((e) => {
+    e.record.set("length", e.record.getString("title").length)
+    e.next()
+}, "notes")
+onRecordAuthRequest((e) => {
+    e.meta = { hello: e.record.getString("email") }
+    e.next()
+}, "members")
+"#;
+
+both_engines_hooks! {
+    files = &[("requests.pb.js", REQUESTS)];
+
+    async fn request_hooks_shape_the_record_api(srv) {
+        let member = srv.member_token().await;
+        srv.create_collection(json!({
+            "name": "notes", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+            "fields": [{"name": "title", "type": "text"}, {"name": "author", "type": "text"}, {"name": "internal", "type": "text"}]
+        }))
+        .await;
+        let r = srv.send(Method::POST, "/api/collections/notes/records", Some(&member), Some(json!({"title": "  hi  ", "internal": "x"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["title"], "hi");
+        assert!(!r.body["author"].as_str().unwrap().is_empty(), "{}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let r = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"title": "forbidden"}))).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.body["message"], "Not this title.");
+        assert_eq!(srv.all_records("notes").await.len(), 1);
+
+        let r = srv.guest(Method::GET, "/api/collections/notes/records", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["totalItems"], 1);
+        assert_eq!(r.body["items"][0]["title"], "hi");
+        assert!(r.body["items"][0].get("internal").is_none(), "{}", r.body);
+        let r = srv.guest(Method::GET, &format!("/api/collections/notes/records/{id}"), None).await;
+        assert_eq!(r.body["length"], 2);
+        assert_eq!(r.body["internal"], "x");
+
+        let r = srv.guest(Method::PATCH, &format!("/api/collections/notes/records/{id}"), Some(json!({"title": "locked"}))).await;
+        assert_eq!(r.status, 409);
+        assert_eq!(r.body, json!({"locked": true, "id": id}));
+        let r = srv.guest(Method::GET, &format!("/api/collections/notes/records/{id}"), None).await;
+        assert_eq!(r.body["title"], "hi", "the hook answered without writing");
+        let r = srv.guest(Method::PATCH, &format!("/api/collections/notes/records/{id}"), Some(json!({"title": "keep"}))).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["title"], "keep");
+        let r = srv.guest(Method::DELETE, &format!("/api/collections/notes/records/{id}"), None).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["message"], "Kept.");
+        srv.guest(Method::PATCH, &format!("/api/collections/notes/records/{id}"), Some(json!({"title": "bye"}))).await;
+        let r = srv.guest(Method::DELETE, &format!("/api/collections/notes/records/{id}"), None).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(srv.all_records("notes").await.len(), 0);
+
+        let r = srv.guest(Method::POST, "/api/collections/members/auth-with-password", Some(json!({"identity": "member@example.com", "password": "Member-Pass-1"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["meta"], json!({"hello": "member@example.com"}));
+        assert!(r.body["token"].as_str().unwrap().len() > 20);
+        assert_eq!(r.body["record"]["email"], "member@example.com");
+        assert!(r.body["record"].get("password").is_none());
+    }
+}

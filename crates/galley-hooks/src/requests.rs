@@ -1,0 +1,125 @@
+//! Hooks around record API requests (`onRecordCreateRequest`, `onRecordsListRequest`, ...):
+//! run on the pool; `e.next()` is the rest of the request (the service for a write, the
+//! answer as the handlers left it for a read).
+
+use crate::engine;
+use crate::events::{engine_error, js_error};
+use crate::{ops, Shared};
+use galley_core::context::request_hooks::{
+    BoxFuture, NextRequest, Outcome, RecordRequest, Reply, RequestEvent, RequestHooks,
+};
+use galley_core::{Caller, CoreError};
+use galley_types::Collection;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub(crate) struct JsRequestHooks(pub(crate) Arc<Shared>);
+
+fn event(e: RequestEvent) -> &'static str {
+    match e {
+        RequestEvent::List => "onRecordsListRequest",
+        RequestEvent::View => "onRecordViewRequest",
+        RequestEvent::Create => "onRecordCreateRequest",
+        RequestEvent::Update => "onRecordUpdateRequest",
+        RequestEvent::Delete => "onRecordDeleteRequest",
+        RequestEvent::Auth => "onRecordAuthRequest",
+    }
+}
+
+impl RequestHooks for JsRequestHooks {
+    fn wraps(&self, e: RequestEvent, col: &Collection) -> bool {
+        !self
+            .0
+            .registry()
+            .handlers(event(e), &col.name, &col.id)
+            .is_empty()
+    }
+
+    fn around(
+        &self,
+        req: RecordRequest,
+        next: NextRequest,
+    ) -> BoxFuture<Result<Outcome, CoreError>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let col = req.collection.clone();
+            let ids = shared
+                .registry()
+                .handlers(event(req.event), &col.name, &col.id);
+            let (auth, auth_col) = match &req.request.caller {
+                Caller::Record { collection, record } => {
+                    (Value::Object(record.clone()), collection.to_json())
+                }
+                Caller::Guest => (Value::Null, Value::Null),
+            };
+            let http = json!({
+                "method": req.request.meta.method,
+                "path": req.path,
+                "query": req.query,
+                "headers": req.request.meta.headers,
+                "pathParams": {},
+                "body": "",
+                "auth": auth,
+                "authCollection": auth_col,
+                "ip": "",
+            })
+            .to_string();
+            let payload = json!({
+                "collection": col.to_json(),
+                "record": req.record,
+                "answer": req.answer,
+            })
+            .to_string();
+            let name = event(req.event).to_owned();
+            let s = shared.clone();
+            let out = shared
+                .pool
+                .run(move || {
+                    ops::with_request(next, || {
+                        engine::with(&s, |js| {
+                            engine::call(
+                                js,
+                                "request",
+                                vec![name, json!(ids).to_string(), http, payload],
+                            )
+                        })
+                    })
+                })
+                .await
+                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
+                .map_err(engine_error)?;
+            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
+            if let Some(err) = v.get("error") {
+                return Err(js_error(err));
+            }
+            let reply = &v["reply"];
+            if reply["set"] == json!(true) {
+                return Ok(Outcome::Reply(Reply {
+                    status: reply["status"].as_u64().unwrap_or(200) as u16,
+                    content_type: reply["type"].as_str().unwrap_or_default().to_owned(),
+                    body: reply["body"].as_str().unwrap_or_default().to_owned(),
+                    headers: v["headers"]
+                        .as_object()
+                        .map(|h| {
+                            h.iter()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.as_str().unwrap_or_default().to_owned())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }));
+            }
+            if v["called"] == json!(true) {
+                return Ok(Outcome::Answer(v["answer"].clone()));
+            }
+            // Neither e.next() nor an answer of its own: PocketBase writes nothing (200).
+            Ok(Outcome::Reply(Reply {
+                status: 200,
+                content_type: String::new(),
+                body: String::new(),
+                headers: vec![],
+            }))
+        })
+    }
+}
