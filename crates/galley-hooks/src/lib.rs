@@ -14,6 +14,7 @@ mod events;
 mod http;
 mod loader;
 mod mail;
+pub mod migrate;
 mod ops;
 mod pool;
 mod query;

@@ -83,6 +83,24 @@ pub(crate) fn load(shared: &Arc<Shared>, paths: &[PathBuf]) -> Result<Registry, 
     let mut reg = Registry::default();
     for path in paths {
         let file = path.display().to_string();
+        let regs = registrations(shared, path)?;
+        reg.add(regs).map_err(|message| LoadError::Js {
+            file: file.clone(),
+            line: 0,
+            message,
+        })?;
+        reg.files.push(path.clone());
+    }
+    Ok(reg)
+}
+
+/// What one file registers when evaluated.
+pub(crate) fn registrations(
+    shared: &Arc<Shared>,
+    path: &Path,
+) -> Result<Vec<Registration>, LoadError> {
+    {
+        let file = path.display().to_string();
         let source = read(path)?;
         let regs = crate::engine::fresh(shared, |ctx| {
             crate::engine::call(ctx, "begin", vec![])?;
@@ -105,19 +123,12 @@ pub(crate) fn load(shared: &Arc<Shared>, paths: &[PathBuf]) -> Result<Registry, 
                 file: file.clone(),
             }
         })?;
-        let regs: Vec<Registration> = serde_json::from_str(&regs).map_err(|e| LoadError::Js {
+        serde_json::from_str(&regs).map_err(|e| LoadError::Js {
             file: file.clone(),
             line: 0,
             message: e.to_string(),
-        })?;
-        reg.add(regs).map_err(|message| LoadError::Js {
-            file: file.clone(),
-            line: 0,
-            message,
-        })?;
-        reg.files.push(path.clone());
+        })
     }
-    Ok(reg)
 }
 
 /// `require(path)`: a CommonJS file inside the hooks folder (absolute, as

@@ -245,6 +245,9 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
                 .collect();
             Ok(Value::Array(out))
         }
+        "saveCollection" | "deleteCollection" if in_transaction() => Err(bad(
+            "Galley changes collections in schema jobs of their own: change them outside runInTransaction and record hooks",
+        )),
         "saveCollection" => {
             let app = app(shared)?;
             let id = s(&a["id"]).to_owned();

@@ -21,7 +21,6 @@ pub(crate) const UNSUPPORTED: &[&str] = &[
     "onMailerSend",
     "cronAdd",
     "cronRemove",
-    "migrate",
     "onBackupCreate",
     "onBackupRestore",
     "onCollectionCreate",
@@ -107,6 +106,10 @@ pub(crate) enum Registration {
         event: String,
         src: String,
         tags: Vec<String>,
+    },
+    Migration {
+        up: Option<String>,
+        down: Option<String>,
     },
 }
 
@@ -196,6 +199,12 @@ impl Registry {
                         handler,
                         mws: serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()),
                     });
+                }
+                Registration::Migration { .. } => {
+                    return Err(
+                        "migrate() belongs in a file of the migrations folder (--migrations-dir)"
+                            .into(),
+                    )
                 }
                 Registration::Event { event, src, tags } => {
                     let id = self.source(src);

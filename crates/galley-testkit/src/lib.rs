@@ -32,6 +32,8 @@ pub struct TestServer {
     /// A superuser auth token.
     pub token: String,
     pub app: Arc<App>,
+    /// The JavaScript hooks, for servers started with them.
+    pub hooks: Option<galley::galley_hooks::Hooks>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -112,6 +114,7 @@ impl TestServer {
         let hooks = hooks(dir.path());
         let server = galley::Server::open(cfg, hooks).await.expect("open app");
         let app = server.app.clone();
+        let hooks_handle = server.hooks.clone();
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
             .await
             .expect("superuser");
@@ -135,6 +138,7 @@ impl TestServer {
             engine,
             token: String::new(),
             app,
+            hooks: hooks_handle,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,

@@ -56,11 +56,51 @@ enum Command {
         /// Do not reload the hooks when their files change.
         #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
         hooks_no_watch: bool,
+        /// Folder of migration files (PocketBase's pb_migrations format), applied at start
+        /// when pending; default: a `galley_migrations` folder beside the data directory.
+        #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
+        migrations_dir: Option<PathBuf>,
+    },
+    /// Migration files: create one, apply the pending ones, revert the newest.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
     },
     /// Manage superusers.
     Superuser {
         #[command(subcommand)]
         action: SuperuserAction,
+    },
+}
+
+#[derive(Args, Clone)]
+struct MigrateArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Folder of migration files; default: `galley_migrations` beside the data directory.
+    #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
+    migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Write a new, empty migration file.
+    Create {
+        name: String,
+        #[command(flatten)]
+        args: MigrateArgs,
+    },
+    /// Apply the pending migration files.
+    Up {
+        #[command(flatten)]
+        args: MigrateArgs,
+    },
+    /// Revert the newest applied migrations (1 by default).
+    Down {
+        #[arg(default_value_t = 1)]
+        count: usize,
+        #[command(flatten)]
+        args: MigrateArgs,
     },
 }
 
@@ -114,6 +154,54 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing open requests");
 }
 
+/// `--migrations-dir`, else `galley_migrations` beside the data directory.
+fn migrations_dir(data: &DataArgs, dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| {
+        data.dir
+            .parent()
+            .map(|p| p.join("galley_migrations"))
+            .unwrap_or_else(|| PathBuf::from("galley_migrations"))
+    })
+}
+
+async fn migrate(action: MigrateAction) -> anyhow::Result<()> {
+    let (MigrateAction::Create { args, .. }
+    | MigrateAction::Up { args }
+    | MigrateAction::Down { args, .. }) = &action;
+    let (data, dir) = (
+        args.data.clone(),
+        migrations_dir(&args.data, args.migrations_dir.clone()),
+    );
+    if let MigrateAction::Create { name, .. } = &action {
+        let path = galley::galley_hooks::migrate::create(&dir, name)?;
+        println!("Created {}", path.display());
+        return Ok(());
+    }
+    let hooks = galley::galley_hooks::HooksConfig {
+        watch: false,
+        ..Default::default()
+    };
+    let server = galley::Server::open(config(&data), Some(hooks))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let h = server.hooks.as_ref().context("hooks")?;
+    let done = match action {
+        MigrateAction::Up { .. } => galley::galley_hooks::migrate::up(h, &dir).await?,
+        MigrateAction::Down { count, .. } => {
+            galley::galley_hooks::migrate::down(h, &dir, count).await?
+        }
+        MigrateAction::Create { .. } => vec![],
+    };
+    if done.is_empty() {
+        println!("Nothing to do ({}).", dir.display());
+    }
+    for f in done {
+        println!("{f}");
+    }
+    server.app.close().await;
+    Ok(())
+}
+
 /// `--hooks-dir`, else `galley_hooks` beside the data directory when it exists.
 fn hooks_config(
     data: &DataArgs,
@@ -141,7 +229,16 @@ async fn serve(
     body_limit: usize,
     sync_full: bool,
     hooks: Option<galley::galley_hooks::HooksConfig>,
+    migrations: PathBuf,
 ) -> anyhow::Result<()> {
+    // Pending migration files need the JavaScript engine even without hook files.
+    let hooks = match hooks {
+        None if migrations.is_dir() => Some(galley::galley_hooks::HooksConfig {
+            watch: false,
+            ..Default::default()
+        }),
+        h => h,
+    };
     let mut cfg = config(&data);
     cfg.body_limit = body_limit;
     cfg.sync_full = sync_full;
@@ -162,6 +259,11 @@ async fn serve(
             other => anyhow::anyhow!(other.to_string()),
         })?;
     let app = server.app.clone();
+    if let (Some(h), true) = (&server.hooks, migrations.is_dir()) {
+        for f in galley::galley_hooks::migrate::up(h, &migrations).await? {
+            println!("Applied migration {f}");
+        }
+    }
     let engine = if data.database_url.is_some() {
         "PostgreSQL".to_owned()
     } else {
@@ -203,10 +305,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sync_full,
             hooks_dir,
             hooks_no_watch,
+            migrations_dir: m,
         } => {
             let hooks = hooks_config(&data, hooks_dir, !hooks_no_watch);
-            serve(http, data, body_limit, sync_full, hooks).await
+            let m = migrations_dir(&data, m);
+            serve(http, data, body_limit, sync_full, hooks, m).await
         }
+        Command::Migrate { action } => migrate(action).await,
         Command::Superuser {
             action:
                 SuperuserAction::Upsert {

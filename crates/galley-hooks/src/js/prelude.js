@@ -290,6 +290,10 @@
     g[cls] = fieldClass(type);
   }
 
+  g.Field = class Field {
+    constructor(data) { Object.assign(this, data || {}); }
+  };
+
   // `unmarshal(data, target)`: PocketBase's helper to load plain data into an object.
   g.unmarshal = function (data, target) {
     for (const k of Object.keys(data || {})) {
@@ -678,6 +682,8 @@
     reg("route", { method: String(method).toUpperCase(), path: String(path), src: fnRef(fn, "routerAdd's handler"), mws: mws.flat().map(mwRef) });
   g.routerUse = (...mws) => reg("use", { mws: mws.flat().map(mwRef) });
 
+  g.migrate = (up, down) => reg("migration", { up: up ? fnRef(up, "migrate's up") : null, down: down ? fnRef(down, "migrate's down") : null });
+
   const EVENTS = [
     "onBootstrap", "onServe", "onTerminate",
     "onRecordCreate", "onRecordUpdate", "onRecordDelete",
@@ -812,6 +818,16 @@
         return JSON.stringify({ error: failure(err) });
       }
       return JSON.stringify({ reply, headers: headersOut, called, answer });
+    },
+    // A migration function, called with $app.
+    migration(src) {
+      try {
+        const f = (0, eval)("(" + src + ")");
+        f(app);
+      } catch (err) {
+        return JSON.stringify({ error: failure(err) });
+      }
+      return "{}";
     },
     // A handler with a plain event object (after-success hooks, cron, bootstrap).
     plain(handlerIds, eventJson) {

@@ -520,3 +520,74 @@ both_engines_hooks! {
         assert!(r.body["record"].get("password").is_none());
     }
 }
+
+const MIGRATION_CREATE: &str = r#"/// <reference path="../pb_data/types.d.ts" />
+migrate((app) => {
+  const collection = new Collection({
+    "createRule": null, "deleteRule": null,
+    "fields": [
+      { "autogeneratePattern": "[a-z0-9]{15}", "hidden": false, "id": "text3208210256", "max": 15, "min": 15, "name": "id", "pattern": "^[a-z0-9]+$", "presentable": false, "primaryKey": true, "required": true, "system": true, "type": "text" }
+    ],
+    "id": "pbc_1125843985", "indexes": [], "listRule": "", "name": "posts", "system": false, "type": "base", "updateRule": null, "viewRule": ""
+  });
+  return app.save(collection);
+}, (app) => {
+  const collection = app.findCollectionByNameOrId("pbc_1125843985");
+  return app.delete(collection);
+})
+"#;
+
+const MIGRATION_UPDATE: &str = r#"migrate((app) => {
+  const collection = app.findCollectionByNameOrId("pbc_1125843985")
+  collection.fields.addAt(1, new Field({ "hidden": false, "id": "text724990059", "max": 0, "min": 0, "name": "title", "pattern": "", "presentable": false, "primaryKey": false, "required": false, "system": false, "type": "text", "autogeneratePattern": "" }))
+  unmarshal({ "createRule": "" }, collection)
+  app.save(collection)
+  app.save(new Record(collection, { title: "seeded" }))
+}, (app) => {
+  const collection = app.findCollectionByNameOrId("pbc_1125843985")
+  collection.fields.removeById("text724990059")
+  unmarshal({ "createRule": null }, collection)
+  return app.save(collection)
+})
+"#;
+
+both_engines_hooks! {
+    files = &[];
+
+    async fn migrations_in_pocketbase_format_go_up_and_down(srv) {
+        let hooks = srv.hooks.clone().expect("hooks");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1700000000_created_posts.js"), MIGRATION_CREATE).unwrap();
+        std::fs::write(dir.path().join("1700000001_updated_posts.js"), MIGRATION_UPDATE).unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a migration").unwrap();
+        let done = galley::galley_hooks::migrate::up(&hooks, dir.path()).await.unwrap();
+        assert_eq!(done, ["1700000000_created_posts.js", "1700000001_updated_posts.js"]);
+        let r = srv.guest(Method::GET, "/api/collections/posts/records", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["items"][0]["title"], "seeded");
+        let r = srv.guest(Method::POST, "/api/collections/posts/records", Some(json!({"title": "by a guest"}))).await;
+        assert_eq!(r.status, 200, "the migration opened the create rule: {}", r.body);
+        // Applied once.
+        assert!(galley::galley_hooks::migrate::up(&hooks, dir.path()).await.unwrap().is_empty());
+
+        let done = galley::galley_hooks::migrate::down(&hooks, dir.path(), 1).await.unwrap();
+        assert_eq!(done, ["1700000001_updated_posts.js"]);
+        let r = srv.guest(Method::GET, "/api/collections/posts/records", None).await;
+        assert_eq!(r.body["totalItems"], 2);
+        assert!(r.body["items"][0].get("title").is_none(), "{}", r.body);
+        let r = srv.guest(Method::POST, "/api/collections/posts/records", Some(json!({}))).await;
+        assert_eq!(r.status, 403);
+        galley::galley_hooks::migrate::down(&hooks, dir.path(), 5).await.unwrap();
+        assert_eq!(srv.guest(Method::GET, "/api/collections/posts/records", None).await.status, 404);
+
+        // A failing migration stops the run, names its file and is not recorded.
+        std::fs::write(dir.path().join("1700000002_broken.js"), "migrate((app) => { throw new Error('half way') })").unwrap();
+        let e = galley::galley_hooks::migrate::up(&hooks, dir.path()).await.unwrap_err().to_string();
+        assert!(e.contains("1700000002_broken.js") && e.contains("half way"), "{e}");
+        std::fs::write(dir.path().join("1700000002_broken.js"), "migrate((app) => {})").unwrap();
+        // The two before it were applied by the failing run; only the fixed one is left.
+        let done = galley::galley_hooks::migrate::up(&hooks, dir.path()).await.unwrap();
+        assert_eq!(done, ["1700000002_broken.js"]);
+        assert_eq!(srv.guest(Method::GET, "/api/collections/posts/records", None).await.status, 200);
+    }
+}
