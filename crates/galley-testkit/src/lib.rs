@@ -99,6 +99,20 @@ impl TestServer {
         configure: impl FnOnce(&mut AppConfig),
         hooks: impl FnOnce(&std::path::Path) -> Option<galley::galley_hooks::HooksConfig>,
     ) -> Option<TestServer> {
+        Self::start_built(engine, configure, move |b, dir| match hooks(dir) {
+            Some(h) => b.js_hooks(h),
+            None => b,
+        })
+        .await
+    }
+
+    /// A server made by `build` from the Rust extension API's builder (its temporary
+    /// directory given for hook files).
+    pub async fn start_built(
+        engine: Engine,
+        configure: impl FnOnce(&mut AppConfig),
+        build: impl FnOnce(galley::extend::Builder, &std::path::Path) -> galley::extend::Builder,
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = AppConfig::new(dir.path().join("data"));
         cfg.pool_size = 4;
@@ -111,8 +125,10 @@ impl TestServer {
             }
         };
         configure(&mut cfg);
-        let hooks = hooks(dir.path());
-        let server = galley::Server::open(cfg, hooks).await.expect("open app");
+        let server = build(galley::extend::Builder::new(cfg), dir.path())
+            .open()
+            .await
+            .expect("open app");
         let app = server.app.clone();
         let hooks_handle = server.hooks.clone();
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)

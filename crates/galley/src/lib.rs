@@ -13,6 +13,8 @@ use galley_http::RequestLog;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub mod extend;
+
 pub use galley_hooks;
 
 /// An open backend and what extends it: the App and the server-side hooks.
@@ -20,11 +22,17 @@ pub use galley_hooks;
 pub struct Server {
     pub app: Arc<App>,
     pub hooks: Option<Hooks>,
+    /// Routes of Rust extensions (`extend::Builder::routes`).
+    routes: Option<Router<Arc<App>>>,
 }
 
 impl From<Arc<App>> for Server {
     fn from(app: Arc<App>) -> Self {
-        Server { app, hooks: None }
+        Server {
+            app,
+            hooks: None,
+            routes: None,
+        }
     }
 }
 
@@ -33,16 +41,11 @@ impl Server {
     /// hands the hooks the App (`onBootstrap` runs here). A hook file that fails to load
     /// stops the start with its file and line.
     pub async fn open(config: AppConfig, hooks: Option<HooksConfig>) -> Result<Server, CoreError> {
-        let hooks = match hooks {
-            Some(h) => Some(Hooks::load(h).map_err(|e| CoreError::Unavailable(e.to_string()))?),
-            None => None,
-        };
-        let extra = hooks.iter().map(|h| h.record_hook()).collect();
-        let app = App::open_with(config, extra).await?;
-        if let Some(h) = &hooks {
-            h.start(&app).await?;
+        let mut b = extend::Builder::new(config);
+        if let Some(h) = hooks {
+            b = b.js_hooks(h);
         }
-        Ok(Server { app, hooks })
+        b.open().await
     }
 }
 
@@ -63,9 +66,11 @@ async fn hook_routes(
 /// the same layers as the API (so its pages get the same security headers and CORS); the
 /// rate limit and the request log look only at `/api/` paths.
 pub fn router(server: impl Into<Server>) -> Router {
-    let Server { app, hooks } = server.into();
+    let Server { app, hooks, routes } = server.into();
     let requests = RequestLog::default();
-    let mut routes = galley_api::router().merge(galley_admin::router(requests.clone()));
+    let mut routes = galley_api::router()
+        .merge(galley_admin::router(requests.clone()))
+        .merge(routes.unwrap_or_default());
     if let Some(h) = hooks {
         routes = routes.layer(from_fn_with_state(h, hook_routes));
     }

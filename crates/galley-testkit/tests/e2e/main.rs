@@ -19,6 +19,7 @@ mod errors_hostile;
 mod expr_filter;
 mod expr_query;
 mod expr_rules;
+mod extend;
 mod files;
 mod health;
 mod hooks;
