@@ -46,7 +46,8 @@ pub struct RecordEvent<'a, 'n> {
 
 impl RecordEvent<'_, '_> {
     /// The rest of the write (validation, the statement, the rule); call it once, or not
-    /// at all to skip the write.
+    /// at all to skip the write. Named as PocketBase's `e.next()`.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<(), CoreError> {
         if self.called {
             return Err(CoreError::Internal("e.next() called twice".into()));
