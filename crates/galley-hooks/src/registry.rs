@@ -17,7 +17,6 @@ pub(crate) const UNSUPPORTED: &[&str] = &[
     "onRecordCreateExecute",
     "onRecordUpdateExecute",
     "onRecordDeleteExecute",
-    "onRecordEnrich",
     "onMailerSend",
     "cronAdd",
     "cronRemove",

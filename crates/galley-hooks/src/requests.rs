@@ -23,10 +23,71 @@ fn event(e: RequestEvent) -> &'static str {
         RequestEvent::Update => "onRecordUpdateRequest",
         RequestEvent::Delete => "onRecordDeleteRequest",
         RequestEvent::Auth => "onRecordAuthRequest",
+        RequestEvent::Enrich => "onRecordEnrich",
     }
 }
 
+/// The `e.request`/`e.auth` part of an event, as JSON for the engine.
+fn http_json(req: &galley_core::Request, path: &str, query: &str) -> String {
+    let (auth, auth_col) = match &req.caller {
+        Caller::Record { collection, record } => {
+            (Value::Object(record.clone()), collection.to_json())
+        }
+        Caller::Guest => (Value::Null, Value::Null),
+    };
+    json!({
+        "method": req.meta.method,
+        "path": path,
+        "query": query,
+        "headers": req.meta.headers,
+        "pathParams": {},
+        "body": "",
+        "auth": auth,
+        "authCollection": auth_col,
+        "ip": "",
+    })
+    .to_string()
+}
+
 impl RequestHooks for JsRequestHooks {
+    fn enrich(
+        &self,
+        col: Arc<Collection>,
+        request: galley_core::Request,
+        records: Vec<Value>,
+    ) -> BoxFuture<Result<Vec<Value>, CoreError>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let ids = shared
+                .registry()
+                .handlers("onRecordEnrich", &col.name, &col.id);
+            if ids.is_empty() || records.is_empty() {
+                return Ok(records);
+            }
+            let args = vec![
+                json!(ids).to_string(),
+                http_json(&request, "", ""),
+                col.to_json().to_string(),
+                Value::Array(records).to_string(),
+            ];
+            let s = shared.clone();
+            let out = shared
+                .pool
+                .run(move || engine::with(&s, |js| engine::call(js, "enrich", args)))
+                .await
+                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
+                .map_err(engine_error)?;
+            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
+            if let Some(err) = v.get("error") {
+                return Err(js_error(err));
+            }
+            match v.get("records") {
+                Some(Value::Array(r)) => Ok(r.clone()),
+                _ => Err(CoreError::Internal("onRecordEnrich: no records".into())),
+            }
+        })
+    }
+
     fn wraps(&self, e: RequestEvent, col: &Collection) -> bool {
         !self
             .0
@@ -46,24 +107,7 @@ impl RequestHooks for JsRequestHooks {
             let ids = shared
                 .registry()
                 .handlers(event(req.event), &col.name, &col.id);
-            let (auth, auth_col) = match &req.request.caller {
-                Caller::Record { collection, record } => {
-                    (Value::Object(record.clone()), collection.to_json())
-                }
-                Caller::Guest => (Value::Null, Value::Null),
-            };
-            let http = json!({
-                "method": req.request.meta.method,
-                "path": req.path,
-                "query": req.query,
-                "headers": req.request.meta.headers,
-                "pathParams": {},
-                "body": "",
-                "auth": auth,
-                "authCollection": auth_col,
-                "ip": "",
-            })
-            .to_string();
+            let http = http_json(&req.request, &req.path, &req.query);
             let payload = json!({
                 "collection": col.to_json(),
                 "record": req.record,

@@ -97,6 +97,30 @@ pub(super) async fn hooked(
     })
 }
 
+/// `answer` (a record, or a page of them when `list`) with `onRecordEnrich` applied.
+pub(super) async fn enriched(
+    app: &App,
+    col: &str,
+    r: &Request,
+    mut answer: Value,
+    list: bool,
+) -> ApiResult<Value> {
+    let Some((h, c)) = hooks(app, RequestEvent::Enrich, col) else {
+        return Ok(answer);
+    };
+    if list {
+        let items = match answer.get_mut("items") {
+            Some(Value::Array(items)) => std::mem::take(items),
+            _ => return Ok(answer),
+        };
+        answer["items"] = Value::Array(h.enrich(c, r.clone(), items).await?);
+        Ok(answer)
+    } else {
+        let mut out = h.enrich(c, r.clone(), vec![answer]).await?;
+        Ok(out.pop().unwrap_or(Value::Null))
+    }
+}
+
 /// The values a hook set on `e.record`, over the submitted body (a value set by the hook
 /// replaces the body's modifiers of that field).
 fn merged(mut values: Map<String, Value>, changes: Value) -> Map<String, Value> {
@@ -125,11 +149,16 @@ async fn list(
         expand: expand(&q)?,
     };
     let result = records::list(&app, &r, &col, lq).await?;
+    let enrich = hooks(&app, RequestEvent::Enrich, &col).is_some();
     match hooks(&app, RequestEvent::List, &col) {
-        None => Ok(ok(result, &q)),
+        None if !enrich => Ok(ok(result, &q)),
+        None => Ok(ok(
+            enriched(&app, &col, &r, result.into_body(), true).await?,
+            &q,
+        )),
         Some(h) => {
             let next: NextRequest = Box::new(|answer| Box::pin(async move { Ok(answer) }));
-            let answer = Some(result.into_body());
+            let answer = Some(enriched(&app, &col, &r, result.into_body(), true).await?);
             hooked(h, RequestEvent::List, &r, &uri, None, answer, &q, next).await
         }
     }
@@ -143,6 +172,7 @@ async fn view(
     q: Query,
 ) -> ApiResult<Response> {
     let record = records::view(&app, &r, &col, &id, &expand(&q)?).await?;
+    let record = enriched(&app, &col, &r, record, false).await?;
     match hooks(&app, RequestEvent::View, &col) {
         None => Ok(ok(record, &q)),
         Some(h) => {
@@ -177,7 +207,8 @@ async fn create(
                 values: merged(body.values, changes),
                 uploads: body.uploads,
             };
-            records::create(&app2, &r2, &col, body, &expand).await
+            let v = records::create(&app2, &r2, &col, body, &expand).await?;
+            enriched(&app2, &col, &r2, v, false).await.map_err(|e| e.0)
         })
     });
     hooked(h, RequestEvent::Create, &r, &uri, record, None, &q, next).await
@@ -194,20 +225,16 @@ async fn update(
     let expand = expand(&q)?;
     let body = body(b);
     let Some(h) = hooks(&app, RequestEvent::Update, &col) else {
-        return Ok(ok(
-            records::update(&app, &r, &col, &id, body, &expand).await?,
-            &q,
-        ));
+        let v = records::update(&app, &r, &col, &id, body, &expand).await?;
+        return Ok(ok(enriched(&app, &col, &r, v, false).await?, &q));
     };
     // The hooks see the record as the caller may see it (never more: a hook answering with
     // `e.record` must not leak), with the submitted values over it; modifiers such as
     // `tags+` are applied by the write itself. A caller who may not view it gets the
     // service's own answer, without hooks.
     let Ok(Value::Object(mut record)) = records::view(&app, &r, &col, &id, &[]).await else {
-        return Ok(ok(
-            records::update(&app, &r, &col, &id, body, &expand).await?,
-            &q,
-        ));
+        let v = records::update(&app, &r, &col, &id, body, &expand).await?;
+        return Ok(ok(enriched(&app, &col, &r, v, false).await?, &q));
     };
     for (k, v) in &body.values {
         if h.1.field(k).is_some() {
@@ -221,7 +248,8 @@ async fn update(
                 values: merged(body.values, changes),
                 uploads: body.uploads,
             };
-            records::update(&app2, &r2, &col, &id, body, &expand).await
+            let v = records::update(&app2, &r2, &col, &id, body, &expand).await?;
+            enriched(&app2, &col, &r2, v, false).await.map_err(|e| e.0)
         })
     });
     hooked(

@@ -21,6 +21,8 @@ pub enum RequestEvent {
     Update,
     Delete,
     Auth,
+    /// `onRecordEnrich`: each record an answer carries.
+    Enrich,
 }
 
 /// A record API request as hooks see it.
@@ -67,4 +69,16 @@ pub trait RequestHooks: Send + Sync {
         req: RecordRequest,
         next: NextRequest,
     ) -> BoxFuture<Result<Outcome, CoreError>>;
+
+    /// The records of an answer of `col` as the hooks leave them (`onRecordEnrich`: hide
+    /// fields, add computed ones), in order.
+    fn enrich(
+        &self,
+        col: Arc<Collection>,
+        request: Request,
+        records: Vec<Value>,
+    ) -> BoxFuture<Result<Vec<Value>, CoreError>> {
+        let _ = (col, request);
+        Box::pin(async move { Ok(records) })
+    }
 }

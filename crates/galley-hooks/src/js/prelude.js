@@ -819,6 +819,25 @@
       }
       return JSON.stringify({ reply, headers: headersOut, called, answer });
     },
+    // onRecordEnrich: each record of an answer through the handlers.
+    enrich(handlerIds, reqJson, colJson, recordsJson) {
+      const req = JSON.parse(reqJson);
+      const col = new Collection(JSON.parse(colJson));
+      const fns = JSON.parse(handlerIds).map(handler);
+      const out = [];
+      try {
+        for (const data of JSON.parse(recordsJson)) {
+          const { e } = requestEvent(req);
+          e.collection = col;
+          e.record = presented(col, data);
+          chain(fns, e, () => {});
+          out.push(e.record.publicExport());
+        }
+      } catch (err) {
+        return JSON.stringify({ error: failure(err) });
+      }
+      return JSON.stringify({ records: out });
+    },
     // A migration function, called with $app.
     migration(src) {
       try {

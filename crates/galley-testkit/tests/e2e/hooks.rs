@@ -461,6 +461,11 @@ onRecordViewRequest((e) => {
     e.record.set("length", e.record.getString("title").length)
     e.next()
 }, "notes")
+onRecordEnrich((e) => {
+    e.record.set("shout", e.record.getString("title").toUpperCase())
+    if (!e.auth) e.record.hide("author")
+    e.next()
+}, "notes")
 onRecordAuthRequest((e) => {
     e.meta = { hello: e.record.getString("email") }
     e.next()
@@ -481,6 +486,7 @@ both_engines_hooks! {
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["title"], "hi");
         assert!(!r.body["author"].as_str().unwrap().is_empty(), "{}", r.body);
+        assert_eq!(r.body["shout"], "HI", "enriched: {}", r.body);
         let id = r.body["id"].as_str().unwrap().to_owned();
         let r = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"title": "forbidden"}))).await;
         assert_eq!(r.status, 403);
@@ -492,6 +498,10 @@ both_engines_hooks! {
         assert_eq!(r.body["totalItems"], 1);
         assert_eq!(r.body["items"][0]["title"], "hi");
         assert!(r.body["items"][0].get("internal").is_none(), "{}", r.body);
+        assert_eq!(r.body["items"][0]["shout"], "HI");
+        assert!(r.body["items"][0].get("author").is_none(), "hidden for guests: {}", r.body);
+        let r = srv.send(Method::GET, "/api/collections/notes/records", Some(&member), None).await;
+        assert!(r.body["items"][0].get("author").is_some(), "{}", r.body);
         let r = srv.guest(Method::GET, &format!("/api/collections/notes/records/{id}"), None).await;
         assert_eq!(r.body["length"], 2);
         assert_eq!(r.body["internal"], "x");
