@@ -39,7 +39,9 @@ impl App {
         let storage = crate::settings::storage_from_settings(&settings, &config.data_dir)
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
         prepare_upload_dir(&config.data_dir)?;
+        let store = Arc::new(store);
         let app = App {
+            jobs: galley_jobs::Jobs::new(store.clone(), config.jobs.clone()),
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
             hashers: HashThreads::start(config.hash_concurrency.max(1)),
@@ -66,6 +68,7 @@ impl App {
         app.auth.set_limiting(app.settings().rate_limits_enabled());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
+        crate::app::start_background(&app);
         Ok(app)
     }
 }
