@@ -48,9 +48,12 @@ impl App {
             node_id: galley_types::ids::secret(20),
             journal: Default::default(),
             realtime: galley_realtime::Hub::new(settings.realtime_limits()),
-            // Auth collections' record rules take part in every write.
-            record_hooks: RecordHooks::new(vec![Arc::new(crate::auth::records::AuthRecords)])
-                .with(hooks),
+            // Auth collections' record rules and outgoing webhooks take part in every write.
+            record_hooks: RecordHooks::new(vec![
+                Arc::new(crate::auth::records::AuthRecords),
+                Arc::new(crate::webhooks::Webhooks),
+            ])
+            .with(hooks),
             events: std::sync::OnceLock::new(),
             auth: AuthState::new(config.auth_limits),
             config,
@@ -68,6 +71,7 @@ impl App {
         app.auth.set_limiting(app.settings().rate_limits_enabled());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
+        crate::webhooks::start(&app);
         crate::app::start_background(&app);
         Ok(app)
     }

@@ -50,6 +50,8 @@ pub struct Settings {
     /// Galley's own: PocketBase has no connection limit; memory per client is bounded by its
     /// queue, so the count bounds the whole.
     pub realtime: Realtime,
+    /// Galley's own: outgoing webhooks (`_webhooks` records).
+    pub webhooks: Webhooks,
 }
 
 /// A write-only value. It has no `Serialize`, so it cannot reach a response by accident, and
@@ -268,6 +270,15 @@ impl Default for Realtime {
             max_subscriptions_per_client: galley_realtime::MAX_SUBSCRIPTIONS as i64,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Webhooks {
+    /// Deliver to loopback, private and link-local addresses too (targets on the user's
+    /// own network). Off by default: a webhook URL is a request the server makes on a
+    /// superuser's behalf.
+    pub allow_private_networks: bool,
 }
 
 /// Why settings were refused.
@@ -722,7 +733,8 @@ mod tests {
                 "trustedProxy",
                 "batch",
                 "logs",
-                "realtime"
+                "realtime",
+                "webhooks"
             ]
         );
         assert_eq!(

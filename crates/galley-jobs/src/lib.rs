@@ -28,6 +28,7 @@
 pub mod backoff;
 pub mod cron;
 pub mod queue;
+pub mod webhook;
 mod worker;
 
 pub use queue::{enqueue, Enqueued, Job, JobInfo};

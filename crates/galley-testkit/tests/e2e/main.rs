@@ -30,3 +30,4 @@ mod realtime_ws;
 mod records;
 mod settings;
 mod superuser_auth;
+mod webhooks;
