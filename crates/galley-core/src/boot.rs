@@ -40,6 +40,7 @@ impl App {
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
         prepare_upload_dir(&config.data_dir)?;
         let store = Arc::new(store);
+        let brokers = Arc::new(crate::brokers::Brokers::default());
         let app = App {
             jobs: galley_jobs::Jobs::new(store.clone(), config.jobs.clone()),
             store,
@@ -52,6 +53,7 @@ impl App {
             record_hooks: RecordHooks::new(vec![
                 Arc::new(crate::auth::records::AuthRecords),
                 Arc::new(crate::webhooks::Webhooks),
+                brokers.clone(),
             ])
             .with(hooks),
             events: std::sync::OnceLock::new(),
@@ -72,6 +74,7 @@ impl App {
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
         crate::webhooks::start(&app);
+        crate::brokers::start(&app, &brokers);
         crate::app::start_background(&app);
         Ok(app)
     }

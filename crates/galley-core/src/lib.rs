@@ -17,7 +17,7 @@
 //!    auth or realtime);
 //! 5. `realtime` (delivery), `auth` (flows, and the auth collections' record hook),
 //!    `collections`, `batch`, `superusers`, `webhooks` (the outgoing webhooks' record hook
-//!    and delivery job);
+//!    and delivery job), `brokers` (the outbox hook and publishers, over `webhooks`);
 //! 6. `boot`: `App::open`, the one place that knows them all.
 //!
 //! Architecture invariant: this crate never formats HTTP responses and never writes
@@ -27,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod batch;
 mod boot;
+pub mod brokers;
 pub mod bus;
 pub mod catalog;
 pub mod collections;

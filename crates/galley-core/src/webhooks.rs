@@ -201,7 +201,7 @@ fn fire(
             }
         }
         let body = body
-            .get_or_insert_with(|| payload(ctx, col, event, record))
+            .get_or_insert_with(|| event_payload(ctx, col, event, record))
             .clone();
         let delivery = galley_types::ids::record_id();
         let now = galley_types::datetime::now_string();
@@ -230,9 +230,15 @@ fn fire(
     Ok(())
 }
 
-/// The body: the event, the collection, and the record as a superuser sees it (hidden
+/// The body of webhook deliveries and broker messages: the event, the collection, and the
+/// record as a superuser sees it (hidden
 /// fields included; never a password hash or token key).
-fn payload(ctx: &WriteCtx, col: &Collection, event: &str, record: &Map<String, Value>) -> Value {
+pub(crate) fn event_payload(
+    ctx: &WriteCtx,
+    col: &Collection,
+    event: &str,
+    record: &Map<String, Value>,
+) -> Value {
     let superuser = ctx
         .schema
         .find("_superusers")

@@ -26,6 +26,7 @@
 //! only through the Dialect; a job's row is written in the caller's transaction.
 
 pub mod backoff;
+pub mod brokers;
 pub mod cron;
 pub mod queue;
 pub mod webhook;

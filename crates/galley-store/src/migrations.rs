@@ -18,7 +18,38 @@ const MIGRATIONS: &[Migration] = &[
     ("0003_auth_origins", auth_origins),
     ("0004_jobs", jobs_tables),
     ("0005_dev_outbox", dev_outbox),
+    ("0006_broker_outbox", broker_outbox),
 ];
+
+/// Record events waiting to be published to a message broker (`target`: `nats`,
+/// `rabbitmq`), numbered per collection by `_brokerSeq` (whose row lock orders the writers
+/// of one collection, so `seq` order is commit order), and `_leases`: which node
+/// publishes for a target.
+fn broker_outbox(d: &Dialect) -> String {
+    let pk = d.primary_key_def();
+    let text = d.column_def(T::Text);
+    format!(
+        "CREATE TABLE \"_brokerOutbox\" (
+            \"id\" {pk},
+            \"target\" {text},
+            \"collection\" {text},
+            \"seq\" BIGINT DEFAULT 0 NOT NULL,
+            \"subject\" {text},
+            \"body\" {text},
+            \"created\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE INDEX \"idx__brokerOutbox_order\" ON \"_brokerOutbox\" (\"target\", \"collection\", \"seq\");
+        CREATE TABLE \"_brokerSeq\" (
+            \"collection\" {pk},
+            \"seq\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE TABLE \"_leases\" (
+            \"id\" {pk},
+            \"holder\" {text},
+            \"until\" BIGINT DEFAULT 0 NOT NULL
+        );"
+    )
+}
 
 /// The durable job queue (galley-jobs) and the last scheduled run of each cron entry.
 /// Times are integer milliseconds since the epoch on both engines, so comparisons and

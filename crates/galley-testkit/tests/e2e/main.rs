@@ -14,6 +14,7 @@ mod auth_flows;
 mod auth_oauth2;
 mod auth_security;
 mod batch;
+mod brokers;
 mod collections;
 mod errors_hostile;
 mod expr_filter;
