@@ -384,3 +384,70 @@ async fn record(
         .await
         .map_err(|e| JobError::retry(e.to_string()))
 }
+
+/// A delivery as the dashboard lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryInfo {
+    pub id: String,
+    pub webhook: String,
+    pub event: String,
+    pub collection: String,
+    pub record: String,
+    pub status: String,
+    pub attempts: i64,
+    pub response_code: i64,
+    pub duration: i64,
+    pub error: String,
+    pub created: String,
+}
+
+/// The newest `limit` deliveries.
+pub async fn recent_deliveries(app: &App, limit: i64) -> Result<Vec<DeliveryInfo>, CoreError> {
+    Ok(app
+        .store
+        .read(move |c: &mut dyn Conn| {
+            let mut q = Sql::new(c.dialect());
+            q.push("SELECT \"id\", \"webhook\", \"event\", \"collection\", \"record\", \"status\", \"attempts\", \"responseCode\", \"duration\", \"error\", \"created\" FROM \"_webhookDeliveries\" ORDER BY \"created\" DESC, \"id\" DESC LIMIT ")
+                .push_param(SqlValue::Int(limit.clamp(1, 1000)));
+            Ok::<_, StoreError>(
+                c.query_sql(&q)?
+                    .iter()
+                    .map(|r| DeliveryInfo {
+                        id: r.text("id"),
+                        webhook: r.text("webhook"),
+                        event: r.text("event"),
+                        collection: r.text("collection"),
+                        record: r.text("record"),
+                        status: r.text("status"),
+                        attempts: r.real("attempts") as i64,
+                        response_code: r.real("responseCode") as i64,
+                        duration: r.real("duration") as i64,
+                        error: r.text("error"),
+                        created: r
+                            .timestamp("created")
+                            .map(|t| galley_types::datetime::format(&t))
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            )
+        })
+        .await?)
+}
+
+/// Sends delivery `id` again (same body and `webhook-id`), with a fresh set of attempts.
+pub async fn redeliver(app: &App, id: &str) -> Result<(), CoreError> {
+    let id = id.to_owned();
+    app.store
+        .write(move |c: &mut dyn Conn| {
+            let mut q = Sql::new(c.dialect());
+            q.push("UPDATE \"_webhookDeliveries\" SET \"status\" = 'pending', \"error\" = '' WHERE \"id\" = ")
+                .push_param(id.as_str());
+            if c.execute_sql(&q)? == 0 {
+                return Err(CoreError::not_found());
+            }
+            galley_jobs::enqueue(c, &NewJob::new(JOB_KIND, json!({"delivery": id})))
+                .map_err(|e| CoreError::internal(&e))?;
+            Ok(())
+        })
+        .await
+}
