@@ -36,6 +36,8 @@ pub fn page(app: &App, admin: &Admin, title: &str, flash: Option<&str>, body: Ma
                     nav aria-label="Main" {
                         a href="/_/" { "Collections" }
                         a href="/_/logs" { "Logs" }
+                        a href="/_/jobs" { "Jobs" }
+                        a href="/_/webhooks" { "Webhooks" }
                         a href="/_/settings" { "Settings" }
                     }
                     form.signout method="post" action="/_/logout" {
@@ -162,6 +164,9 @@ pub fn flash(code: Option<&str>) -> Option<&'static str> {
         "reset" => "Password reset email sent (or queued in the dev outbox).",
         "testmail" => "Test email sent (with SMTP off it is in the dev outbox below).",
         "s3ok" => "S3 connection works.",
+        "queued" => "Queued.",
+        "started" => "Started.",
+        "refused" => "Not possible in the item's current state.",
         _ => return None,
     })
 }

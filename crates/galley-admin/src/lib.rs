@@ -42,7 +42,7 @@ pub fn router(requests: RequestLog) -> Router<AppState> {
         sessions: Sessions::default(),
         requests,
     });
-    use pages::{auth, collections, confirm, logs, records, settings};
+    use pages::{auth, collections, confirm, jobs, logs, records, settings};
     Router::new()
         .route("/_", get(|| async { redirect("/_/") }))
         .route("/_/", get(collections::home))
@@ -82,6 +82,8 @@ pub fn router(requests: RequestLog) -> Router<AppState> {
         )
         .route("/_/settings", get(settings::view).post(settings::save))
         .route("/_/logs", get(logs::view))
+        .route("/_/jobs", get(jobs::view).post(jobs::act))
+        .route("/_/webhooks", get(jobs::webhooks).post(jobs::redeliver))
         .route("/_/api/check-rule", post(collections::check_rule))
         .route("/_/confirm", get(confirm::page).post(confirm::submit))
         .route("/_/{*rest}", get(|| async { layout::not_found() }))

@@ -39,16 +39,23 @@ impl App {
         let storage = crate::settings::storage_from_settings(&settings, &config.data_dir)
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
         prepare_upload_dir(&config.data_dir)?;
+        let store = Arc::new(store);
+        let brokers = Arc::new(crate::brokers::Brokers::default());
         let app = App {
+            jobs: galley_jobs::Jobs::new(store.clone(), config.jobs.clone()),
             store,
             hash_permits: Semaphore::new(config.hash_concurrency.max(1)),
             hashers: HashThreads::start(config.hash_concurrency.max(1)),
             node_id: galley_types::ids::secret(20),
             journal: Default::default(),
             realtime: galley_realtime::Hub::new(settings.realtime_limits()),
-            // Auth collections' record rules take part in every write.
-            record_hooks: RecordHooks::new(vec![Arc::new(crate::auth::records::AuthRecords)])
-                .with(hooks),
+            // Auth collections' record rules and outgoing webhooks take part in every write.
+            record_hooks: RecordHooks::new(vec![
+                Arc::new(crate::auth::records::AuthRecords),
+                Arc::new(crate::webhooks::Webhooks),
+                brokers.clone(),
+            ])
+            .with(hooks),
             events: std::sync::OnceLock::new(),
             request_hooks: std::sync::OnceLock::new(),
             auth: AuthState::new(config.auth_limits),
@@ -67,6 +74,9 @@ impl App {
         app.auth.set_limiting(app.settings().rate_limits_enabled());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
+        crate::webhooks::start(&app);
+        crate::brokers::start(&app, &brokers);
+        crate::app::start_background(&app);
         Ok(app)
     }
 }

@@ -16,7 +16,8 @@
 //! 4. `records` (list, view, create, update, delete; the write path calls hooks, never
 //!    auth or realtime);
 //! 5. `realtime` (delivery), `auth` (flows, and the auth collections' record hook),
-//!    `collections`, `batch`, `superusers`;
+//!    `collections`, `batch`, `superusers`, `webhooks` (the outgoing webhooks' record hook
+//!    and delivery job), `brokers` (the outbox hook and publishers, over `webhooks`);
 //! 6. `boot`: `App::open`, the one place that knows them all.
 //!
 //! Architecture invariant: this crate never formats HTTP responses and never writes
@@ -26,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod batch;
 mod boot;
+pub mod brokers;
 pub mod bus;
 pub mod catalog;
 pub mod collections;
@@ -43,6 +45,7 @@ pub mod rules;
 pub mod settings;
 pub mod superusers;
 pub mod tokens;
+pub mod webhooks;
 
 pub use app::{App, AppConfig};
 pub use context::{Caller, ListResult, Page, Request, RequestMeta};

@@ -50,6 +50,10 @@ pub struct Settings {
     /// Galley's own: PocketBase has no connection limit; memory per client is bounded by its
     /// queue, so the count bounds the whole.
     pub realtime: Realtime,
+    /// Galley's own: outgoing webhooks (`_webhooks` records).
+    pub webhooks: Webhooks,
+    /// Galley's own: committed record events published to NATS and RabbitMQ.
+    pub brokers: Brokers,
 }
 
 /// A write-only value. It has no `Serialize`, so it cannot reach a response by accident, and
@@ -270,6 +274,74 @@ impl Default for Realtime {
     }
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Webhooks {
+    /// Deliver to loopback, private and link-local addresses too (targets on the user's
+    /// own network). Off by default: a webhook URL is a request the server makes on a
+    /// superuser's behalf.
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Brokers {
+    pub nats: NatsBroker,
+    pub rabbitmq: RabbitBroker,
+}
+
+/// Events go to `<subjectPrefix>.<collection>.<event>`; with JetStream, into `stream`
+/// (created over `<subjectPrefix>.>` when missing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NatsBroker {
+    pub enabled: bool,
+    /// `nats://[user:pass@]host:port`.
+    pub url: String,
+    pub subject_prefix: String,
+    pub stream: String,
+}
+
+impl Default for NatsBroker {
+    fn default() -> Self {
+        NatsBroker {
+            enabled: false,
+            url: "nats://127.0.0.1:4222".into(),
+            subject_prefix: "galley".into(),
+            stream: "GALLEY".into(),
+        }
+    }
+}
+
+/// Events go to the durable topic exchange `exchange` with routing key
+/// `<collection>.<event>`, persistent, with publisher confirms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RabbitBroker {
+    pub enabled: bool,
+    pub host: String,
+    pub port: i64,
+    pub vhost: String,
+    pub username: String,
+    pub exchange: String,
+    #[serde(skip_serializing)]
+    pub password: Secret,
+}
+
+impl Default for RabbitBroker {
+    fn default() -> Self {
+        RabbitBroker {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 5672,
+            vhost: "/".into(),
+            username: "guest".into(),
+            exchange: "galley".into(),
+            password: Secret::default(),
+        }
+    }
+}
+
 /// Why settings were refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
@@ -452,6 +524,7 @@ impl Settings {
             &mut v,
             &json!({
                 "smtp": {"password": self.smtp.password.expose()},
+                "brokers": {"rabbitmq": {"password": self.brokers.rabbitmq.password.expose()}},
                 "s3": {"secret": self.s3.secret.expose()},
                 "backups": {"s3": {"secret": self.backups.s3.secret.expose()}},
             }),
@@ -722,7 +795,9 @@ mod tests {
                 "trustedProxy",
                 "batch",
                 "logs",
-                "realtime"
+                "realtime",
+                "webhooks",
+                "brokers"
             ]
         );
         assert_eq!(

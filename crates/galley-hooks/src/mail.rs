@@ -1,7 +1,8 @@
-//! `$app.newMailClient().send(new MailerMessage({...}))`: through the application's mailer
-//! (SMTP from the settings, or the dev outbox), like the mails Galley sends itself.
+//! `$app.newMailClient().send(new MailerMessage({...}))`: through the durable mail queue,
+//! like the mails Galley sends itself (SMTP from the settings, or the dev outbox); inside a
+//! hook's transaction the mail is queued only if the transaction commits.
 
-use galley_core::{App, CoreError};
+use galley_core::CoreError;
 use serde_json::Value;
 
 /// `to` may be PocketBase's `[{address, name}]` or plain strings.
@@ -17,7 +18,8 @@ fn addresses(v: &Value) -> Vec<String> {
     }
 }
 
-pub(crate) fn send(app: &App, m: &Value) -> Result<(), CoreError> {
+/// The mails of a `MailerMessage`, one per recipient.
+pub(crate) fn mails(m: &Value) -> Result<Vec<galley_core::mail::Mail>, CoreError> {
     let to = addresses(&m["to"]);
     if to.is_empty() {
         return Err(CoreError::bad_request("The mail has no recipient."));
@@ -27,16 +29,12 @@ pub(crate) fn send(app: &App, m: &Value) -> Result<(), CoreError> {
         Some(h) if !h.is_empty() => h.to_owned(),
         _ => m["text"].as_str().unwrap_or_default().to_owned(),
     };
-    let config = galley_core::mail::config(&app.settings());
-    for addr in to {
-        app.auth.mailer.send(
-            &config,
-            galley_mail::Mail {
-                to: addr,
-                subject: subject.clone(),
-                html: html.clone(),
-            },
-        );
-    }
-    Ok(())
+    Ok(to
+        .into_iter()
+        .map(|addr| galley_core::mail::Mail {
+            to: addr,
+            subject: subject.clone(),
+            html: html.clone(),
+        })
+        .collect())
 }

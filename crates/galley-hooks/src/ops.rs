@@ -217,8 +217,16 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
             serde_json::to_value(&*app.settings()).map_err(|e| CoreError::internal(&e))
         }
         "mail" => {
-            let app = app(shared)?;
-            crate::mail::send(&app, &a)?;
+            let jobs: Vec<_> = crate::mail::mails(&a)?
+                .iter()
+                .map(galley_core::mail::job)
+                .collect();
+            in_tx(shared, true, move |c, _| {
+                for j in &jobs {
+                    galley_jobs::enqueue(c, j).map_err(|e| CoreError::internal(&e))?;
+                }
+                Ok(())
+            })?;
             Ok(Value::Null)
         }
         "collection" => {

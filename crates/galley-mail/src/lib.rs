@@ -1,8 +1,7 @@
-//! Outgoing mail. With an SMTP configuration mail goes out over SMTP (lettre + rustls:
-//! implicit TLS with `tls`, else STARTTLS whenever the server offers it, as PocketBase's
-//! mailer); otherwise it lands in the dev outbox, an in-memory ring that
-//! superusers read at `GET /api/galley/outbox`, and in the log. Sending always happens on a
-//! spawned task, off the request path, so a request's timing never depends on it.
+//! Outgoing mail: templates, and [`send`] over SMTP (lettre + rustls: implicit TLS with
+//! `tls`, else STARTTLS whenever the server offers it, as PocketBase's mailer). Queueing,
+//! retries and the dev outbox (mail kept while SMTP is off) belong to the caller
+//! (galley-core sends mail through its job queue).
 //!
 //! Architecture invariant: knows nothing of settings, records or HTTP; the caller passes a
 //! [`MailConfig`] built from its settings.
@@ -13,12 +12,6 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
-/// How many mails the dev outbox keeps (oldest dropped first).
-const OUTBOX_CAP: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct Mail {
@@ -81,49 +74,27 @@ pub struct SmtpConfig {
     pub auth_method: String,
 }
 
-#[derive(Default)]
-pub struct Mailer {
-    outbox: Arc<Mutex<VecDeque<Value>>>,
+/// Why a delivery failed (the queue retries it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A sender or recipient address that no retry can fix.
+    #[error("{0}")]
+    Address(String),
+    /// The SMTP exchange failed (connection, TLS, authentication, refusal).
+    #[error("{0}")]
+    Smtp(String),
 }
 
-impl Mailer {
-    /// Queues `mail` for delivery on a background task.
-    pub fn send(&self, config: &MailConfig, mail: Mail) {
-        let from_addr = config.sender_address.clone();
-        let from_name = config.sender_name.clone();
-        let smtp = config.smtp.clone();
-        let outbox = self.outbox.clone();
-        tokio::spawn(async move {
-            let Some(smtp) = smtp else {
-                tracing::info!(to = %mail.to, subject = %mail.subject, "mail to the dev outbox (SMTP is not enabled)");
-                if let Ok(mut o) = outbox.lock() {
-                    if o.len() >= OUTBOX_CAP {
-                        o.pop_front();
-                    }
-                    o.push_back(json!({
-                        "id": galley_types::ids::secret(15).to_lowercase(),
-                        "from": {"address": from_addr, "name": from_name},
-                        "to": mail.to,
-                        "subject": mail.subject,
-                        "html": mail.html,
-                        "created": galley_types::datetime::now_string(),
-                    }));
-                }
-                return;
-            };
-            if let Err(e) = deliver(&smtp, &from_addr, &from_name, &mail).await {
-                tracing::warn!(to = %mail.to, subject = %mail.subject, error = %e, "mail delivery failed");
-            }
-        });
+impl SendError {
+    /// Whether another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SendError::Smtp(_))
     }
+}
 
-    /// The dev outbox, oldest first.
-    pub fn outbox(&self) -> Vec<Value> {
-        self.outbox
-            .lock()
-            .map(|o| o.iter().cloned().collect())
-            .unwrap_or_default()
-    }
+/// Sends `mail` over `smtp` now, from the configured sender.
+pub async fn send(config: &MailConfig, smtp: &SmtpConfig, mail: &Mail) -> Result<(), SendError> {
+    deliver(smtp, &config.sender_address, &config.sender_name, mail).await
 }
 
 async fn deliver(
@@ -131,20 +102,26 @@ async fn deliver(
     from_addr: &str,
     from_name: &str,
     mail: &Mail,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let from = Mailbox::new(
         (!from_name.is_empty()).then(|| from_name.to_owned()),
-        from_addr.parse().map_err(|e| format!("sender: {e}"))?,
+        from_addr
+            .parse()
+            .map_err(|e| SendError::Address(format!("sender: {e}")))?,
     );
-    let to: Mailbox = mail.to.parse().map_err(|e| format!("recipient: {e}"))?;
+    let to: Mailbox = mail
+        .to
+        .parse()
+        .map_err(|e| SendError::Address(format!("recipient: {e}")))?;
     let msg = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(mail.subject.clone())
         .header(ContentType::TEXT_HTML)
         .body(mail.html.clone())
-        .map_err(|e| e.to_string())?;
-    let params = TlsParameters::new(smtp.host.clone()).map_err(|e| format!("tls: {e}"))?;
+        .map_err(|e| SendError::Address(e.to_string()))?;
+    let params =
+        TlsParameters::new(smtp.host.clone()).map_err(|e| SendError::Smtp(format!("tls: {e}")))?;
     let tls = if smtp.tls {
         Tls::Wrapper(params)
     } else {
@@ -172,5 +149,5 @@ async fn deliver(
         .send(msg)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| SendError::Smtp(e.to_string()))
 }

@@ -16,7 +16,90 @@ const MIGRATIONS: &[Migration] = &[
     ("0001_system_tables", system_tables),
     ("0002_auth_tables", auth_tables),
     ("0003_auth_origins", auth_origins),
+    ("0004_jobs", jobs_tables),
+    ("0005_dev_outbox", dev_outbox),
+    ("0006_broker_outbox", broker_outbox),
 ];
+
+/// Record events waiting to be published to a message broker (`target`: `nats`,
+/// `rabbitmq`), numbered per collection by `_brokerSeq` (whose row lock orders the writers
+/// of one collection, so `seq` order is commit order), and `_leases`: which node
+/// publishes for a target.
+fn broker_outbox(d: &Dialect) -> String {
+    let pk = d.primary_key_def();
+    let text = d.column_def(T::Text);
+    format!(
+        "CREATE TABLE \"_brokerOutbox\" (
+            \"id\" {pk},
+            \"target\" {text},
+            \"collection\" {text},
+            \"seq\" BIGINT DEFAULT 0 NOT NULL,
+            \"subject\" {text},
+            \"body\" {text},
+            \"created\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE INDEX \"idx__brokerOutbox_order\" ON \"_brokerOutbox\" (\"target\", \"collection\", \"seq\");
+        CREATE TABLE \"_brokerSeq\" (
+            \"collection\" {pk},
+            \"seq\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE TABLE \"_leases\" (
+            \"id\" {pk},
+            \"holder\" {text},
+            \"until\" BIGINT DEFAULT 0 NOT NULL
+        );"
+    )
+}
+
+/// The durable job queue (galley-jobs) and the last scheduled run of each cron entry.
+/// Times are integer milliseconds since the epoch on both engines, so comparisons and
+/// arithmetic need no engine-specific SQL. `uniqueKey` is unique among live jobs only
+/// (queued or running): a finished or dead job frees its key.
+fn jobs_tables(d: &Dialect) -> String {
+    let pk = d.primary_key_def();
+    let text = d.column_def(T::Text);
+    format!(
+        "CREATE TABLE \"_jobs\" (
+            \"id\" {pk},
+            \"kind\" {text},
+            \"queue\" {text},
+            \"payload\" {text},
+            \"priority\" BIGINT DEFAULT 0 NOT NULL,
+            \"runAt\" BIGINT DEFAULT 0 NOT NULL,
+            \"attempts\" BIGINT DEFAULT 0 NOT NULL,
+            \"maxAttempts\" BIGINT DEFAULT 0 NOT NULL,
+            \"uniqueKey\" TEXT NULL,
+            \"state\" {text},
+            \"leaseUntil\" BIGINT DEFAULT 0 NOT NULL,
+            \"worker\" {text},
+            \"lastError\" {text},
+            \"created\" BIGINT DEFAULT 0 NOT NULL,
+            \"updated\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE INDEX \"idx__jobs_due\" ON \"_jobs\" (\"state\", \"priority\" DESC, \"runAt\", \"id\");
+        CREATE INDEX \"idx__jobs_lease\" ON \"_jobs\" (\"state\", \"leaseUntil\");
+        CREATE UNIQUE INDEX \"idx__jobs_unique\" ON \"_jobs\" (\"uniqueKey\")
+            WHERE \"uniqueKey\" IS NOT NULL AND \"state\" IN ('queued', 'running');
+        CREATE TABLE \"_cronRuns\" (
+            \"id\" {pk},
+            \"lastRun\" BIGINT DEFAULT 0 NOT NULL
+        );"
+    )
+}
+
+/// Mail kept while SMTP is off (the dev outbox), so that it survives restarts.
+fn dev_outbox(d: &Dialect) -> String {
+    let pk = d.primary_key_def();
+    let text = d.column_def(T::Text);
+    format!(
+        "CREATE TABLE \"_devOutbox\" (
+            \"id\" {pk},
+            \"mail\" {text},
+            \"created\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE INDEX \"idx__devOutbox_created\" ON \"_devOutbox\" (\"created\");"
+    )
+}
 
 /// The recent login origins of auth records that auth alerts compare against, with
 /// PocketBase's columns and unique key. (`_externalAuths` is a system collection, created

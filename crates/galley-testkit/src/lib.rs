@@ -36,8 +36,31 @@ pub struct TestServer {
     pub hooks: Option<galley::galley_hooks::Hooks>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    config: AppConfig,
+    dir: Option<tempfile::TempDir>,
     _db: Option<TempPgDatabase>,
+}
+
+/// A server stopped by [`TestServer::stop`], keeping its data directory or database so
+/// that [`Stopped::start`] serves the same data again (a restart).
+pub struct Stopped {
+    engine: Engine,
+    config: AppConfig,
+    dir: Option<tempfile::TempDir>,
+    db: Option<TempPgDatabase>,
+}
+
+impl Stopped {
+    /// Starts a server on the same data, with `configure` applied to the configuration the
+    /// stopped one had.
+    pub async fn start(mut self, configure: impl FnOnce(&mut AppConfig)) -> TestServer {
+        configure(&mut self.config);
+        let dir = self.dir.take().expect("data dir");
+        let server = galley::Server::open(self.config.clone(), None)
+            .await
+            .expect("open app");
+        TestServer::launch(self.engine, dir, self.db.take(), self.config, server).await
+    }
 }
 
 /// A response read whole: status and JSON body (`Value::Null` when empty or not JSON).
@@ -91,7 +114,7 @@ impl TestServer {
 
     /// The folder of a server started with [`TestServer::start_with_hooks`].
     pub fn hooks_dir(&self) -> std::path::PathBuf {
-        self._dir.path().join("hooks")
+        self.dir.as_ref().expect("data dir").path().join("hooks")
     }
 
     pub async fn start_full(
@@ -125,10 +148,20 @@ impl TestServer {
             }
         };
         configure(&mut cfg);
-        let server = build(galley::extend::Builder::new(cfg), dir.path())
+        let server = build(galley::extend::Builder::new(cfg.clone()), dir.path())
             .open()
             .await
             .expect("open app");
+        Some(Self::launch(engine, dir, db, cfg, server).await)
+    }
+
+    async fn launch(
+        engine: Engine,
+        dir: tempfile::TempDir,
+        db: Option<TempPgDatabase>,
+        cfg: AppConfig,
+        server: galley::Server,
+    ) -> TestServer {
         let app = server.app.clone();
         let hooks_handle = server.hooks.clone();
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
@@ -157,7 +190,8 @@ impl TestServer {
             hooks: hooks_handle,
             shutdown: Some(tx),
             task: Some(task),
-            _dir: dir,
+            config: cfg,
+            dir: Some(dir),
             _db: db,
         };
         let r = srv
@@ -170,7 +204,26 @@ impl TestServer {
             .await;
         assert_eq!(r.status, 200, "superuser login failed: {:?}", r.body);
         srv.token = r.body["token"].as_str().expect("token").to_owned();
-        Some(srv)
+        srv
+    }
+
+    /// Stops serving and closes the app (workers, store), keeping the data for
+    /// [`Stopped::start`].
+    pub async fn stop(mut self) -> Stopped {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        self.app.close().await;
+        Stopped {
+            engine: self.engine,
+            config: self.config.clone(),
+            dir: self.dir.take(),
+            db: self._db.take(),
+        }
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -470,3 +470,120 @@ pub fn superusers_collection(now: &str) -> Collection {
         updated: now.to_owned(),
     }
 }
+
+pub const WEBHOOKS: &str = "_webhooks";
+pub const WEBHOOK_DELIVERIES: &str = "_webhookDeliveries";
+
+/// Outgoing webhooks (Galley's own): records managed by superusers through the records
+/// API. `secret` is a Standard Webhooks `whsec_` secret, generated when omitted, hidden.
+pub fn webhooks_collection(now: &str) -> Collection {
+    let text = |name: &str, required: bool, max: i64| {
+        Field::new(
+            name,
+            FieldKind::Text(TextOptions {
+                required,
+                max,
+                ..Default::default()
+            }),
+        )
+    };
+    let mut fields = vec![id_field()];
+    fields.push(text("name", true, 200));
+    fields.push(text("collection", true, 100));
+    fields.push(Field::new(
+        "events",
+        FieldKind::Select(crate::field::SelectOptions {
+            max_select: 3,
+            required: true,
+            values: vec!["create".into(), "update".into(), "delete".into()],
+        }),
+    ));
+    fields.push(Field::new(
+        "url",
+        FieldKind::Url(crate::field::DomainOptions {
+            required: true,
+            ..Default::default()
+        }),
+    ));
+    fields.push(
+        Field::new(
+            "secret",
+            FieldKind::Text(TextOptions {
+                autogenerate_pattern: "whsec_[A-Za-z0-9]{32}".into(),
+                pattern: "^whsec_[A-Za-z0-9+/=]+$".into(),
+                max: 400,
+                required: true,
+                ..Default::default()
+            }),
+        )
+        .hidden(),
+    );
+    fields.push(text("filter", false, 2000));
+    fields.push(Field::new(
+        "active",
+        FieldKind::Bool(crate::field::RequiredOnly::default()),
+    ));
+    fields.extend(autodate_fields());
+    let fields = fields.into_iter().map(Field::system).collect();
+    Collection {
+        id: crate::ids::collection_id("base", WEBHOOKS),
+        name: WEBHOOKS.into(),
+        kind: CollectionType::Base,
+        system: true,
+        fields,
+        indexes: vec!["CREATE INDEX `idx_webhooks_collection` ON `_webhooks` (collection)".into()],
+        rules: Rules::default(),
+        auth: None,
+        view_query: None,
+        created: now.to_owned(),
+        updated: now.to_owned(),
+    }
+}
+
+/// One delivery of a record event to a webhook: what was sent and how it went. Written by
+/// the server; superusers read (and may delete) them.
+pub fn webhook_deliveries_collection(now: &str) -> Collection {
+    let text = |name: &str| Field::new(name, FieldKind::Text(TextOptions::default()));
+    let number = |name: &str| {
+        Field::new(
+            name,
+            FieldKind::Number(crate::field::NumberOptions {
+                only_int: true,
+                ..Default::default()
+            }),
+        )
+    };
+    let mut fields = vec![id_field()];
+    fields.extend(["webhook", "event", "collection", "record"].map(text));
+    fields.push(Field::new(
+        "payload",
+        FieldKind::Json(crate::field::JsonOptions::default()),
+    ));
+    fields.push(Field::new(
+        "status",
+        FieldKind::Select(crate::field::SelectOptions {
+            max_select: 1,
+            required: false,
+            values: vec!["pending".into(), "delivered".into(), "failed".into()],
+        }),
+    ));
+    fields.extend(["attempts", "responseCode", "duration"].map(number));
+    fields.push(text("error"));
+    fields.extend(autodate_fields());
+    let fields = fields.into_iter().map(Field::system).collect();
+    Collection {
+        id: crate::ids::collection_id("base", WEBHOOK_DELIVERIES),
+        name: WEBHOOK_DELIVERIES.into(),
+        kind: CollectionType::Base,
+        system: true,
+        fields,
+        indexes: vec![
+            "CREATE INDEX `idx_webhookDeliveries_webhook` ON `_webhookDeliveries` (webhook)".into(),
+        ],
+        rules: Rules::default(),
+        auth: None,
+        view_query: None,
+        created: now.to_owned(),
+        updated: now.to_owned(),
+    }
+}

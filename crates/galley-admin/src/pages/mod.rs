@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod collections;
 pub mod confirm;
+pub mod jobs;
 pub mod logs;
 pub mod records;
 pub mod settings;

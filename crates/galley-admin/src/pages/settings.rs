@@ -46,7 +46,12 @@ fn section_form(admin: &Admin, section: &str, title: &str, body: Markup, button:
     }
 }
 
-fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Markup>) -> Response {
+async fn render(
+    app: &AppState,
+    admin: &Admin,
+    flash: Option<&str>,
+    error: Option<Markup>,
+) -> Response {
     let s = app.settings();
     let rules = serde_json::to_string_pretty(&s.rate_limits.rules).unwrap_or_default();
     let schema = app.schema();
@@ -56,7 +61,7 @@ fn render(app: &AppState, admin: &Admin, flash: Option<&str>, error: Option<Mark
         .filter(|c| c.is_auth())
         .cloned()
         .collect();
-    let outbox = app.auth.mailer.outbox();
+    let outbox = app.outbox().await.unwrap_or_default();
     let body = html! {
         h1 { "Settings" }
         @if let Some(e) = error { (e) }
@@ -177,6 +182,7 @@ pub async fn view(State(app): State<AppState>, admin: Admin, RawQuery(q): RawQue
         layout::flash(q.get("done").map(String::as_str)),
         None,
     )
+    .await
 }
 
 fn num(s: &str) -> Value {
@@ -266,7 +272,7 @@ pub async fn save(State(app): State<AppState>, admin: Admin, form: FormData) -> 
     match res {
         Ok(code) => redirect(&format!("/_/settings?done={code}")),
         Err(e) => {
-            let mut r = render(&app, &admin, None, Some(core_error(&e)));
+            let mut r = render(&app, &admin, None, Some(core_error(&e))).await;
             *r.status_mut() = StatusCode::BAD_REQUEST;
             r
         }

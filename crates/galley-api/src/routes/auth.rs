@@ -411,6 +411,6 @@ async fn test_email(State(app): State<AppState>, Auth(c): Auth, body: Body) -> A
 /// `GET /api/galley/outbox` (Galley extension): mails kept while SMTP is not enabled.
 async fn outbox(State(app): State<AppState>, Auth(c): Auth, q: Query) -> ApiResult<Response> {
     require_superuser(&c)?;
-    let items = app.auth.mailer.outbox();
+    let items = app.outbox().await?;
     Ok(ok(json!({"items": items, "totalItems": items.len()}), &q))
 }

@@ -1,6 +1,7 @@
 mod auth;
 mod batch;
 mod collections;
+mod crons;
 mod files;
 mod health;
 mod realtime;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(batch::router())
         .merge(settings::router())
+        .merge(crons::router())
         .merge(realtime::router())
         .merge(realtime_ws::router())
         .fallback(not_found)

@@ -1,5 +1,5 @@
-//! Process-wide state of the auth flows (mailer and outbox, rate limiters, the OAuth2
-//! client, the resend throttle), held by the [`App`](super::App).
+//! Process-wide state of the auth flows (rate limiters, the OAuth2 client, the resend
+//! throttle), held by the [`App`](super::App).
 
 use crate::context::Caller;
 use crate::error::CoreError;
@@ -12,7 +12,6 @@ fn too_many(r: RetryAfter) -> CoreError {
 
 /// Process-wide state of the auth flows.
 pub struct AuthState {
-    pub mailer: galley_mail::Mailer,
     pub limits: AuthLimits,
     limiter: Limiter,
     /// Mirrors `settings.rateLimits.enabled`.
@@ -34,7 +33,6 @@ pub const RESEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(12
 impl AuthState {
     pub fn new(limits: AuthLimits) -> Self {
         AuthState {
-            mailer: Default::default(),
             limits,
             limiter: Default::default(),
             limiting: std::sync::atomic::AtomicBool::new(true),

@@ -6,7 +6,10 @@
 //! `settings`, `rate_rules`) and leaf crates; services import it, never the reverse.
 
 mod auth_state;
+mod background;
 mod settings_update;
+
+pub(crate) use background::start as start_background;
 
 pub use auth_state::{AuthState, RESEND_WINDOW};
 
@@ -32,6 +35,8 @@ pub struct AppConfig {
     pub hash_concurrency: usize,
     /// Rate limits of the auth endpoints (on by default).
     pub auth_limits: galley_auth::ratelimit::AuthLimits,
+    /// How this node works the job queue (mail, webhooks, user jobs, crons).
+    pub jobs: galley_jobs::JobsConfig,
 }
 
 impl AppConfig {
@@ -47,6 +52,7 @@ impl AppConfig {
                 .map(|n| n.get().min(4))
                 .unwrap_or(2),
             auth_limits: Default::default(),
+            jobs: Default::default(),
         }
     }
 }
@@ -58,7 +64,9 @@ pub type RealtimeHub = galley_realtime::Hub<Caller>;
 pub struct App {
     /// Private so that every front-end reaches data through the services; tests that check
     /// storage directly use [`App::store_for_tests`] (feature `testing`).
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
+    /// The durable job queue over the same store (`App::jobs`).
+    pub(crate) jobs: galley_jobs::Jobs,
     pub config: AppConfig,
     pub(crate) schema: ArcSwap<Schema>,
     pub(crate) settings: ArcSwap<Settings>,
@@ -75,7 +83,7 @@ pub struct App {
     /// Hooks around record API requests, set once by the code that extends the App.
     pub(crate) request_hooks:
         std::sync::OnceLock<Arc<dyn crate::context::request_hooks::RequestHooks>>,
-    /// Auth flows' state: mailer and outbox, rate limiters.
+    /// Auth flows' state: rate limiters, OAuth2 client, resend throttle.
     pub auth: AuthState,
     /// Where record files live (rebuilt when the `s3` settings change).
     pub(crate) storage: ArcSwap<galley_files::Storage>,
@@ -215,7 +223,10 @@ impl App {
             .unwrap_or(false)
     }
 
+    /// Stops the workers (running jobs get a few seconds, then go back to the queue) and
+    /// the store.
     pub async fn close(&self) {
+        self.jobs.stop(std::time::Duration::from_secs(5)).await;
         self.store.close().await;
     }
 }

@@ -141,6 +141,6 @@ async fn run(
             ..Default::default()
         },
     );
-    app.auth.mailer.send(&crate::mail::config(&settings), m);
+    app.send_mail(m).await?;
     Ok(())
 }

@@ -168,7 +168,7 @@ async fn mail_token_by_email(
                 ..Default::default()
             },
         );
-        app.auth.mailer.send(&crate::mail::config(&settings), m);
+        app.send_mail(m).await?;
     }
     Ok(())
 }
@@ -457,7 +457,7 @@ pub async fn request_email_change(
             ..Default::default()
         },
     );
-    app.auth.mailer.send(&crate::mail::config(&settings), m);
+    app.send_mail(m).await?;
     Ok(())
 }
 
@@ -600,9 +600,7 @@ pub async fn test_email(
         otp: "123456",
         alert_info: "Test alert info",
     };
-    app.auth.mailer.send(
-        &crate::mail::config(&settings),
-        mail::render(&t, &settings, email, &vars),
-    );
+    app.send_mail(mail::render(&t, &settings, email, &vars))
+        .await?;
     Ok(())
 }

@@ -115,7 +115,7 @@ pub async fn request_otp(
                 ..Default::default()
             },
         );
-        app.auth.mailer.send(&crate::mail::config(&settings), m);
+        app.send_mail(m).await?;
     }
     Ok(json!({"otpId": otp_id}))
 }

@@ -148,6 +148,8 @@ pub fn bootstrap(c: &mut dyn Conn) -> Result<(), CoreError> {
     for col in [
         superusers_collection(&now),
         galley_types::collection::external_auths_collection(&now),
+        galley_types::collection::webhooks_collection(&now),
+        galley_types::collection::webhook_deliveries_collection(&now),
     ] {
         if existing.iter().any(|e| e.name == col.name) {
             continue;

@@ -147,6 +147,34 @@ fn check_rule_after_write(
     Ok(())
 }
 
+/// Inserts `values` (every field, already validated) as a row of `col`.
+pub fn insert_row(
+    c: &mut dyn Conn,
+    col: &Collection,
+    values: &Map<String, Value>,
+) -> Result<(), galley_store::StoreError> {
+    let d = c.dialect();
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO ").ident(&col.name).push(" (");
+    for (i, f) in col.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(&f.name);
+    }
+    sql.push(") VALUES (");
+    for (i, f) in col.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
+        sql.push_param(f.to_sql(&v, d));
+    }
+    sql.push(")");
+    c.execute_sql(&sql)?;
+    Ok(())
+}
+
 pub fn create(
     c: &mut dyn Conn,
     ctx: &WriteCtx,
@@ -231,25 +259,7 @@ pub fn create(
         let body = request_body(col, &input.values, values);
         let rctx = rule_ctx(ctx, col, c).with_body(&body);
         let access = rctx.access(&col.rules.create_rule)?;
-        let d = c.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("INSERT INTO ").ident(&col.name).push(" (");
-        for (i, f) in col.fields.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.ident(&f.name);
-        }
-        sql.push(") VALUES (");
-        for (i, f) in col.fields.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            let v = values.get(&f.name).cloned().unwrap_or(Value::Null);
-            sql.push_param(f.to_sql(&v, d));
-        }
-        sql.push(")");
-        c.execute_sql(&sql).map_err(|e| map_write_err(e, FAILED))?;
+        insert_row(c, col, values).map_err(|e| map_write_err(e, FAILED))?;
         // The rule sees the stored row, in the same transaction; failing it rolls the insert back.
         check_rule_after_write(c, &rctx, access, &id, CoreError::bad_request(FAILED))?;
         ctx.emit("create", col, values);

@@ -26,6 +26,8 @@ pub(crate) trait Engine: Sync + std::fmt::Debug {
     fn empty_timestamp(&self) -> SqlValue;
     fn nocase_index_key(&self, quoted: &str) -> String;
     fn bool_literal(&self, b: bool) -> &'static str;
+    fn skip_locked(&self) -> &'static str;
+    fn optimize(&self) -> &'static str;
 
     // ---- expressions
     fn dynamic_typing(&self) -> bool;
@@ -219,6 +221,19 @@ impl Dialect {
     /// a database's command-line client.
     pub fn bool_literal(&self, b: bool) -> &'static str {
         self.engine.bool_literal(b)
+    }
+
+    /// Appended to a `SELECT` that picks rows to claim (a job queue): ` FOR UPDATE SKIP
+    /// LOCKED` on PostgreSQL, so concurrent claimers on several nodes take different rows
+    /// without waiting on each other; empty on SQLite, whose single writer serialises claims.
+    pub fn skip_locked(&self) -> &'static str {
+        self.engine.skip_locked()
+    }
+
+    /// A statement that refreshes the planner's statistics (`PRAGMA optimize` / `ANALYZE`),
+    /// for the daily maintenance run; valid inside a write job.
+    pub fn optimize(&self) -> &'static str {
+        self.engine.optimize()
     }
 }
 

@@ -203,6 +203,14 @@ impl Engine for Postgres {
         }
     }
 
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
+    fn optimize(&self) -> &'static str {
+        "ANALYZE"
+    }
+
     fn binary_collation(&self) -> &'static str {
         " COLLATE \"C\""
     }

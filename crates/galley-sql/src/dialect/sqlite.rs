@@ -132,6 +132,14 @@ impl Engine for Sqlite {
         ""
     }
 
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+
+    fn optimize(&self) -> &'static str {
+        "PRAGMA optimize"
+    }
+
     fn binary_collation(&self) -> &'static str {
         ""
     }
