@@ -139,7 +139,7 @@ impl RecordHook for JsRecordHook {
     }
 }
 
-fn log_plain(what: &str, r: Result<String, EngineError>) {
+pub(crate) fn log_plain(what: &str, r: Result<String, EngineError>) {
     match r.map(|s| serde_json::from_str::<Value>(&s)) {
         Ok(Ok(v)) => {
             if let Some(err) = v.get("error") {

@@ -12,6 +12,7 @@
 mod engine;
 mod events;
 mod http;
+mod jobs;
 mod loader;
 mod mail;
 pub mod migrate;
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     handle: tokio::runtime::Handle,
     http: reqwest::Client,
     pool: pool::Pool,
+    /// Cron ids this instance added to the App's queue (removed when a reload drops them).
+    crons: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -139,6 +142,7 @@ impl Hooks {
             handle: tokio::runtime::Handle::current(),
             http,
             pool,
+            crons: Default::default(),
         });
         let hooks = Hooks(shared);
         hooks.reload()?;
@@ -155,6 +159,9 @@ impl Hooks {
         let reg = loader::load(&self.0, &files)?;
         self.0.registry.store(Arc::new(reg));
         self.0.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(app) = self.0.app() {
+            jobs::sync(&self.0, &app);
+        }
         Ok(())
     }
 
@@ -174,6 +181,7 @@ impl Hooks {
     pub async fn start(&self, app: &Arc<App>) -> Result<(), CoreError> {
         let _ = self.0.app.set(Arc::downgrade(app));
         app.set_request_hooks(Arc::new(requests::JsRequestHooks(self.0.clone())));
+        jobs::sync(&self.0, app);
         events::bootstrap(&self.0).await?;
         if self.0.config.watch {
             if let Some(dir) = self.0.config.dir.clone() {

@@ -275,6 +275,13 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
             shared.block_on(galley_core::collections::delete(&app, &name))?;
             Ok(Value::Null)
         }
+        "enqueue" => {
+            let job = crate::jobs::new_job(&a)?;
+            let out = in_tx(shared, true, move |c, _| {
+                galley_jobs::enqueue(c, &job).map_err(|e| CoreError::bad_request(e.to_string()))
+            })?;
+            Ok(json!(out.id()))
+        }
         "txBegin" => tx_begin(shared),
         "txEnd" => tx_end(shared, a[1].as_bool().unwrap_or(false)),
         "next" => next(a),

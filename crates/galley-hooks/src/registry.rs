@@ -18,8 +18,6 @@ pub(crate) const UNSUPPORTED: &[&str] = &[
     "onRecordUpdateExecute",
     "onRecordDeleteExecute",
     "onMailerSend",
-    "cronAdd",
-    "cronRemove",
     "onBackupCreate",
     "onBackupRestore",
     "onCollectionCreate",
@@ -110,6 +108,19 @@ pub(crate) enum Registration {
         up: Option<String>,
         down: Option<String>,
     },
+    Cron {
+        id: String,
+        expr: String,
+        src: String,
+    },
+    CronRemove {
+        id: String,
+    },
+    Job {
+        #[serde(rename = "jobKind")]
+        job_kind: String,
+        src: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +152,14 @@ pub(crate) struct EventHandler {
     pub tags: Vec<String>,
 }
 
+/// A `cronAdd` entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Cron {
+    pub id: String,
+    pub expression: String,
+    pub handler: usize,
+}
+
 /// Everything one load of the hook files produced.
 #[derive(Default)]
 pub struct Registry {
@@ -148,6 +167,11 @@ pub struct Registry {
     pub(crate) routes: Vec<Route>,
     pub(crate) events: HashMap<String, Vec<EventHandler>>,
     pub(crate) files: Vec<PathBuf>,
+    pub(crate) crons: Vec<Cron>,
+    /// `cronRemove` ids (of built-in entries or earlier files).
+    pub(crate) cron_removes: Vec<String>,
+    /// `jobAdd` handlers by job kind.
+    pub(crate) jobs: HashMap<String, usize>,
     matchers: HashMap<String, matchit::Router<usize>>,
 }
 
@@ -204,6 +228,36 @@ impl Registry {
                         "migrate() belongs in a file of the migrations folder (--migrations-dir)"
                             .into(),
                     )
+                }
+                Registration::Cron { id, expr, src } => {
+                    galley_jobs::cron::Schedule::parse(&expr)
+                        .map_err(|e| format!("cronAdd({id:?}, {expr:?}): {e}"))?;
+                    let handler = self.source(src);
+                    self.crons.retain(|c| c.id != id);
+                    self.crons.push(Cron {
+                        id,
+                        expression: expr,
+                        handler,
+                    });
+                }
+                Registration::CronRemove { id } => {
+                    self.crons.retain(|c| c.id != id);
+                    self.cron_removes.push(id);
+                }
+                Registration::Job {
+                    job_kind: kind,
+                    src,
+                } => {
+                    if kind.is_empty()
+                        || kind == galley_core::mail::JOB_KIND
+                        || kind.starts_with("webhook")
+                    {
+                        return Err(format!(
+                            "jobAdd({kind:?}): the kind is empty or Galley's own"
+                        ));
+                    }
+                    let handler = self.source(src);
+                    self.jobs.insert(kind, handler);
                 }
                 Registration::Event { event, src, tags } => {
                     let id = self.source(src);

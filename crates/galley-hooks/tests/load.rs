@@ -40,8 +40,14 @@ async fn a_broken_file_is_reported_with_its_line() {
 
 #[tokio::test]
 async fn unsupported_names_fail_with_their_name() {
+    let e = error(&[("c.pb.js", "cronAdd(\"x\", \"61 * * * *\", () => {})")]);
+    assert!(e.contains("cronAdd(\"x\", \"61 * * * *\")"), "{e}");
+    let e = error(&[("j.pb.js", "jobAdd(\"mail\", () => {})")]);
+    assert!(e.contains("Galley's own"), "{e}");
+    let e = error(&[("m.pb.js", "migrate(() => {})")]);
+    assert!(e.contains("migrations folder"), "{e}");
     for (name, src) in [
-        ("cronAdd", "cronAdd(\"x\", \"* * * * *\", () => {})"),
+        ("onMailerSend", "onMailerSend((e) => e.next())"),
         ("onRecordEnrich", "onRecordEnrich((e) => e.next())"),
         ("$filesystem", "const f = $filesystem.s3"),
         ("onCollectionCreate", "onCollectionCreate((e) => e.next())"),

@@ -682,6 +682,23 @@
     reg("route", { method: String(method).toUpperCase(), path: String(path), src: fnRef(fn, "routerAdd's handler"), mws: mws.flat().map(mwRef) });
   g.routerUse = (...mws) => reg("use", { mws: mws.flat().map(mwRef) });
 
+  g.cronAdd = (id, expr, fn) => reg("cron", { id: String(id), expr: String(expr), src: fnRef(fn, "cronAdd's handler") });
+  g.cronRemove = (id) => reg("cronRemove", { id: String(id) });
+  // Galley's own: the handler of a job kind of the durable queue (`$jobs.enqueue`).
+  g.jobAdd = (kind, fn) => reg("job", { jobKind: String(kind), src: fnRef(fn, "jobAdd's handler") });
+  g.$jobs = {
+    // { kind, payload, runAt (a date or "YYYY-MM-DD HH:MM:SS.sssZ"), priority, uniqueKey,
+    //   maxAttempts, queue }; inside a transaction the job exists only if it commits.
+    enqueue(job) {
+      job = job || {};
+      const runAt = job.runAt instanceof Date ? job.runAt.toISOString() : (job.runAt ? String(job.runAt) : null);
+      return call("enqueue", {
+        kind: String(job.kind || ""), payload: job.payload === undefined ? null : job.payload,
+        runAt: runAt, priority: job.priority || 0, uniqueKey: job.uniqueKey || null,
+        maxAttempts: job.maxAttempts || 0, queue: job.queue || "",
+      });
+    },
+  };
   g.migrate = (up, down) => reg("migration", { up: up ? fnRef(up, "migrate's up") : null, down: down ? fnRef(down, "migrate's down") : null });
 
   const EVENTS = [
@@ -837,6 +854,16 @@
         return JSON.stringify({ error: failure(err) });
       }
       return JSON.stringify({ records: out });
+    },
+    // A job of a `jobAdd` kind: e.job is the job; a throw retries it (with backoff).
+    job(handlerId, jobJson) {
+      const e = { app: app, job: JSON.parse(jobJson) };
+      try {
+        chain([handler(Number(handlerId))], e, () => {});
+      } catch (err) {
+        return JSON.stringify({ error: failure(err) });
+      }
+      return "{}";
     },
     // A migration function, called with $app.
     migration(src) {

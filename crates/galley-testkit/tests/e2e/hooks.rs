@@ -207,6 +207,13 @@ onRecordDelete((e) => {
     e.next()
 }, "products")
 
+cronAdd("cancelUnpaid", "*/10 * * * *", () => {
+    for (const o of $app.findRecordsByFilter("orders", "status = 'pending'")) {
+        o.set("status", "cancelled")
+        $app.save(o)
+    }
+})
+
 routerAdd("GET", "/shop/report", (e) => {
     const rows = arrayOf(new DynamicModel({ status: "", n: 0 }))
     $app.db().newQuery("SELECT status, COUNT(*) AS n FROM orders WHERE qty >= {:min} GROUP BY status ORDER BY status").bind({ min: 1 }).all(rows)
@@ -395,6 +402,85 @@ both_engines_hooks! {
         assert!(r.body.get("secret").is_none(), "hidden field leaked: {}", r.body);
         let r = srv.guest(Method::GET, "/shop/product/missing", None).await;
         assert_eq!(r.status, 404);
+
+        // The nightly clean-up, run now: the unpaid order is cancelled.
+        let r = srv.su(Method::GET, "/api/crons", None).await;
+        assert!(r.body.as_array().unwrap().contains(&json!({"id": "cancelUnpaid", "expression": "*/10 * * * *"})), "{}", r.body);
+        let r = srv.su(Method::POST, "/api/crons/cancelUnpaid", None).await;
+        assert_eq!(r.status, 204);
+        let mut statuses = vec![];
+        for _ in 0..50 {
+            statuses = srv.all_records("orders").await.iter().map(|o| o["status"].clone()).collect();
+            if statuses == [json!("cancelled")] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(statuses, [json!("cancelled")]);
+    }
+}
+
+const JOBS: &str = r#"
+cronAdd("tick", "*/5 * * * *", () => {
+    $app.save(new Record($app.findCollectionByNameOrId("ticks"), { note: "cron" }))
+})
+jobAdd("greet", (e) => {
+    if (e.job.payload.name === "fail") throw new Error("failing on purpose")
+    $app.save(new Record($app.findCollectionByNameOrId("ticks"), { note: "job " + e.job.payload.name + " " + e.job.attempt }))
+})
+routerAdd("POST", "/enqueue", (e) => {
+    const body = e.requestInfo().body
+    const id = $jobs.enqueue({ kind: "greet", payload: { name: body.name }, maxAttempts: 2, uniqueKey: body.unique || null })
+    return e.json(200, { id: id })
+})
+routerAdd("POST", "/enqueue-then-fail", (e) => {
+    $app.runInTransaction((tx) => {
+        $jobs.enqueue({ kind: "greet", payload: { name: "rolled back" } })
+        throw new BadRequestError("no")
+    })
+})
+"#;
+
+async fn notes(srv: &TestServer, want: &str) -> Vec<String> {
+    let mut got = vec![];
+    for _ in 0..80 {
+        got = srv
+            .all_records("ticks")
+            .await
+            .iter()
+            .map(|r| r["note"].as_str().unwrap().to_owned())
+            .collect();
+        if got.iter().any(|n| n == want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got
+}
+
+both_engines_hooks! {
+    files = &[("jobs.pb.js", JOBS)];
+
+    async fn cron_entries_and_jobs_from_hooks(srv) {
+        srv.create_collection(json!({"name": "ticks", "listRule": "", "fields": [{"name": "note", "type": "text"}]})).await;
+        let r = srv.su(Method::GET, "/api/crons", None).await;
+        assert!(r.body.as_array().unwrap().contains(&json!({"id": "tick", "expression": "*/5 * * * *"})), "{}", r.body);
+        assert_eq!(srv.su(Method::POST, "/api/crons/tick", None).await.status, 204);
+        assert!(notes(&srv, "cron").await.contains(&"cron".to_owned()));
+
+        let r = srv.guest(Method::POST, "/enqueue", Some(json!({"name": "bob"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(!r.body["id"].as_str().unwrap().is_empty());
+        assert!(notes(&srv, "job bob 1").await.contains(&"job bob 1".to_owned()));
+
+        // Enqueued inside a transaction that rolls back: no job.
+        let r = srv.guest(Method::POST, "/enqueue-then-fail", None).await;
+        assert_eq!(r.status, 400);
+        let r = srv.guest(Method::POST, "/enqueue", Some(json!({"name": "after"}))).await;
+        assert_eq!(r.status, 200);
+        let got = notes(&srv, "job after 1").await;
+        assert!(got.contains(&"job after 1".to_owned()), "{got:?}");
+        assert!(!got.iter().any(|n| n.contains("rolled back")), "{got:?}");
     }
 }
 
