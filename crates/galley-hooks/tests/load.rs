@@ -48,7 +48,6 @@ async fn unsupported_names_fail_with_their_name() {
     assert!(e.contains("migrations folder"), "{e}");
     for (name, src) in [
         ("onMailerSend", "onMailerSend((e) => e.next())"),
-        ("onRecordEnrich", "onRecordEnrich((e) => e.next())"),
         ("$filesystem", "const f = $filesystem.s3"),
         ("onCollectionCreate", "onCollectionCreate((e) => e.next())"),
     ] {
