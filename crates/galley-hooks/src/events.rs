@@ -26,7 +26,7 @@ pub(crate) fn js_error(v: &Value) -> CoreError {
     let status = v["status"].as_u64().unwrap_or(500);
     let message = v["message"].as_str().unwrap_or_default().to_owned();
     if let Some(log) = v["log"].as_str() {
-        tracing::error!(target: "hooks", error = %log, "hook failed");
+        tracing::warn!(target: "hooks", error = %log, "hook threw");
     }
     match status {
         400 => CoreError::BadRequest {

@@ -11,7 +11,10 @@
   function call(op, args) {
     const out = JSON.parse(native(op, JSON.stringify(args === undefined ? null : args)));
     if (out.err) {
-      throw new ApiError(out.err.status, out.err.message, out.err.data, true);
+      const e = new ApiError(out.err.status, out.err.message, out.err.data, true);
+      // Galley's own errors (validation of a save, ...) keep their data as they are.
+      e.__native = true;
+      throw e;
     }
     return out.ok;
   }
@@ -62,8 +65,23 @@
       super(500, message || "Something went wrong while processing your request.", data);
     }
   }
+  // A field error for an ApiError's data: `{ title: new ValidationError("code", "Message") }`.
+  class ValidationError {
+    constructor(code, message) { this.code = String(code || "validation_invalid_value"); this.message = String(message || "Invalid value."); }
+  }
+  // PocketBase keeps only validation errors in `data`: any other leaf becomes "Invalid value.".
+  function safeData(d) {
+    const out = {};
+    for (const k of Object.keys(d || {})) {
+      const v = d[k];
+      if (v instanceof ValidationError) out[k] = { code: v.code, message: v.message };
+      else if (v && typeof v === "object" && !Array.isArray(v)) out[k] = safeData(v);
+      else out[k] = { code: "validation_invalid_value", message: "Invalid value." };
+    }
+    return out;
+  }
   Object.assign(g, {
-    ApiError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError,
+    ValidationError, ApiError, BadRequestError, NotFoundError, ForbiddenError, UnauthorizedError,
     TooManyRequestsError, InternalServerError,
   });
 
@@ -71,7 +89,7 @@
   // (an Error, a string, an object) is a 500 whose text goes to the log only.
   function failure(err) {
     if (err instanceof ApiError) {
-      return { status: err.status, message: err.message, data: err.data };
+      return { status: err.status, message: err.message, data: err.__native ? err.data : safeData(err.data) };
     }
     let text;
     try {
@@ -79,7 +97,14 @@
     } catch (_) {
       text = String(err);
     }
-    return { status: 500, message: "Something went wrong while processing your request.", data: {}, log: text };
+    // A limit of the engine (memory, stack) is the server's 500, as a time-out is.
+    const msg = err instanceof Error ? String(err.message) : "";
+    if ((err instanceof RangeError && /stack/i.test(msg)) || /out of memory/i.test(msg)) {
+      return { status: 500, message: "Something went wrong while processing your request.", data: {}, log: "hook limit: " + text };
+    }
+    // As PocketBase: anything thrown that is not an ApiError is a 400 with the generic
+    // message; its text goes to the log only.
+    return { status: 400, message: "Something went wrong while processing your request.", data: {}, log: text };
   }
 
   // ---- console ------------------------------------------------------------------------
@@ -505,7 +530,8 @@
     },
     requireSuperuserAuth() {
       return function (e) {
-        if (!e.auth || !e.auth.isSuperuser()) throw new UnauthorizedError("The request requires valid superuser authorization token.");
+        if (!e.auth) throw new UnauthorizedError("The request requires valid record authorization token.");
+        if (!e.auth.isSuperuser()) throw new ForbiddenError("The authorized record is not allowed to perform this action.");
         return e.next();
       };
     },

@@ -26,7 +26,7 @@ routerAdd("GET", "/redirect", (e) => e.redirect(307, "/hello/x"))
 routerAdd("DELETE", "/nothing", (e) => e.noContent(204))
 routerAdd("GET", "/fail/{kind}", (e) => {
     const k = e.request.pathValue("kind")
-    if (k === "bad") throw new BadRequestError("not like this", { f: { code: "x", message: "y" } })
+    if (k === "bad") throw new BadRequestError("not like this", { f: new ValidationError("x", "y"), g: { h: 1 } })
     if (k === "notfound") throw new NotFoundError()
     if (k === "forbidden") throw new ForbiddenError("no")
     if (k === "api") throw new ApiError(418, "teapot")
@@ -96,8 +96,15 @@ both_engines_hooks! {
         assert!(!r.body["id"].as_str().unwrap().is_empty());
         let r = srv.guest(Method::GET, "/admin", None).await;
         assert_eq!(r.status, 401);
+        assert_eq!(r.body["message"], "The request requires valid record authorization token.");
         let r = srv.su(Method::GET, "/admin", None).await;
         assert_eq!(r.status, 200);
+        let member = srv.member_token().await;
+        let r = srv.send(Method::GET, "/admin", Some(&member), None).await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.body["message"], "The authorized record is not allowed to perform this action.");
+        let r = srv.send(Method::GET, "/me", Some(&member), None).await;
+        assert_eq!(r.body["superuser"], false);
         let r = srv.su(Method::GET, "/guest", None).await;
         assert_eq!(r.status, 400);
         assert_eq!(r.body["message"], "The request can be accessed only by guests.");
@@ -112,16 +119,18 @@ both_engines_hooks! {
     async fn thrown_errors_become_pocketbase_errors(srv) {
         let r = srv.guest(Method::GET, "/fail/bad", None).await;
         assert_eq!(r.status, 400);
-        assert_eq!(r.body, json!({"data": {"f": {"code": "x", "message": "y"}}, "message": "Not like this.", "status": 400}));
+        // PocketBase keeps validation errors in `data` and turns any other value into one.
+        assert_eq!(r.body, json!({"data": {"f": {"code": "x", "message": "y"}, "g": {"h": {"code": "validation_invalid_value", "message": "Invalid value."}}}, "message": "Not like this.", "status": 400}));
         let r = srv.guest(Method::GET, "/fail/notfound", None).await;
         assert_eq!(r.body, json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404}));
         let r = srv.guest(Method::GET, "/fail/forbidden", None).await;
         assert_eq!((r.status, r.body["message"].clone()), (403, json!("No.")));
         let r = srv.guest(Method::GET, "/fail/api", None).await;
         assert_eq!((r.status, r.body["message"].clone()), (418, json!("Teapot.")));
+        // Anything thrown that is not an ApiError: PocketBase's 400 with the generic message.
         for k in ["string", "number", "object", "error"] {
             let r = srv.guest(Method::GET, &format!("/fail/{k}"), None).await;
-            assert_eq!(r.status, 500, "{k}");
+            assert_eq!(r.status, 400, "{k}");
             assert_eq!(r.body["message"], "Something went wrong while processing your request.", "{k}");
             assert!(!r.body.to_string().contains("secret detail"), "no internals in the answer");
         }
@@ -180,7 +189,7 @@ onRecordCreate((e) => {
     e.next()
     if (stock < qty) {
         // After the insert: everything of this write rolls back, the product's stock too.
-        throw new BadRequestError("Not enough stock.", { qty: { code: "stock", message: "only " + stock + " left" } })
+        throw new BadRequestError("Not enough stock.", { qty: new ValidationError("stock", "only " + stock + " left") })
     }
 }, "orders")
 
