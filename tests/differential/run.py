@@ -163,10 +163,17 @@ def start_pocketbase(work: Path) -> Server:
     port = free_port()
     return Server(
         "pocketbase",
-        [str(pb), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data), "--migrationsDir", str(mig), "--automigrate=false"],
+        [str(pb), "serve", "--http", f"127.0.0.1:{port}", "--dir", str(data), "--migrationsDir", str(mig), "--automigrate=false", "--hooksDir", str(hooks_dir(work))],
         f"http://127.0.0.1:{port}",
         work / "pocketbase.log",
     )
+
+
+def hooks_dir(work: Path) -> Path:
+    d = work / "hooks"
+    d.mkdir(exist_ok=True)
+    (d / "diff.pb.js").write_text(HOOKS_JS)
+    return d
 
 
 def galley_binary() -> Path:
@@ -183,7 +190,7 @@ def start_galley(work: Path, engine: str, extra: list[str]) -> Server:
     subprocess.run([str(g), "superuser", "upsert", SU_EMAIL, SU_PASSWORD, "--dir", str(data), *extra], check=True, stdout=subprocess.DEVNULL)
     return Server(
         f"galley/{engine}",
-        [str(g), "serve", "--http", "127.0.0.1:0", "--dir", str(data), *extra],
+        [str(g), "serve", "--http", "127.0.0.1:0", "--dir", str(data), "--hooks-dir", str(hooks_dir(work)), "--hooks-no-watch", *extra],
         None,
         work / f"galley_{engine}.log",
         url_from_log=True,
@@ -665,6 +672,63 @@ case("alice update no n", "PATCH", "/api/collections/reqrules/records/reqrule000
 case("bob delete -> 404", "DELETE", "/api/collections/reqrules/records/reqrule00000003", "bob")
 case("alice delete", "DELETE", "/api/collections/reqrules/records/reqrule00000003", "alice")
 IDS["r3"] = "reqrule00000003"
+
+# ---- JavaScript hooks: the same file runs on PocketBase (--hooksDir) and Galley (--hooks-dir).
+HOOKS_JS = r"""
+routerAdd("GET", "/hk/hello/{name}", (e) => e.json(200, { message: "Hello " + e.request.pathValue("name"), q: e.request.url.query().get("x") }))
+routerAdd("POST", "/hk/echo", (e) => {
+    const data = new DynamicModel({ a: "", n: 0 })
+    e.bindBody(data)
+    return e.json(201, { a: data.a, n: data.n, body: e.requestInfo().body })
+})
+routerAdd("GET", "/hk/me", (e) => e.json(200, { id: e.auth.id, superuser: e.hasSuperuserAuth() }), $apis.requireAuth())
+routerAdd("GET", "/hk/admin", (e) => e.string(200, "ok"), $apis.requireSuperuserAuth())
+routerAdd("GET", "/hk/guest", (e) => e.html(200, "<p>guest</p>"), $apis.requireGuestOnly())
+routerAdd("DELETE", "/hk/nothing", (e) => e.noContent(204))
+routerAdd("GET", "/hk/fail/{kind}", (e) => {
+    const k = e.request.pathValue("kind")
+    if (k === "bad") throw new BadRequestError("not like this", { f: new ValidationError("x", "y"), g: { h: 1 } })
+    if (k === "notfound") throw new NotFoundError()
+    if (k === "forbidden") throw new ForbiddenError("no")
+    if (k === "unauthorized") throw new UnauthorizedError()
+    if (k === "api") throw new ApiError(418, "teapot")
+    if (k === "string") throw "a string"
+    throw new Error("plain error")
+})
+routerAdd("GET", "/hk/tags", (e) => {
+    const recs = $app.findRecordsByFilter("tags", "title != {:t}", "title", 10, 0, { t: "nope' || 1=1 || '" })
+    return e.json(200, { titles: recs.map((r) => r.getString("title")), count: $app.countRecords("tags"), first: $app.findFirstRecordByData("tags", "title", recs[0].getString("title")).getString("title") })
+})
+routerAdd("GET", "/hk/missing", (e) => e.json(200, $app.findRecordById("tags", "nope")))
+onRecordCreateRequest((e) => {
+    e.record.set("title", e.record.getString("title").trim() + "!")
+    if (e.record.getString("title") === "stop!") throw new BadRequestError("stopped here")
+    e.next()
+}, "hk_notes")
+onRecordCreate((e) => {
+    if (e.record.getString("title") === "late!") throw new BadRequestError("too late")
+    e.next()
+}, "hk_notes")
+"""
+case("hooks route with params", "GET", "/hk/hello/bob?x=1", "guest")
+case("hooks route body", "POST", "/hk/echo", "guest", {"a": "x", "n": 5, "extra": True})
+case("hooks requireAuth guest", "GET", "/hk/me", "guest")
+case("hooks requireAuth user", "GET", "/hk/me", "alice", compare="status")
+case("hooks requireSuperuserAuth guest", "GET", "/hk/admin", "guest")
+case("hooks requireSuperuserAuth user", "GET", "/hk/admin", "alice")
+case("hooks requireSuperuserAuth su", "GET", "/hk/admin", "su")
+case("hooks requireGuestOnly su", "GET", "/hk/guest", "su")
+case("hooks noContent", "DELETE", "/hk/nothing", "guest")
+for k_ in ("bad", "notfound", "forbidden", "unauthorized", "api", "string", "error"):
+    case(f"hooks throw {k_}", "GET", f"/hk/fail/{k_}", "guest")
+case("hooks data api", "GET", "/hk/tags", "guest")
+case("hooks findRecordById missing", "GET", "/hk/missing", "guest")
+case("hooks unknown route", "GET", "/hk/none", "guest")
+case("hooks notes collection", "POST", "/api/collections?fields=name", "su", {"name": "hk_notes", "listRule": "", "createRule": "", "fields": [{"name": "title", "type": "text"}]})
+case("hooks create request changes the record", "POST", "/api/collections/hk_notes/records?fields=title", "guest", {"title": "  hi "})
+case("hooks create request throws", "POST", "/api/collections/hk_notes/records", "guest", {"title": "stop"})
+case("hooks create throws in the transaction", "POST", "/api/collections/hk_notes/records", "guest", {"title": "late"})
+case("hooks notes after", "GET", "/api/collections/hk_notes/records?fields=title", "guest")
 
 # Deliberate differences (DESIGN.md section 16): not compared.
 EXCLUDED = {

@@ -235,7 +235,7 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
                 .schema()
                 .find(s(&a))
                 .cloned()
-                .ok_or_else(|| CoreError::NotFound("sql: no rows in result set".into()))?;
+                .ok_or_else(|| CoreError::NotFound(galley_core::error::NOT_FOUND.into()))?;
             Ok(col.to_json())
         }
         "collections" => {
@@ -476,7 +476,7 @@ fn data_op(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError>
             let rec = in_tx(shared, false, move |c, _| system::find_by_id(c, &col, &id)).map_err(
                 |e| match e {
                     CoreError::NotFound(_) => {
-                        CoreError::NotFound("sql: no rows in result set".into())
+                        CoreError::NotFound(galley_core::error::NOT_FOUND.into())
                     }
                     other => other,
                 },

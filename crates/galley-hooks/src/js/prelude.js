@@ -74,7 +74,7 @@
     const out = {};
     for (const k of Object.keys(d || {})) {
       const v = d[k];
-      if (v instanceof ValidationError) out[k] = { code: v.code, message: v.message };
+      if (v instanceof ValidationError) out[k] = { code: v.code, message: sentence(v.message) };
       else if (v && typeof v === "object" && !Array.isArray(v)) out[k] = safeData(v);
       else out[k] = { code: "validation_invalid_value", message: "Invalid value." };
     }
@@ -366,7 +366,7 @@
     }
     one(result) {
       const rows = call("query", { sql: this.__sql, params: this.__params, mode: "one" });
-      if (!rows.length) throw new NotFoundError("sql: no rows in result set");
+      if (!rows.length) throw new NotFoundError();
       if (result && typeof result === "object") { Object.assign(result, shaped(result, rows[0])); return result; }
       return rows[0];
     }
@@ -389,13 +389,13 @@
     findFirstRecordByData(c, field, value) {
       const col = c instanceof Collection ? c : app.findCollectionByNameOrId(c);
       const rows = call("find", { c: col.id, field: String(field), value: toJSONValue(value), limit: 1 });
-      if (!rows.length) throw new NotFoundError("sql: no rows in result set");
+      if (!rows.length) throw new NotFoundError();
       return Record.__stored(col, rows[0]);
     },
     findFirstRecordByFilter(c, filter, params) {
       const col = c instanceof Collection ? c : app.findCollectionByNameOrId(c);
       const rows = call("find", { c: col.id, filter: String(filter || ""), params: params || {}, limit: 1 });
-      if (!rows.length) throw new NotFoundError("sql: no rows in result set");
+      if (!rows.length) throw new NotFoundError();
       return Record.__stored(col, rows[0]);
     },
     findRecordsByFilter(c, filter, sort, limit, offset, params) {
@@ -413,7 +413,7 @@
       const col = c instanceof Collection ? c : app.findCollectionByNameOrId(c);
       if (!col.isAuth()) throw new BadRequestError(`"${col.name}" is not an auth collection`);
       const rows = call("find", { c: col.id, field: "email", value: String(email), limit: 1, nocase: true });
-      if (!rows.length) throw new NotFoundError("sql: no rows in result set");
+      if (!rows.length) throw new NotFoundError();
       return Record.__stored(col, rows[0]);
     },
     findAuthRecordByToken(token, type) { return app.findRecordById(...call("authByToken", [String(token), String(type || "auth")])); },

@@ -120,7 +120,7 @@ both_engines_hooks! {
         let r = srv.guest(Method::GET, "/fail/bad", None).await;
         assert_eq!(r.status, 400);
         // PocketBase keeps validation errors in `data` and turns any other value into one.
-        assert_eq!(r.body, json!({"data": {"f": {"code": "x", "message": "y"}, "g": {"h": {"code": "validation_invalid_value", "message": "Invalid value."}}}, "message": "Not like this.", "status": 400}));
+        assert_eq!(r.body, json!({"data": {"f": {"code": "x", "message": "Y."}, "g": {"h": {"code": "validation_invalid_value", "message": "Invalid value."}}}, "message": "Not like this.", "status": 400}));
         let r = srv.guest(Method::GET, "/fail/notfound", None).await;
         assert_eq!(r.body, json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404}));
         let r = srv.guest(Method::GET, "/fail/forbidden", None).await;
@@ -340,7 +340,7 @@ both_engines_hooks! {
         // Short of stock: the order and the stock change roll back together.
         let r = srv.guest(Method::POST, "/api/collections/orders/records", Some(json!({"product": shoe, "qty": 5}))).await;
         assert_eq!(r.status, 400, "{}", r.body);
-        assert_eq!(r.body, json!({"data": {"qty": {"code": "stock", "message": "only 1 left"}}, "message": "Not enough stock.", "status": 400}));
+        assert_eq!(r.body, json!({"data": {"qty": {"code": "stock", "message": "Only 1 left."}}, "message": "Not enough stock.", "status": 400}));
         assert_eq!(stock(&srv, &shoe).await, 1);
         assert_eq!(srv.all_records("orders").await.len(), 1);
 
