@@ -17,18 +17,24 @@ pub enum Workload {
     Create,
     Update,
     Auth,
+    /// A `routerAdd` GET route of the hook file returning JSON (bench/hooks).
+    HookRoute,
+    /// Create through a pass-through `onRecordCreateRequest` hook (collection `hposts`).
+    HookCreate,
     /// The HTTP ceiling: `GET /` on the fixed-JSON axum server.
     FixedJson,
 }
 
 impl Workload {
-    pub const SERVER: [Workload; 6] = [
+    pub const SERVER: [Workload; 8] = [
         Workload::View,
         Workload::List,
         Workload::Filter,
         Workload::Create,
         Workload::Update,
         Workload::Auth,
+        Workload::HookRoute,
+        Workload::HookCreate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +45,8 @@ impl Workload {
             Workload::Create => "create",
             Workload::Update => "update",
             Workload::Auth => "auth",
+            Workload::HookRoute => "hook-route",
+            Workload::HookCreate => "hook-create",
             Workload::FixedJson => "fixed-json",
         }
     }
@@ -53,6 +61,12 @@ impl Workload {
             Workload::Create => "POST /api/collections/posts/records {title, body(~240 B), views, published}",
             Workload::Update => "PATCH /api/collections/posts/records/{random seeded id} {views, title}",
             Workload::Auth => "POST /api/collections/_superusers/auth-with-password",
+            Workload::HookRoute => {
+                "GET /bench/hello/{n}: a routerAdd handler of the same hook file returning JSON"
+            }
+            Workload::HookCreate => {
+                "POST /api/collections/hposts/records (as create) through a pass-through onRecordCreateRequest hook"
+            }
             Workload::FixedJson => "GET / on a minimal axum handler returning a fixed JSON",
         }
     }
@@ -116,6 +130,14 @@ fn request(
                 ctx.base
             ))
             .json(&serde_json::json!({"identity": ctx.email, "password": ctx.password})),
+        Workload::HookRoute => client.get(format!(
+            "{}/bench/hello/{}",
+            ctx.base,
+            rng.gen_range(0..1000)
+        )),
+        Workload::HookCreate => client
+            .post(format!("{}/api/collections/hposts/records", ctx.base))
+            .json(&post_body(rng.gen_range(0..1_000_000))),
         Workload::FixedJson => client.get(format!("{}/", ctx.base)),
     }
 }

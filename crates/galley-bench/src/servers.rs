@@ -137,6 +137,21 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
         .context("spawning server")
 }
 
+/// The hook file every server runs (Galley `--hooks-dir`, PocketBase `--hooksDir`), for the
+/// hook workloads: one route, one pass-through request hook.
+pub const HOOKS_JS: &str = r#"routerAdd("GET", "/bench/hello/{name}", (e) => {
+    return e.json(200, { message: "Hello " + e.request.pathValue("name") })
+})
+onRecordCreateRequest((e) => e.next(), "hposts")
+"#;
+
+fn hooks_dir(work: &Path) -> Result<String> {
+    let d = work.join("hooks");
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(d.join("bench.pb.js"), HOOKS_JS)?;
+    Ok(d.display().to_string())
+}
+
 /// Starts one server (superuser created first) and waits for /api/health.
 pub async fn start(
     kind: Kind,
@@ -170,7 +185,7 @@ pub async fn start(
             )?;
             spawn_logged(
                 Command::new(bin)
-                    .args(["serve", "--http", &addr])
+                    .args(["serve", "--http", &addr, "--hooks-dir", &hooks_dir(work)?])
                     .args(&extra),
                 &log,
             )?
@@ -201,6 +216,8 @@ pub async fn start(
                     "--migrationsDir",
                     &mig,
                     "--automigrate=false",
+                    "--hooksDir",
+                    &hooks_dir(work)?,
                 ]),
                 &log,
             )?
@@ -295,6 +312,22 @@ pub async fn seed(
         let st = r.status();
         bail!(
             "creating the posts collection on {base}: {st} {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    // The same collection under another name, written through a pass-through request hook.
+    let mut hposts = schema.clone();
+    hposts["name"] = serde_json::json!("hposts");
+    let r = client
+        .post(format!("{base}/api/collections"))
+        .header("Authorization", &token)
+        .json(&hposts)
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        let st = r.status();
+        bail!(
+            "creating the hposts collection on {base}: {st} {}",
             r.text().await.unwrap_or_default()
         );
     }
