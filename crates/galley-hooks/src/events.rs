@@ -51,7 +51,68 @@ pub(crate) fn engine_error(e: EngineError) -> CoreError {
     CoreError::Internal(format!("hook: {e}"))
 }
 
+impl JsRecordHook {
+    /// `onRecordValidate`: before the write path validates; a throw refuses the write,
+    /// changes to `e.record` are kept (`e.next()` does nothing more).
+    fn validate(
+        &self,
+        c: &mut dyn Conn,
+        ctx: &WriteCtx,
+        change: &mut galley_core::context::Change<'_>,
+    ) -> Result<(), CoreError> {
+        let shared = &self.0;
+        let col = change.collection;
+        let ids = shared
+            .registry()
+            .handlers("onRecordValidate", &col.name, &col.id);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let extra = match change.old {
+            Some(old) => json!({ "original": old }).to_string(),
+            None => json!({ "isNew": true }).to_string(),
+        };
+        let args = vec![
+            "onRecordValidate".to_owned(),
+            json!(ids).to_string(),
+            col.to_json().to_string(),
+            Value::Object(change.record.clone()).to_string(),
+            extra,
+        ];
+        let (out, _) = ops::with_local(c, ctx, None, || {
+            engine::with(shared, |js| engine::call(js, "record", args))
+        });
+        let out: Value = serde_json::from_str(&out.map_err(engine_error)?)
+            .map_err(|e| CoreError::internal(&e))?;
+        if let Some(err) = out.get("error") {
+            return Err(js_error(err));
+        }
+        if let Some(Value::Object(r)) = out.get("record") {
+            *change.record = r.clone();
+        }
+        Ok(())
+    }
+}
+
 impl RecordHook for JsRecordHook {
+    fn before_create(
+        &self,
+        c: &mut dyn Conn,
+        ctx: &WriteCtx,
+        change: &mut galley_core::context::Change<'_>,
+    ) -> Result<(), CoreError> {
+        self.validate(c, ctx, change)
+    }
+
+    fn before_update(
+        &self,
+        c: &mut dyn Conn,
+        ctx: &WriteCtx,
+        change: &mut galley_core::context::Change<'_>,
+    ) -> Result<(), CoreError> {
+        self.validate(c, ctx, change)
+    }
+
     fn wraps(&self, op: WriteOp, col: &Collection) -> bool {
         !self
             .0
@@ -151,9 +212,9 @@ pub(crate) fn log_plain(what: &str, r: Result<String, EngineError>) {
     }
 }
 
-/// Runs the `onBootstrap` handlers once; a failure stops the start.
-pub(crate) async fn bootstrap(shared: &Arc<Shared>) -> Result<(), CoreError> {
-    let ids = shared.registry().handlers("onBootstrap", "", "");
+/// Runs the `onBootstrap` (or `onServe`) handlers once; a failure stops the start.
+pub(crate) async fn bootstrap(shared: &Arc<Shared>, event: &str) -> Result<(), CoreError> {
+    let ids = shared.registry().handlers(event, "", "");
     if ids.is_empty() {
         return Ok(());
     }

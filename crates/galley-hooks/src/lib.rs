@@ -165,6 +165,21 @@ impl Hooks {
         Ok(())
     }
 
+    /// Evaluates `source` as the hook file `name` would load (registrations checked as a
+    /// load checks them) without installing anything; the number of registrations.
+    pub fn check(&self, name: &str, source: &str) -> Result<usize, LoadError> {
+        let regs = loader::evaluate(&self.0, name, source)?;
+        let n = regs.len();
+        Registry::default()
+            .add(regs)
+            .map_err(|message| LoadError::Js {
+                file: name.to_owned(),
+                line: 0,
+                message,
+            })?;
+        Ok(n)
+    }
+
     /// What the files registered.
     pub fn registry(&self) -> Arc<Registry> {
         self.0.registry()
@@ -182,13 +197,18 @@ impl Hooks {
         let _ = self.0.app.set(Arc::downgrade(app));
         app.set_request_hooks(Arc::new(requests::JsRequestHooks(self.0.clone())));
         jobs::sync(&self.0, app);
-        events::bootstrap(&self.0).await?;
+        events::bootstrap(&self.0, "onBootstrap").await?;
         if self.0.config.watch {
             if let Some(dir) = self.0.config.dir.clone() {
                 watch(Arc::downgrade(&self.0), dir);
             }
         }
         Ok(())
+    }
+
+    /// Runs the `onServe` handlers (the server is about to accept requests).
+    pub async fn serve(&self) -> Result<(), CoreError> {
+        events::bootstrap(&self.0, "onServe").await
     }
 
     /// Answers a request with the route a hook file added, or gives it back.

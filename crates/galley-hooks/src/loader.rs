@@ -99,36 +99,41 @@ pub(crate) fn registrations(
     shared: &Arc<Shared>,
     path: &Path,
 ) -> Result<Vec<Registration>, LoadError> {
-    {
-        let file = path.display().to_string();
-        let source = read(path)?;
-        let regs = crate::engine::fresh(shared, |ctx| {
-            crate::engine::call(ctx, "begin", vec![])?;
-            let opts = {
-                let mut o = rquickjs::context::EvalOptions::default();
-                o.filename = Some(file.clone());
-                o.strict = false;
-                o
-            };
-            let r = ctx.eval_with_options::<(), _>(source.as_bytes(), opts);
-            let regs = crate::engine::call(ctx, "end", vec![])?;
-            r.map_err(|e| crate::engine::EngineError::Js(crate::engine::describe(ctx, e)))?;
-            Ok(regs)
-        })
-        .map_err(|e| {
-            let text = e.to_string();
-            LoadError::Js {
-                line: line_of(&file, &text),
-                message: text.lines().next().unwrap_or_default().to_owned(),
-                file: file.clone(),
-            }
-        })?;
-        serde_json::from_str(&regs).map_err(|e| LoadError::Js {
-            file: file.clone(),
-            line: 0,
-            message: e.to_string(),
-        })
-    }
+    evaluate(shared, &path.display().to_string(), &read(path)?)
+}
+
+/// What `source`, as the file `file`, registers when evaluated in a fresh engine.
+pub(crate) fn evaluate(
+    shared: &Arc<Shared>,
+    file: &str,
+    source: &str,
+) -> Result<Vec<Registration>, LoadError> {
+    let regs = crate::engine::fresh(shared, |ctx| {
+        crate::engine::call(ctx, "begin", vec![])?;
+        let opts = {
+            let mut o = rquickjs::context::EvalOptions::default();
+            o.filename = Some(file.to_owned());
+            o.strict = false;
+            o
+        };
+        let r = ctx.eval_with_options::<(), _>(source.as_bytes(), opts);
+        let regs = crate::engine::call(ctx, "end", vec![])?;
+        r.map_err(|e| crate::engine::EngineError::Js(crate::engine::describe(ctx, e)))?;
+        Ok(regs)
+    })
+    .map_err(|e| {
+        let text = e.to_string();
+        LoadError::Js {
+            line: line_of(file, &text),
+            message: text.lines().next().unwrap_or_default().to_owned(),
+            file: file.to_owned(),
+        }
+    })?;
+    serde_json::from_str(&regs).map_err(|e| LoadError::Js {
+        file: file.to_owned(),
+        line: 0,
+        message: e.to_string(),
+    })
 }
 
 /// `require(path)`: a CommonJS file inside the hooks folder (absolute, as

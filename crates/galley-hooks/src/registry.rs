@@ -10,14 +10,11 @@ use std::path::PathBuf;
 /// Names of PocketBase's JavaScript API (plugins/jsvm types.d.ts) that Galley does not
 /// offer; calling one at load fails with its name.
 pub(crate) const UNSUPPORTED: &[&str] = &[
-    // Not yet offered (issue 14 is open): enrich, mailer, cron, migrations, validate.
-    "onServe",
+    // Not yet offered: the execute events, the mailer, serve and terminate events.
     "onTerminate",
-    "onRecordValidate",
     "onRecordCreateExecute",
     "onRecordUpdateExecute",
     "onRecordDeleteExecute",
-    "onMailerSend",
     "onBackupCreate",
     "onBackupRestore",
     "onCollectionCreate",

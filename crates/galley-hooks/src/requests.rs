@@ -50,6 +50,29 @@ fn http_json(req: &galley_core::Request, path: &str, query: &str) -> String {
 }
 
 impl RequestHooks for JsRequestHooks {
+    fn mail(&self, mail: Value) -> BoxFuture<Result<Option<Value>, CoreError>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let ids = shared.registry().handlers("onMailerSend", "", "");
+            if ids.is_empty() {
+                return Ok(Some(mail));
+            }
+            let args = vec![json!(ids).to_string(), mail.to_string()];
+            let s = shared.clone();
+            let out = shared
+                .pool
+                .run(move || engine::with(&s, |js| engine::call(js, "mailer", args)))
+                .await
+                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
+                .map_err(engine_error)?;
+            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
+            if let Some(err) = v.get("error") {
+                return Err(js_error(err));
+            }
+            Ok(v.get("mail").filter(|m| !m.is_null()).cloned())
+        })
+    }
+
     fn enrich(
         &self,
         col: Arc<Collection>,

@@ -47,7 +47,10 @@ async fn unsupported_names_fail_with_their_name() {
     let e = error(&[("m.pb.js", "migrate(() => {})")]);
     assert!(e.contains("migrations folder"), "{e}");
     for (name, src) in [
-        ("onMailerSend", "onMailerSend((e) => e.next())"),
+        (
+            "onRecordAfterCreateError",
+            "onRecordAfterCreateError((e) => e.next())",
+        ),
         ("$filesystem", "const f = $filesystem.s3"),
         ("onCollectionCreate", "onCollectionCreate((e) => e.next())"),
     ] {

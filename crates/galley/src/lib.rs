@@ -104,7 +104,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let server: Server = app.into();
+    if let Some(h) = &server.hooks {
+        h.serve()
+            .await
+            .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
+    }
+    let svc = router(server).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
             tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");

@@ -47,8 +47,19 @@ async fn deliver(app: Weak<App>, job: Job) -> Result<(), JobError> {
     let app = app
         .upgrade()
         .ok_or_else(|| JobError::retry("the server is stopping"))?;
-    let m = mail::from_payload(&job.payload)
+    let mut m = mail::from_payload(&job.payload)
         .ok_or_else(|| JobError::permanent("the payload is not a mail"))?;
+    if let Some(h) = app.request_hooks() {
+        match h.mail(job.payload.clone()).await {
+            Ok(Some(v)) => {
+                m = mail::from_payload(&v)
+                    .ok_or_else(|| JobError::permanent("a hook left no mail"))?;
+            }
+            // A hook chose not to send it.
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(JobError::retry(e.to_string())),
+        }
+    }
     let config = mail::config(&app.settings());
     match &config.smtp {
         Some(smtp) => galley_mail::send(&config, smtp, &m).await.map_err(|e| {

@@ -81,4 +81,11 @@ pub trait RequestHooks: Send + Sync {
         let _ = (col, request);
         Box::pin(async move { Ok(records) })
     }
+
+    /// `onMailerSend`: a mail (`{to, subject, html}`) about to be sent, as the hooks leave
+    /// it; `None` when a hook stopped it. Called by the mail job, so after the commit of
+    /// the write that queued it.
+    fn mail(&self, mail: Value) -> BoxFuture<Result<Option<Value>, CoreError>> {
+        Box::pin(async move { Ok(Some(mail)) })
+    }
 }

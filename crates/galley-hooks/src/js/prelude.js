@@ -97,9 +97,10 @@
     } catch (_) {
       text = String(err);
     }
-    // A limit of the engine (memory, stack) is the server's 500, as a time-out is.
+    // A limit of the engine (memory, stack) is the server's 500, as a time-out is. Out of
+    // memory, QuickJS may throw null (no memory left for an error object).
     const msg = err instanceof Error ? String(err.message) : "";
-    if ((err instanceof RangeError && /stack/i.test(msg)) || /out of memory/i.test(msg)) {
+    if (err === null || err === undefined || (err instanceof RangeError && /stack/i.test(msg)) || /out of memory/i.test(msg)) {
       return { status: 500, message: "Something went wrong while processing your request.", data: {}, log: "hook limit: " + text };
     }
     // As PocketBase: anything thrown that is not an ApiError is a 400 with the generic
@@ -800,8 +801,9 @@
     record(event, handlerIds, colJson, recordJson, extraJson) {
       const col = new Collection(JSON.parse(colJson));
       const record = Record.__stored(col, JSON.parse(recordJson));
-      if (event.endsWith("Create") || event === "onRecordValidate" && record.__data.__new) record.__new = true;
       const extra = JSON.parse(extraJson || "{}");
+      if (event.endsWith("Create") || extra.isNew) record.__new = true;
+      delete extra.isNew;
       if (extra.original) {
         record.__original = extra.original;
         delete extra.original;
@@ -891,6 +893,27 @@
       }
       return "{}";
     },
+    // onMailerSend: e.message as PocketBase's mailer message; e.next() lets it go out.
+    mailer(handlerIds, mailJson) {
+      const m = JSON.parse(mailJson);
+      const e = { app: app, message: new g.MailerMessage({ to: [{ address: m.to, name: "" }], subject: m.subject, html: m.html }) };
+      let sent = null;
+      try {
+        chain(JSON.parse(handlerIds).map(handler), e, () => {
+          const to = e.message.to;
+          const first = Array.isArray(to) ? to[0] : to;
+          sent = {
+            to: typeof first === "string" ? first : (first && first.address) || "",
+            subject: String(e.message.subject || ""),
+            html: String(e.message.html || e.message.text || ""),
+          };
+        });
+      } catch (err) {
+        return JSON.stringify({ error: failure(err) });
+      }
+      return JSON.stringify({ mail: sent });
+    },
+    // onServe: once the server starts serving.
     // A migration function, called with $app.
     migration(src) {
       try {

@@ -556,11 +556,24 @@ onRecordViewRequest((e) => {
     e.record.set("length", e.record.getString("title").length)
     e.next()
 }, "notes")
+onRecordValidate((e) => {
+    if (e.record.getString("title").includes("bad")) {
+        throw new BadRequestError("Failed to create record.", { title: new ValidationError("bad_title", "No bad titles") })
+    }
+    e.record.set("internal", e.record.getString("internal") || "validated")
+    e.next()
+}, "notes")
 onRecordEnrich((e) => {
     e.record.set("shout", e.record.getString("title").toUpperCase())
     if (!e.auth) e.record.hide("author")
     e.next()
 }, "notes")
+onMailerSend((e) => {
+    e.message.subject = "[Shop] " + e.message.subject
+    if (e.message.to[0].address.startsWith("blocked")) return
+    e.next()
+})
+onServe((e) => e.next())
 onRecordAuthRequest((e) => {
     e.meta = { hello: e.record.getString("email") }
     e.next()
@@ -583,6 +596,12 @@ both_engines_hooks! {
         assert!(!r.body["author"].as_str().unwrap().is_empty(), "{}", r.body);
         assert_eq!(r.body["shout"], "HI", "enriched: {}", r.body);
         let id = r.body["id"].as_str().unwrap().to_owned();
+        let r = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"title": "so bad"}))).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["data"], json!({"title": {"code": "bad_title", "message": "No bad titles."}}));
+        let r = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"title": "fine"}))).await;
+        assert_eq!(r.body["internal"], "validated", "onRecordValidate's change is written: {}", r.body);
+        srv.su(Method::DELETE, &format!("/api/collections/notes/records/{}", r.body["id"].as_str().unwrap()), None).await;
         let r = srv.guest(Method::POST, "/api/collections/notes/records", Some(json!({"title": "forbidden"}))).await;
         assert_eq!(r.status, 403);
         assert_eq!(r.body["message"], "Not this title.");
@@ -623,6 +642,31 @@ both_engines_hooks! {
         assert!(r.body["token"].as_str().unwrap().len() > 20);
         assert_eq!(r.body["record"]["email"], "member@example.com");
         assert!(r.body["record"].get("password").is_none());
+
+        // onMailerSend changes the mail before it goes out, or stops it.
+        for email in ["member@example.com", "blocked@example.com"] {
+            if email.starts_with("blocked") {
+                let r = srv.guest(Method::POST, "/api/collections/members/records", Some(json!({"email": email, "password": "Member-Pass-1", "passwordConfirm": "Member-Pass-1"}))).await;
+                assert_eq!(r.status, 200);
+            }
+            let r = srv.guest(Method::POST, "/api/collections/members/request-password-reset", Some(json!({"email": email}))).await;
+            assert_eq!(r.status, 204);
+        }
+        let mut subjects = vec![];
+        for _ in 0..50 {
+            let r = srv.su(Method::GET, "/api/galley/outbox", None).await;
+            subjects = r.body["items"].as_array().unwrap().iter().map(|m| (m["to"].clone(), m["subject"].clone())).collect();
+            if !subjects.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = srv.su(Method::GET, "/api/galley/outbox", None).await;
+        let all: Vec<(Value, Value)> = r.body["items"].as_array().unwrap().iter().map(|m| (m["to"].clone(), m["subject"].clone())).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].0, "member@example.com");
+        assert!(all[0].1.as_str().unwrap().starts_with("[Shop] "), "{all:?} {subjects:?}");
     }
 }
 
