@@ -214,6 +214,9 @@ pub(crate) struct Inner {
     handlers: RwLock<HashMap<String, Handler>>,
     crons: RwLock<Vec<CronEntry>>,
     pub(crate) runtime: Mutex<worker::Runtime>,
+    /// A NOTIFY to the other nodes is wanted (see [`Jobs::enqueue`]); one is sent at a time.
+    pub(crate) notify_pending: std::sync::atomic::AtomicBool,
+    pub(crate) notify_wake: tokio::sync::Notify,
 }
 
 impl Jobs {
@@ -226,6 +229,8 @@ impl Jobs {
                 handlers: Default::default(),
                 crons: Default::default(),
                 runtime: Default::default(),
+                notify_pending: Default::default(),
+                notify_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -237,7 +242,16 @@ impl Jobs {
     /// Enqueues `job` in a write job of its own (see [`enqueue`] to enqueue inside one).
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, JobsError> {
         queue::validate(&job)?;
-        self.inner.store.write(move |c| enqueue(c, &job)).await
+        let r = self
+            .inner
+            .store
+            .write(move |c| queue::insert(c, &job, false))
+            .await?;
+        if matches!(r, Enqueued::New(_)) {
+            worker::wake_local();
+            self.notify_nodes();
+        }
+        Ok(r)
     }
 
     /// Sets the handler of `kind` (replacing any). Jobs of a kind without a handler on the

@@ -60,6 +60,16 @@ impl Jobs {
         rt.tasks.push(tokio::spawn(complete(self.clone(), done_rx)));
         rt.tasks.push(tokio::spawn(heartbeat(self.clone())));
         rt.tasks.push(tokio::spawn(schedule(self.clone())));
+        if self.inner.store.dialect().notify().is_some() {
+            rt.tasks.push(tokio::spawn(notify_nodes(self.clone())));
+        }
+    }
+
+    /// Asks the notifier to wake the other nodes' workers (PostgreSQL).
+    pub(crate) fn notify_nodes(&self) {
+        if !self.inner.notify_pending.swap(true, Ordering::SeqCst) {
+            self.inner.notify_wake.notify_one();
+        }
     }
 
     /// Stops claiming, waits up to `grace` for running jobs, then gives the unfinished ones
@@ -321,6 +331,36 @@ async fn heartbeat(jobs: Jobs) {
             .await
         {
             tracing::warn!(error = %e, "cannot extend job leases");
+        }
+    }
+}
+
+/// Sends one NOTIFY for every burst of enqueues made through [`Jobs::enqueue`]: one
+/// transaction at a time, so NOTIFY's commit lock never serialises the enqueues themselves.
+async fn notify_nodes(jobs: Jobs) {
+    loop {
+        jobs.inner.notify_wake.notified().await;
+        if !jobs.inner.notify_pending.swap(false, Ordering::SeqCst) {
+            continue;
+        }
+        let r = jobs
+            .inner
+            .store
+            .write(|c| {
+                if let Some(sql) = c.dialect().notify() {
+                    c.query(
+                        sql,
+                        &[
+                            galley_sql::SqlValue::from(queue::CHANNEL),
+                            galley_sql::SqlValue::from(""),
+                        ],
+                    )?;
+                }
+                Ok::<_, galley_store::StoreError>(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot wake the other nodes' workers");
         }
     }
 }
