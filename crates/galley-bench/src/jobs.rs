@@ -23,6 +23,8 @@ pub struct JobsArgs {
     pub rate: u64,
     pub seconds: u64,
     pub pool: usize,
+    /// Jobs per enqueue call (1: `Jobs::enqueue`; more: `Jobs::enqueue_many`).
+    pub batch: usize,
 }
 
 async fn open(
@@ -90,11 +92,20 @@ pub async fn run(a: &JobsArgs) -> Result<()> {
         let t0 = Instant::now();
         let per = a.jobs / a.producers as u64;
         let mut tasks = Vec::new();
+        let batch = a.batch;
         for _ in 0..a.producers {
             let jobs = jobs.clone();
             tasks.push(tokio::spawn(async move {
-                for i in 0..per {
-                    jobs.enqueue(NewJob::new("noop", json!(i))).await?;
+                let mut i = 0;
+                while i < per {
+                    let k = (batch as u64).min(per - i);
+                    if batch == 1 {
+                        jobs.enqueue(NewJob::new("noop", json!(i))).await?;
+                    } else {
+                        let many = (i..i + k).map(|n| NewJob::new("noop", json!(n))).collect();
+                        jobs.enqueue_many(many).await?;
+                    }
+                    i += k;
                 }
                 Ok::<_, galley_jobs::JobsError>(())
             }));
@@ -112,8 +123,9 @@ pub async fn run(a: &JobsArgs) -> Result<()> {
         }
         let all = t0.elapsed();
         println!(
-            "{engine} (pool {}): {total} no-op jobs, {} producers: enqueued in {:.2} s ({:.0}/s), enqueue to completion {:.2} s = {:.0} jobs/s",
+            "{engine} (pool {}, {} per enqueue): {total} no-op jobs, {} producers: enqueued in {:.2} s ({:.0}/s), enqueue to completion {:.2} s = {:.0} jobs/s",
             a.pool,
+            a.batch,
             a.producers,
             enqueued.as_secs_f64(),
             total as f64 / enqueued.as_secs_f64(),

@@ -139,6 +139,9 @@ enum Cmd {
         /// Store connections (SQLite readers / PostgreSQL pool), as `--pool-size` of the server.
         #[arg(long, default_value_t = 8)]
         pool: usize,
+        /// Jobs per enqueue call in the throughput run (1: one write job each).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// HTTP ceiling only: a minimal axum handler returning a fixed JSON.
     CeilingHttp {
@@ -246,8 +249,10 @@ fn main() -> Result<()> {
             rate,
             seconds,
             pool,
+            batch,
         } => rt.block_on(jobs::run(&jobs::JobsArgs {
             pool: pool.max(1),
+            batch: batch.max(1),
             database_url,
             jobs: n,
             producers: producers.max(1),

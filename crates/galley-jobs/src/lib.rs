@@ -5,7 +5,8 @@
 //!
 //! * **Enqueue inside a write job** with [`enqueue`]`(conn, &NewJob)`: the job exists if and
 //!   only if that write job commits (a record write, a batch, a record hook's transaction).
-//! * **Enqueue outside** with [`Jobs::enqueue`] (its own write job).
+//! * **Enqueue outside** with [`Jobs::enqueue`] (its own write job), or many at once with
+//!   [`Jobs::enqueue_many`] (one write job).
 //! * [`NewJob`] carries the kind, a JSON payload (at most [`queue::MAX_PAYLOAD`] bytes), and
 //!   optionally a run-at time, a priority (higher runs first; default 0), a unique key (no
 //!   second live job with the same key is added: [`Enqueued::Duplicate`]) and the maximum
@@ -248,6 +249,29 @@ impl Jobs {
             .write(move |c| queue::insert(c, &job, false))
             .await?;
         if matches!(r, Enqueued::New(_)) {
+            worker::wake_local();
+            self.notify_nodes();
+        }
+        Ok(r)
+    }
+
+    /// Enqueues many jobs in one write job (one commit for all): each is new or a
+    /// duplicate of a live job with its unique key, in order. Nothing is added if any is
+    /// invalid.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, JobsError> {
+        for j in &jobs {
+            queue::validate(j)?;
+        }
+        let r = self
+            .inner
+            .store
+            .write(move |c| {
+                jobs.iter()
+                    .map(|j| queue::insert(c, j, false))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        if r.iter().any(|e| matches!(e, Enqueued::New(_))) {
             worker::wake_local();
             self.notify_nodes();
         }
