@@ -5,6 +5,7 @@
 
 mod ceiling;
 mod fanout;
+mod jobs;
 mod load;
 mod servers;
 
@@ -117,6 +118,31 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// The durable job queue in process (issue 15): throughput from enqueue to completion,
+    /// and pick-up latency at a fixed rate; SQLite, or PostgreSQL with --database-url.
+    Jobs {
+        /// A PostgreSQL server (a fresh database is created and dropped); SQLite without.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// No-op jobs for the throughput run.
+        #[arg(long, default_value_t = 50_000)]
+        jobs: u64,
+        /// Tasks enqueueing at once (each enqueue is its own write job).
+        #[arg(long, default_value_t = 64)]
+        producers: usize,
+        /// Jobs per second offered in the latency run.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Store connections (SQLite readers / PostgreSQL pool), as `--pool-size` of the server.
+        #[arg(long, default_value_t = 8)]
+        pool: usize,
+        /// Jobs per enqueue call in the throughput run (1: one write job each).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+    },
     /// HTTP ceiling only: a minimal axum handler returning a fixed JSON.
     CeilingHttp {
         #[command(flatten)]
@@ -216,6 +242,23 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Cmd::FixedJsonServer { http } => rt.block_on(ceiling::fixed_json_server(&http)),
+        Cmd::Jobs {
+            database_url,
+            jobs: n,
+            producers,
+            rate,
+            seconds,
+            pool,
+            batch,
+        } => rt.block_on(jobs::run(&jobs::JobsArgs {
+            pool: pool.max(1),
+            batch: batch.max(1),
+            database_url,
+            jobs: n,
+            producers: producers.max(1),
+            rate: rate.max(1),
+            seconds: seconds.max(1),
+        })),
         Cmd::CeilingHttp { common } => {
             let t0 = Instant::now();
             let rows = rt.block_on(ceiling_http(&common))?;

@@ -5,7 +5,8 @@
 //!
 //! * **Enqueue inside a write job** with [`enqueue`]`(conn, &NewJob)`: the job exists if and
 //!   only if that write job commits (a record write, a batch, a record hook's transaction).
-//! * **Enqueue outside** with [`Jobs::enqueue`] (its own write job).
+//! * **Enqueue outside** with [`Jobs::enqueue`] (its own write job), or many at once with
+//!   [`Jobs::enqueue_many`] (one write job).
 //! * [`NewJob`] carries the kind, a JSON payload (at most [`queue::MAX_PAYLOAD`] bytes), and
 //!   optionally a run-at time, a priority (higher runs first; default 0), a unique key (no
 //!   second live job with the same key is added: [`Enqueued::Duplicate`]) and the maximum
@@ -214,6 +215,9 @@ pub(crate) struct Inner {
     handlers: RwLock<HashMap<String, Handler>>,
     crons: RwLock<Vec<CronEntry>>,
     pub(crate) runtime: Mutex<worker::Runtime>,
+    /// A NOTIFY to the other nodes is wanted (see [`Jobs::enqueue`]); one is sent at a time.
+    pub(crate) notify_pending: std::sync::atomic::AtomicBool,
+    pub(crate) notify_wake: tokio::sync::Notify,
 }
 
 impl Jobs {
@@ -226,6 +230,8 @@ impl Jobs {
                 handlers: Default::default(),
                 crons: Default::default(),
                 runtime: Default::default(),
+                notify_pending: Default::default(),
+                notify_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -237,7 +243,39 @@ impl Jobs {
     /// Enqueues `job` in a write job of its own (see [`enqueue`] to enqueue inside one).
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, JobsError> {
         queue::validate(&job)?;
-        self.inner.store.write(move |c| enqueue(c, &job)).await
+        let r = self
+            .inner
+            .store
+            .write(move |c| queue::insert(c, &job, false))
+            .await?;
+        if matches!(r, Enqueued::New(_)) {
+            worker::wake_local();
+            self.notify_nodes();
+        }
+        Ok(r)
+    }
+
+    /// Enqueues many jobs in one write job (one commit for all): each is new or a
+    /// duplicate of a live job with its unique key, in order. Nothing is added if any is
+    /// invalid.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, JobsError> {
+        for j in &jobs {
+            queue::validate(j)?;
+        }
+        let r = self
+            .inner
+            .store
+            .write(move |c| {
+                jobs.iter()
+                    .map(|j| queue::insert(c, j, false))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        if r.iter().any(|e| matches!(e, Enqueued::New(_))) {
+            worker::wake_local();
+            self.notify_nodes();
+        }
+        Ok(r)
     }
 
     /// Sets the handler of `kind` (replacing any). Jobs of a kind without a handler on the

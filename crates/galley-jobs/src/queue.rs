@@ -101,6 +101,14 @@ pub(crate) fn validate(job: &NewJob) -> Result<String, JobsError> {
 /// that follows runs on the same writer thread, after it); on PostgreSQL a NOTIFY, delivered
 /// at commit, wakes the workers of every node.
 pub fn enqueue(c: &mut dyn Conn, job: &NewJob) -> Result<Enqueued, JobsError> {
+    insert(c, job, true)
+}
+
+/// `notify`: send the wake-up NOTIFY in this transaction. [`crate::Jobs::enqueue`] does not:
+/// on PostgreSQL every transaction that NOTIFYs commits under one global lock (commits with
+/// their fsyncs become serial), so it wakes this process after the commit and other nodes
+/// with one NOTIFY of its own for any number of enqueues.
+pub(crate) fn insert(c: &mut dyn Conn, job: &NewJob, notify: bool) -> Result<Enqueued, JobsError> {
     let payload = validate(job)?;
     let d = c.dialect();
     let id = galley_types::ids::record_id();
@@ -144,10 +152,13 @@ pub fn enqueue(c: &mut dyn Conn, job: &NewJob) -> Result<Enqueued, JobsError> {
         };
         return Ok(Enqueued::Duplicate(existing));
     };
-    if let Some(notify) = d.notify() {
-        c.query(notify, &[SqlValue::from(CHANNEL), SqlValue::from("")])?;
-    } else {
-        crate::worker::wake_local();
+    match d.notify() {
+        Some(sql) if notify => {
+            c.query(sql, &[SqlValue::from(CHANNEL), SqlValue::from("")])?;
+        }
+        // Early on PostgreSQL (a claim may run before the commit and miss the job), which
+        // the caller's own wake-up after the commit covers.
+        _ => crate::worker::wake_local(),
     }
     Ok(Enqueued::New(row.text("id")))
 }

@@ -50,6 +50,8 @@ impl Jobs {
         rt.permits = Some(permits.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (stopping, stop) = (rt.stopping.clone(), rt.stop.clone());
+        rt.tasks
+            .push(tokio::spawn(heartbeat(self.clone(), permits.clone())));
         rt.tasks.push(tokio::spawn(dispatch(
             self.clone(),
             permits,
@@ -58,8 +60,17 @@ impl Jobs {
             stop,
         )));
         rt.tasks.push(tokio::spawn(complete(self.clone(), done_rx)));
-        rt.tasks.push(tokio::spawn(heartbeat(self.clone())));
         rt.tasks.push(tokio::spawn(schedule(self.clone())));
+        if self.inner.store.dialect().notify().is_some() {
+            rt.tasks.push(tokio::spawn(notify_nodes(self.clone())));
+        }
+    }
+
+    /// Asks the notifier to wake the other nodes' workers (PostgreSQL).
+    pub(crate) fn notify_nodes(&self) {
+        if !self.inner.notify_pending.swap(true, Ordering::SeqCst) {
+            self.inner.notify_wake.notify_one();
+        }
     }
 
     /// Stops claiming, waits up to `grace` for running jobs, then gives the unfinished ones
@@ -307,11 +318,15 @@ async fn complete(jobs: Jobs, mut rx: mpsc::UnboundedReceiver<Done>) {
     }
 }
 
-async fn heartbeat(jobs: Jobs) {
+async fn heartbeat(jobs: Jobs, permits: Arc<Semaphore>) {
     let lease = jobs.inner.config.lease;
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(10)));
     loop {
         tick.tick().await;
+        // Every permit free: nothing runs here, so no write (an idle node stays quiet).
+        if permits.available_permits() >= jobs.inner.config.concurrency {
+            continue;
+        }
         let node = jobs.inner.node.clone();
         let until = queue::now_ms() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         if let Err(e) = jobs
@@ -321,6 +336,36 @@ async fn heartbeat(jobs: Jobs) {
             .await
         {
             tracing::warn!(error = %e, "cannot extend job leases");
+        }
+    }
+}
+
+/// Sends one NOTIFY for every burst of enqueues made through [`Jobs::enqueue`]: one
+/// transaction at a time, so NOTIFY's commit lock never serialises the enqueues themselves.
+async fn notify_nodes(jobs: Jobs) {
+    loop {
+        jobs.inner.notify_wake.notified().await;
+        if !jobs.inner.notify_pending.swap(false, Ordering::SeqCst) {
+            continue;
+        }
+        let r = jobs
+            .inner
+            .store
+            .write(|c| {
+                if let Some(sql) = c.dialect().notify() {
+                    c.query(
+                        sql,
+                        &[
+                            galley_sql::SqlValue::from(queue::CHANNEL),
+                            galley_sql::SqlValue::from(""),
+                        ],
+                    )?;
+                }
+                Ok::<_, galley_store::StoreError>(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot wake the other nodes' workers");
         }
     }
 }

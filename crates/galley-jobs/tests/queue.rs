@@ -102,6 +102,7 @@ both!(
     priority_and_run_at,
     cron_tick_on_one_node,
     bad_input,
+    enqueue_many_in_one_write,
 );
 
 async fn enqueue_commits_with_the_write(db: Db) {
@@ -548,4 +549,29 @@ async fn bad_input(db: Db) {
         .await;
     assert!(r.is_err());
     assert_eq!(count_rows(&store).await, 0);
+}
+
+async fn enqueue_many_in_one_write(db: Db) {
+    let store = db.open().await;
+    let jobs = Jobs::new(store.clone(), fast());
+    let r = jobs
+        .enqueue_many(vec![
+            NewJob::new("m", json!(1)).unique_key("u"),
+            NewJob::new("m", json!(2)).unique_key("u"),
+            NewJob::new("m", json!(3)),
+        ])
+        .await
+        .expect("many");
+    let Enqueued::New(first) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(r[1], Enqueued::Duplicate(first.clone()));
+    assert!(matches!(r[2], Enqueued::New(_)));
+    assert_eq!(count_rows(&store).await, 2);
+    // One invalid job: nothing is added.
+    let bad = jobs
+        .enqueue_many(vec![NewJob::new("m", json!(4)), NewJob::new("", json!(5))])
+        .await;
+    assert!(matches!(bad, Err(JobsError::Invalid(_))));
+    assert_eq!(count_rows(&store).await, 2);
 }
