@@ -193,6 +193,12 @@ impl SqliteStore {
     }
 
     pub fn open_with(dir: &Path, opts: &SqliteOptions) -> Result<Self, StoreError> {
+        Self::open_file(dir, "data.db", opts)
+    }
+
+    /// A database file other than `data.db` in `dir` (the auxiliary database of the logs:
+    /// its own writer thread, so logging never queues behind data writes).
+    pub fn open_file(dir: &Path, file: &str, opts: &SqliteOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create the data directory {}: {e}. Pass --dir with a writable folder",
@@ -207,7 +213,7 @@ impl SqliteStore {
             ))
         })?;
         let _ = std::fs::remove_file(&probe);
-        let path = dir.join("data.db");
+        let path = dir.join(file);
         let writer_conn = open_conn(&path, opts, false)?;
         let counts = Arc::new(CountCache::default());
         let (reads, read_queue) = crossbeam_channel::unbounded::<Box<dyn ReadJob>>();

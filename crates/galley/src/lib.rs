@@ -5,26 +5,29 @@
 //! No global allocator here: jemalloc is the binary's choice alone (`main.rs`).
 
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::Router;
+use axum::{Extension, Router};
 use galley_core::App;
-use galley_http::RequestLog;
+use galley_ops::Logs;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The whole server: every `/api/` route and every `/_/` page. The dashboard sits inside
 /// the same layers as the API (so its pages get the same security headers and CORS); the
 /// rate limit and the request log look only at `/api/` paths.
-pub fn router(app: Arc<App>) -> Router {
-    let requests = RequestLog::default();
+pub fn router(app: Arc<App>, logs: Arc<Logs>) -> Router {
     galley_api::router()
-        .merge(galley_admin::router(requests.clone()))
+        .merge(galley_admin::router(logs.clone()))
         // Inside the request log (a 429 is logged) and `authenticate` (rules have audiences).
         .layer(from_fn_with_state(
             app.clone(),
             galley_api::middleware::rate_limit,
         ))
         // Inside `authenticate`, so each entry knows its caller.
-        .layer(from_fn_with_state(requests, galley_http::log_requests))
+        .layer(from_fn_with_state(
+            logs.clone(),
+            galley_ops::logs::log_requests,
+        ))
+        .layer(Extension(logs))
         .layer(from_fn_with_state(
             app.clone(),
             galley_api::middleware::authenticate,
@@ -40,20 +43,37 @@ pub fn router(app: Arc<App>) -> Router {
 /// full socket send buffer for as long as it keeps the connection open.
 const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Serves [`router`] on `listener` until `shutdown` resolves, then drains open requests.
+/// Serves [`router`] on `listener` until `shutdown` resolves, then drains open requests;
+/// opens the log store itself (see [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let logs = Logs::open(app.clone())
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot open the log store: {e}")))?;
+    serve_with(listener, app, logs, shutdown).await
+}
+
+/// [`serve`] with a log store the caller opened (the binary points its app-log layer at
+/// it). Writes the queued log entries before returning.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    logs: Arc<Logs>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let svc = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let svc = router(app, logs.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
             tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
         }
     });
-    axum::serve(listener, svc)
+    let served = axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    logs.close().await;
+    served
 }

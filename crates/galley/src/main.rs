@@ -2,7 +2,7 @@
 //! signals); the server it runs is composed in `lib.rs`.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use galley_core::{App, AppConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Console log lines: `human` (coloured only on a terminal) or `json` (one object per
+    /// line, for collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "GALLEY_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -112,6 +122,7 @@ async fn serve(
     data: DataArgs,
     body_limit: usize,
     sync_full: bool,
+    app_log: galley_ops::logs::AppLogLayer,
 ) -> anyhow::Result<()> {
     let mut cfg = config(&data);
     cfg.body_limit = body_limit;
@@ -149,21 +160,25 @@ async fn serve(
             galley_admin::install_path(&app)
         );
     }
-    galley::serve(listener, app.clone(), shutdown_signal())
+    let logs = galley_ops::Logs::open(app.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
+    app_log.attach(&logs);
+    galley::serve_with(listener, app.clone(), logs, shutdown_signal())
         .await
         .context("serving HTTP")?;
     app.close().await;
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             http,
             data,
             body_limit,
             sync_full,
-        } => serve(http, data, body_limit, sync_full).await,
+        } => serve(http, data, body_limit, sync_full, app_log).await,
         Command::Superuser {
             action:
                 SuperuserAction::Upsert {
@@ -205,15 +220,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Console lines (human or JSON) on stderr, and the app's warnings and errors into the
+/// stored logs once the server has opened them.
+fn init_logging(format: LogFormat) -> galley_ops::logs::AppLogLayer {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info"));
+    let app_log = galley_ops::logs::AppLogLayer::new();
+    let registry = tracing_subscriber::registry()
+        .with(app_log.clone())
+        .with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    app_log
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,galley=info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let app_log = init_logging(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -224,7 +265,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    match rt.block_on(run(cli, app_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -21,6 +21,7 @@ mod expr_query;
 mod expr_rules;
 mod files;
 mod health;
+mod logs;
 mod mail_tls;
 mod pg_outage;
 mod rate_limits;
