@@ -15,6 +15,7 @@ mod auth_oauth2;
 mod auth_security;
 mod batch;
 mod collections;
+mod collections_import;
 mod errors_hostile;
 mod expr_filter;
 mod expr_query;
