@@ -20,7 +20,7 @@ const PLAIN_TABLES: [&str; 3] = ["_mfas", "_otps", "_authOrigins"];
 
 enum Change {
     Create(Collection),
-    Update(Collection, Collection),
+    Update(Box<(Collection, Collection)>),
     Delete(Collection),
 }
 
@@ -137,7 +137,7 @@ pub async fn import(app: &App, body: &Value) -> Result<(), CoreError> {
                     *slot = new.clone();
                 }
                 if o != new {
-                    changes.push(Change::Update(o, new));
+                    changes.push(Change::Update(Box::new((o, new))));
                 }
             }
             None => {
@@ -190,7 +190,8 @@ pub async fn import(app: &App, body: &Value) -> Result<(), CoreError> {
                         c.batch(&format!("DROP TABLE {}", d.quote(&col.name)))?;
                         catalog::delete_row(c, &col.id)?;
                     }
-                    Change::Update(old, new) => {
+                    Change::Update(pair) => {
+                        let (old, new) = &**pair;
                         apply_schema_change(c, old, new).map_err(|e| import_error(new, e))?;
                         catalog::update_row(c, new)
                             .map_err(|e| unique_name_error(e, FAILED))
