@@ -22,6 +22,11 @@ pub fn router(app: Arc<App>, logs: Arc<Logs>) -> Router {
             app.clone(),
             galley_api::middleware::rate_limit,
         ))
+        // Inside the request log (a refusal is logged), after `authenticate` (the caller).
+        .layer(from_fn_with_state(
+            app.clone(),
+            galley_api::middleware::superuser_ips,
+        ))
         // Inside `authenticate`, so each entry knows its caller.
         .layer(from_fn_with_state(
             logs.clone(),

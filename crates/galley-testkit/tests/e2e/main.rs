@@ -31,3 +31,4 @@ mod realtime_ws;
 mod records;
 mod settings;
 mod superuser_auth;
+mod superuser_ips;
