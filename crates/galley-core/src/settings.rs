@@ -924,8 +924,15 @@ mod tests {
     #[test]
     fn superuser_ips_are_ips_or_subnets() {
         let mut s = Settings::default();
-        assert!(s.superuser_ip_allowed("203.0.113.9"), "empty list allows all");
-        s.superuser_ips = vec!["10.0.0.1".into(), "192.168.0.0/16".into(), "fd00::/8".into()];
+        assert!(
+            s.superuser_ip_allowed("203.0.113.9"),
+            "empty list allows all"
+        );
+        s.superuser_ips = vec![
+            "10.0.0.1".into(),
+            "192.168.0.0/16".into(),
+            "fd00::/8".into(),
+        ];
         for ok in ["10.0.0.1", "192.168.44.2", "::ffff:192.168.1.1", "fd12::1"] {
             assert!(s.superuser_ip_allowed(ok), "{ok}");
         }
@@ -934,8 +941,23 @@ mod tests {
         }
         s.superuser_ips = vec!["0.0.0.0/0".into()];
         assert!(s.superuser_ip_allowed("8.8.8.8"));
-        s.superuser_ips = vec!["bad".into(), "10.0.0.1".into(), "::1".into(), "10.0.0.0/33".into(), "1.2.3.4/".into(), "1.2.3.4/+8".into()];
+        s.superuser_ips = vec![
+            "bad".into(),
+            "10.0.0.1".into(),
+            "::1".into(),
+            "10.0.0.0/33".into(),
+            "1.2.3.4/".into(),
+            "1.2.3.4/+8".into(),
+        ];
         let bad: Vec<String> = s.validate().iter().map(Invalid::key).collect();
-        assert_eq!(bad, ["superuserIPs.0", "superuserIPs.3", "superuserIPs.4", "superuserIPs.5"]);
+        assert_eq!(
+            bad,
+            [
+                "superuserIPs.0",
+                "superuserIPs.3",
+                "superuserIPs.4",
+                "superuserIPs.5"
+            ]
+        );
     }
 }

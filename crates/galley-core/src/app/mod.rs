@@ -141,6 +141,22 @@ impl App {
         self.settings.load_full()
     }
 
+    /// Readiness: one trivial query answered within `within` (`Unavailable` otherwise).
+    pub async fn check_database(&self, within: std::time::Duration) -> Result<(), CoreError> {
+        let ping = self
+            .store
+            .read(|c: &mut dyn galley_store::Conn| -> Result<(), CoreError> {
+                c.query("SELECT 1 AS n", &[])?;
+                Ok(())
+            });
+        match tokio::time::timeout(within, ping).await {
+            Ok(r) => r,
+            Err(_) => Err(CoreError::Unavailable(format!(
+                "no answer from the database within {within:?}"
+            ))),
+        }
+    }
+
     pub(crate) fn set_settings(&self, s: Settings) {
         if s.rate_limits != self.settings().rate_limits {
             self.rate_limiter.reset();

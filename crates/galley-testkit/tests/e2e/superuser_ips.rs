@@ -6,7 +6,14 @@ use galley_testkit::{both_engines, Method, TestServer};
 use serde_json::json;
 
 /// A request as if from `ip` (the test server trusts `X-Real-IP` once configured).
-async fn from(srv: &TestServer, ip: &str, method: Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> galley_testkit::Reply {
+async fn from(
+    srv: &TestServer,
+    ip: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> galley_testkit::Reply {
     let mut rb = srv.request(method, path).header("X-Real-IP", ip);
     if let Some(t) = token {
         rb = rb.header("Authorization", t);
