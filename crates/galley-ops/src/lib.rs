@@ -1,12 +1,37 @@
 //! Operations around the server, composed by the `galley` crate: the stored logs (request
-//! logs and the app's warnings and errors, [`logs`]).
+//! logs and the app's warnings and errors, [`logs`]) and the Prometheus metrics
+//! ([`metrics`]).
 //!
 //! Sits below both front-ends (the API serves `/api/logs`, the dashboard draws them) and
 //! above galley-core, whose services and expression engine it uses.
 //!
-//! Architecture invariant: recording is never on the request's critical path (a bounded
-//! queue; when it is full, entries are dropped and counted, requests never wait).
+//! Architecture invariant: recording is never on the request's critical path (logs: a
+//! bounded queue, when it is full entries are dropped and counted; metrics: atomics), so
+//! requests never wait for operations.
 
 pub mod logs;
+pub mod metrics;
 
 pub use logs::{LogEntry, Logs};
+pub use metrics::Metrics;
+
+use galley_core::{App, CoreError};
+use std::sync::Arc;
+
+/// What one server keeps for operations: its log store, and its metrics when a metrics
+/// listener was asked for (`None`: no per-request upkeep at all).
+#[derive(Clone)]
+pub struct Ops {
+    pub logs: Arc<Logs>,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Ops {
+    /// Opens the log store of `app`; `metrics` turns the request metrics on.
+    pub async fn open(app: Arc<App>, metrics: bool) -> Result<Ops, CoreError> {
+        Ok(Ops {
+            logs: Logs::open(app).await?,
+            metrics: metrics.then(|| Arc::new(Metrics::new())),
+        })
+    }
+}

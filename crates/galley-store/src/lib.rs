@@ -80,6 +80,24 @@ pub struct StoreConfig {
     pub sync_full: bool,
 }
 
+/// What the store is doing now, for metrics (read at scrape time, never on the request path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write jobs queued and not yet started (SQLite: for the writer thread; PostgreSQL:
+    /// callers waiting for a pooled connection, reads included).
+    pub write_queue: u64,
+    /// Read jobs waiting for a reader connection (SQLite).
+    pub read_queue: u64,
+    /// Write transactions committed or rolled back (SQLite: groups; PostgreSQL: jobs).
+    pub write_groups: u64,
+    /// Write jobs run in them (SQLite: `write_jobs / write_groups` is the mean group size).
+    pub write_jobs: u64,
+    /// PostgreSQL pool: connections open, idle, and the pool's limit (0 on SQLite).
+    pub pool_size: u64,
+    pub pool_idle: u64,
+    pub pool_max: u64,
+}
+
 /// A database, whichever engine runs it.
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
@@ -119,6 +137,13 @@ impl Store {
         match self {
             Store::Sqlite(_) => None,
             Store::Postgres(p) => Some(p.listen(channel)),
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        match self {
+            Store::Sqlite(s) => s.stats(),
+            Store::Postgres(p) => p.stats(),
         }
     }
 

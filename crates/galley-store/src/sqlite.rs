@@ -109,8 +109,16 @@ where
     }
 }
 
+/// Counters kept by the writer thread.
+#[derive(Default)]
+struct WriterCounts {
+    groups: std::sync::atomic::AtomicU64,
+    jobs: std::sync::atomic::AtomicU64,
+}
+
 pub struct SqliteStore {
     path: PathBuf,
+    counts: Arc<WriterCounts>,
     jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Reader threads, each owning one connection, take jobs from this queue: no thread is
@@ -232,6 +240,8 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Config(format!("cannot start a reader thread: {e}")))?;
         }
         let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        let writer_counts = Arc::new(WriterCounts::default());
+        let wc = writer_counts.clone();
         let writer = std::thread::Builder::new()
             .name("galley-sqlite-writer".into())
             .spawn(move || {
@@ -241,11 +251,13 @@ impl SqliteStore {
                         counts,
                     },
                     rx,
+                    &wc,
                 )
             })
             .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
+            counts: writer_counts,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reads,
@@ -254,6 +266,21 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn stats(&self) -> crate::StoreStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let write_queue = match self.jobs.lock() {
+            Ok(g) => g.as_ref().map_or(0, |q| q.len() as u64),
+            Err(_) => 0,
+        };
+        crate::StoreStats {
+            write_queue,
+            read_queue: self.reads.len() as u64,
+            write_groups: self.counts.groups.load(Relaxed),
+            write_jobs: self.counts.jobs.load(Relaxed),
+            ..Default::default()
+        }
     }
 
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
@@ -318,7 +345,7 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>, stats: &WriterCounts) {
     while let Ok(first) = rx.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -328,6 +355,12 @@ fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
+        stats
+            .groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .jobs
+            .fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // Odd for the whole group: counts taken now may see part of it.
         w.counts.bump();
         run_group(&mut w.c, group, &w.counts);

@@ -27,6 +27,8 @@ pub enum Engine {
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// `http://127.0.0.1:PORT/metrics`: the server's Prometheus metrics (always on in tests).
+    pub metrics_url: String,
     pub client: reqwest::Client,
     pub engine: Engine,
     /// A superuser auth token.
@@ -76,19 +78,42 @@ impl TestServer {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let metrics_url = format!(
+            "http://{}/metrics",
+            metrics_listener.local_addr().expect("addr")
+        );
+        let ops = galley_ops::Ops::open(app.clone(), true)
+            .await
+            .expect("open the log store");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
             let app = app.clone();
             async move {
-                let _ = galley::serve(listener, app, async {
+                let metrics = tokio::spawn({
+                    let (app, ops) = (app.clone(), ops.clone());
+                    async move {
+                        let _ = galley::serve_metrics(metrics_listener, app, &ops, async {
+                            let _ = metrics_rx.await;
+                        })
+                        .await;
+                    }
+                });
+                let _ = galley::serve_with(listener, app, ops, async {
                     let _ = rx.await;
                 })
                 .await;
+                let _ = metrics_tx.send(());
+                let _ = metrics.await;
             }
         });
         let client = reqwest::Client::builder().build().expect("client");
         let mut srv = TestServer {
             url,
+            metrics_url,
             client,
             engine,
             token: String::new(),

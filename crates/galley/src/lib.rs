@@ -7,15 +7,16 @@
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::{Extension, Router};
 use galley_core::App;
-use galley_ops::Logs;
+use galley_ops::Ops;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The whole server: every `/api/` route and every `/_/` page. The dashboard sits inside
 /// the same layers as the API (so its pages get the same security headers and CORS); the
 /// rate limit and the request log look only at `/api/` paths.
-pub fn router(app: Arc<App>, logs: Arc<Logs>) -> Router {
-    galley_api::router()
+pub fn router(app: Arc<App>, ops: &Ops) -> Router {
+    let logs = ops.logs.clone();
+    let router = galley_api::router()
         .merge(galley_admin::router(logs.clone()))
         // Inside the request log (a 429 is logged) and `authenticate` (rules have audiences).
         .layer(from_fn_with_state(
@@ -38,8 +39,47 @@ pub fn router(app: Arc<App>, logs: Arc<Logs>) -> Router {
             galley_api::middleware::authenticate,
         ))
         .layer(from_fn(galley_http::security_headers))
-        .layer(galley_http::cors())
-        .with_state(app)
+        .layer(galley_http::cors());
+    // Outermost, so a request's duration is all of it; absent unless asked for.
+    let router = match &ops.metrics {
+        Some(m) => router.layer(from_fn_with_state(m.clone(), galley_ops::metrics::track)),
+        None => router,
+    };
+    router.with_state(app)
+}
+
+/// The metrics listener's one route, `GET /metrics` (Prometheus text). Kept off the public
+/// listener: bind it to a private address.
+pub fn metrics_router(app: Arc<App>, ops: &Ops) -> Router {
+    let metrics = ops.metrics.clone().unwrap_or_default();
+    let logs = ops.logs.clone();
+    Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = metrics.render(&app, Some(&logs));
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    )
+}
+
+/// Serves [`metrics_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    ops: &Ops,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(app, ops))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// A connection whose peer acknowledges nothing for this long is aborted by the kernel
@@ -49,28 +89,28 @@ pub fn router(app: Arc<App>, logs: Arc<Logs>) -> Router {
 const STALLED_PEER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, then drains open requests;
-/// opens the log store itself (see [`serve_with`]).
+/// opens the log store itself, without metrics (see [`serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let logs = Logs::open(app.clone())
+    let ops = Ops::open(app.clone(), false)
         .await
         .map_err(|e| std::io::Error::other(format!("cannot open the log store: {e}")))?;
-    serve_with(listener, app, logs, shutdown).await
+    serve_with(listener, app, ops, shutdown).await
 }
 
-/// [`serve`] with a log store the caller opened (the binary points its app-log layer at
-/// it). Writes the queued log entries before returning.
+/// [`serve`] with the operations the caller opened (the binary points its app-log layer at
+/// the log store and serves the metrics). Writes the queued log entries before returning.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
-    logs: Arc<Logs>,
+    ops: Ops,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let svc = router(app, logs.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let svc = router(app, &ops).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
             tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
@@ -79,6 +119,6 @@ pub async fn serve_with(
     let served = axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
         .await;
-    logs.close().await;
+    ops.logs.close().await;
     served
 }

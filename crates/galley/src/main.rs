@@ -59,6 +59,10 @@ enum Command {
         /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
         #[arg(long, env = "GALLEY_SYNC_FULL")]
         sync_full: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
+        /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
+        #[arg(long, env = "GALLEY_METRICS")]
+        metrics: Option<String>,
     },
     /// Manage superusers.
     Superuser {
@@ -122,6 +126,7 @@ async fn serve(
     data: DataArgs,
     body_limit: usize,
     sync_full: bool,
+    metrics: Option<String>,
     app_log: galley_ops::logs::AppLogLayer,
 ) -> anyhow::Result<()> {
     let mut cfg = config(&data);
@@ -134,6 +139,14 @@ async fn serve(
             anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
         }
     })?;
+    let metrics_listener = match &metrics {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} for metrics: {e}. Pick another address with --metrics"
+            )
+        })?),
+        None => None,
+    };
     let app = open(cfg).await?;
     let engine = if data.database_url.is_some() {
         "PostgreSQL".to_owned()
@@ -160,13 +173,28 @@ async fn serve(
             galley_admin::install_path(&app)
         );
     }
-    let logs = galley_ops::Logs::open(app.clone())
+    let ops = galley_ops::Ops::open(app.clone(), metrics_listener.is_some())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
-    app_log.attach(&logs);
-    galley::serve_with(listener, app.clone(), logs, shutdown_signal())
+    app_log.attach(&ops.logs);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr().context("reading the metrics address")?;
+        println!("Metrics: http://{addr}/metrics");
+        let (app, ops) = (app.clone(), ops.clone());
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = metrics_stopped.await;
+            };
+            if let Err(e) = galley::serve_metrics(l, app, &ops, stopped).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    galley::serve_with(listener, app.clone(), ops, shutdown_signal())
         .await
         .context("serving HTTP")?;
+    let _ = stop_metrics.send(());
     app.close().await;
     Ok(())
 }
@@ -178,7 +206,8 @@ async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result
             data,
             body_limit,
             sync_full,
-        } => serve(http, data, body_limit, sync_full, app_log).await,
+            metrics,
+        } => serve(http, data, body_limit, sync_full, metrics, app_log).await,
         Command::Superuser {
             action:
                 SuperuserAction::Upsert {

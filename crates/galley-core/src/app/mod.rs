@@ -141,6 +141,11 @@ impl App {
         self.settings.load_full()
     }
 
+    /// The store's queues and counters, for metrics.
+    pub fn store_stats(&self) -> galley_store::StoreStats {
+        self.store.stats()
+    }
+
     /// Readiness: one trivial query answered within `within` (`Unavailable` otherwise).
     pub async fn check_database(&self, within: std::time::Duration) -> Result<(), CoreError> {
         let ping = self

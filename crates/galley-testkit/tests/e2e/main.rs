@@ -24,6 +24,7 @@ mod files;
 mod health;
 mod logs;
 mod mail_tls;
+mod metrics;
 mod pg_outage;
 mod rate_limits;
 mod realtime;
