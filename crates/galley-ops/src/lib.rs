@@ -1,6 +1,6 @@
 //! Operations around the server, composed by the `galley` crate: the stored logs (request
-//! logs and the app's warnings and errors, [`logs`]) and the Prometheus metrics
-//! ([`metrics`]).
+//! logs and the app's warnings and errors, [`logs`]), the Prometheus metrics
+//! ([`metrics`]) and backups ([`backups`]).
 //!
 //! Sits below both front-ends (the API serves `/api/logs`, the dashboard draws them) and
 //! above galley-core, whose services and expression engine it uses.
@@ -9,9 +9,11 @@
 //! bounded queue, when it is full entries are dropped and counted; metrics: atomics), so
 //! requests never wait for operations.
 
+pub mod backups;
 pub mod logs;
 pub mod metrics;
 
+pub use backups::Backups;
 pub use logs::{LogEntry, Logs};
 pub use metrics::Metrics;
 
@@ -24,13 +26,16 @@ use std::sync::Arc;
 pub struct Ops {
     pub logs: Arc<Logs>,
     pub metrics: Option<Arc<Metrics>>,
+    pub backups: Arc<Backups>,
 }
 
 impl Ops {
     /// Opens the log store of `app`; `metrics` turns the request metrics on.
     pub async fn open(app: Arc<App>, metrics: bool) -> Result<Ops, CoreError> {
+        let logs = Logs::open(app.clone()).await?;
         Ok(Ops {
-            logs: Logs::open(app).await?,
+            backups: Arc::new(Backups::new(app, logs.clone())),
+            logs,
             metrics: metrics.then(|| Arc::new(Metrics::new())),
         })
     }

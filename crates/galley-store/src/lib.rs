@@ -140,6 +140,22 @@ impl Store {
         }
     }
 
+    /// A consistent copy of the database in the file `dest` (SQLite only: on PostgreSQL the
+    /// database's own tools, pg_dump and point-in-time recovery, are the way).
+    pub async fn backup_to(&self, dest: std::path::PathBuf) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                let path = s.path().to_owned();
+                tokio::task::spawn_blocking(move || sqlite::backup_file(&path, &dest))
+                    .await
+                    .map_err(|_| StoreError::Query("the backup task failed".into()))?
+            }
+            Store::Postgres(_) => Err(StoreError::Config(
+                "backups of PostgreSQL are made with its own tools (pg_dump, point-in-time recovery)".into(),
+            )),
+        }
+    }
+
     pub fn stats(&self) -> StoreStats {
         match self {
             Store::Sqlite(s) => s.stats(),

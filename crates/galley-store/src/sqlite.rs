@@ -345,6 +345,72 @@ impl Drop for SqliteStore {
     }
 }
 
+/// A consistent copy of the database at `dest` (which must not exist), made by `VACUUM
+/// INTO` on a connection of its own: one read transaction over a WAL snapshot, so writers
+/// go on while it runs and the copy holds every write committed before it began.
+pub fn backup_file(src: &Path, dest: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_err)?;
+    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(map_err)?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Config("the backup path is not UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", [dest]).map_err(map_err)?;
+    Ok(())
+}
+
+/// Why a file cannot become this server's database.
+#[derive(Debug, thiserror::Error)]
+pub enum NotGalley {
+    #[error("it is not a SQLite database, or a damaged one: {0}")]
+    Damaged(String),
+    #[error("it is a SQLite database, but not one that Galley made")]
+    Foreign,
+}
+
+/// Checks that `path` is a sound SQLite database (`PRAGMA integrity_check`) made by Galley
+/// (its system migrations are recorded). Opens it read-only; for files about to replace the
+/// data (a restored backup).
+pub fn check_galley_file(path: &Path) -> Result<(), NotGalley> {
+    let damaged = |e: rusqlite::Error| NotGalley::Damaged(e.to_string());
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(damaged)?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if check != "ok" {
+        return Err(NotGalley::Damaged(check));
+    }
+    let first = crate::migrations::FIRST;
+    let ours: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_collections', '_params', '_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(damaged)?;
+    if ours != 3 {
+        return Err(NotGalley::Foreign);
+    }
+    let recorded: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM \"_migrations\" WHERE \"file\" = ?1",
+            [first],
+            |r| r.get(0),
+        )
+        .map_err(|_| NotGalley::Foreign)?;
+    if recorded == 0 {
+        return Err(NotGalley::Foreign);
+    }
+    Ok(())
+}
+
 fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>, stats: &WriterCounts) {
     while let Ok(first) = rx.recv() {
         let mut group = Vec::with_capacity(16);

@@ -34,6 +34,10 @@ pub struct TestServer {
     /// A superuser auth token.
     pub token: String,
     pub app: Arc<App>,
+    /// The server's logs, metrics and backups.
+    pub ops: galley_ops::Ops,
+    /// What the app was opened with (a restart opens it again).
+    pub config: AppConfig,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -70,10 +74,49 @@ impl TestServer {
             }
         };
         configure(&mut cfg);
-        let app = App::open(cfg).await.expect("open app");
+        let app = App::open(cfg.clone()).await.expect("open app");
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
             .await
             .expect("superuser");
+        let (url, metrics_url, ops, tx, task) = Self::serve(app.clone()).await;
+        let client = reqwest::Client::builder().build().expect("client");
+        let mut srv = TestServer {
+            url,
+            metrics_url,
+            client,
+            engine,
+            token: String::new(),
+            app,
+            ops,
+            config: cfg,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+            _db: db,
+        };
+        let r = srv
+            .send(
+                Method::POST,
+                "/api/collections/_superusers/auth-with-password",
+                None,
+                Some(json!({"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "superuser login failed: {:?}", r.body);
+        srv.token = r.body["token"].as_str().expect("token").to_owned();
+        Some(srv)
+    }
+
+    /// Serves `app` (API, dashboard, and metrics on a second listener) on fresh ports.
+    async fn serve(
+        app: Arc<App>,
+    ) -> (
+        String,
+        String,
+        galley_ops::Ops,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -91,7 +134,7 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
-            let app = app.clone();
+            let (app, ops) = (app.clone(), ops.clone());
             async move {
                 let metrics = tokio::spawn({
                     let (app, ops) = (app.clone(), ops.clone());
@@ -110,30 +153,25 @@ impl TestServer {
                 let _ = metrics.await;
             }
         });
-        let client = reqwest::Client::builder().build().expect("client");
-        let mut srv = TestServer {
-            url,
-            metrics_url,
-            client,
-            engine,
-            token: String::new(),
-            app,
-            shutdown: Some(tx),
-            task: Some(task),
-            _dir: dir,
-            _db: db,
-        };
-        let r = srv
-            .send(
-                Method::POST,
-                "/api/collections/_superusers/auth-with-password",
-                None,
-                Some(json!({"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD})),
-            )
-            .await;
-        assert_eq!(r.status, 200, "superuser login failed: {:?}", r.body);
-        srv.token = r.body["token"].as_str().expect("token").to_owned();
-        Some(srv)
+        (url, metrics_url, ops, tx, task)
+    }
+
+    /// Stops the server, swaps in a restore that `POST /api/backups/{key}/restore` prepared
+    /// (as the binary does when it restarts), and serves the data again on new ports.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.app.close().await;
+        galley_ops::backups::apply_pending_restore(&self.config.data_dir).expect("restore");
+        let app = App::open(self.config.clone()).await.expect("reopen app");
+        let (url, metrics_url, ops, tx, task) = Self::serve(app.clone()).await;
+        (self.url, self.metrics_url, self.ops, self.app) = (url, metrics_url, ops, app);
+        self.shutdown = Some(tx);
+        self.task = Some(task);
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>, ops: &Ops) -> Router {
             galley_ops::logs::log_requests,
         ))
         .layer(Extension(logs))
+        .layer(Extension(ops.backups.clone()))
         .layer(from_fn_with_state(
             app.clone(),
             galley_api::middleware::authenticate,

@@ -147,6 +147,14 @@ async fn serve(
         })?),
         None => None,
     };
+    if data.database_url.is_none() {
+        // A restore prepared before a crash or a stop is finished before the data opens.
+        if galley_ops::backups::apply_pending_restore(&data.dir)
+            .context("applying the restored backup")?
+        {
+            println!("Restored a backup (the replaced files are in .before_restore)");
+        }
+    }
     let app = open(cfg).await?;
     let engine = if data.database_url.is_some() {
         "PostgreSQL".to_owned()
@@ -191,11 +199,34 @@ async fn serve(
             }
         });
     }
-    galley::serve_with(listener, app.clone(), ops, shutdown_signal())
+    let backups = ops.backups.clone();
+    let stop = {
+        let backups = backups.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = backups.restart_requested() => {
+                    tracing::info!("restarting to restore a backup");
+                }
+            }
+        }
+    };
+    galley::serve_with(listener, app.clone(), ops, stop)
         .await
         .context("serving HTTP")?;
     let _ = stop_metrics.send(());
     app.close().await;
+    if backups.is_restart_requested() {
+        drop(app);
+        galley_ops::backups::apply_pending_restore(&data.dir)
+            .context("applying the restored backup")?;
+        // The same program with the same arguments, on the restored data.
+        let exe = std::env::current_exe().context("finding this program to restart it")?;
+        let err = std::os::unix::process::CommandExt::exec(
+            std::process::Command::new(exe).args(std::env::args_os().skip(1)),
+        );
+        anyhow::bail!("cannot restart after the restore: {err}");
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 mod auth;
+mod backups;
 mod batch;
 mod collections;
 mod files;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(batch::router())
         .merge(settings::router())
         .merge(logs::router())
+        .merge(backups::router())
         .merge(realtime::router())
         .merge(realtime_ws::router())
         .fallback(not_found)

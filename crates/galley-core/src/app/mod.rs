@@ -141,6 +141,17 @@ impl App {
         self.settings.load_full()
     }
 
+    /// A consistent copy of the database in the file `dest` (SQLite; `BadRequest` on
+    /// PostgreSQL, whose own tools make its backups).
+    pub async fn backup_database_to(&self, dest: PathBuf) -> Result<(), CoreError> {
+        Ok(self.store.backup_to(dest).await?)
+    }
+
+    /// Whether the data is in SQLite (backups and restores are then Galley's to make).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.store, galley_store::Store::Sqlite(_))
+    }
+
     /// The store's queues and counters, for metrics.
     pub fn store_stats(&self) -> galley_store::StoreStats {
         self.store.stats()

@@ -384,6 +384,11 @@ impl Logs {
         Ok(rows)
     }
 
+    /// A consistent copy of the log database in the file `dest` (SQLite).
+    pub async fn backup_to(&self, dest: std::path::PathBuf) -> Result<(), CoreError> {
+        Ok(self.shared.store.backup_to(dest).await?)
+    }
+
     /// `DELETE /api/logs`: removes every entry.
     pub async fn delete_all(&self) -> Result<(), CoreError> {
         let sql = format!("DELETE FROM {}", self.shared.store.dialect().quote(TABLE));

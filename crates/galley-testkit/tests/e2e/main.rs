@@ -13,6 +13,7 @@ mod auth_collections;
 mod auth_flows;
 mod auth_oauth2;
 mod auth_security;
+mod backups;
 mod batch;
 mod collections;
 mod collections_import;
