@@ -15,7 +15,10 @@
 //! `data.db` that is damaged or was not made by Galley.
 
 use crate::logs::Logs;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use galley_core::{App, CoreError};
+use galley_files::Storage;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +37,12 @@ const MAX_ENTRIES: usize = 1_000_000;
 
 const POSTGRES: &str = "Backups are made by Galley only for SQLite data. On PostgreSQL use the database's own tools: pg_dump for copies, continuous archiving for point-in-time recovery (see README, Backups).";
 
+/// A backup's bytes, for a download.
+pub struct BackupFile {
+    pub len: u64,
+    pub body: BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+}
+
 pub struct Backups {
     app: Arc<App>,
     logs: Arc<Logs>,
@@ -48,6 +57,10 @@ fn validation(field: &str, code: &str, message: &str) -> CoreError {
         message: "An error occurred while validating the submitted data.".into(),
         data: json!({field: {"code": code, "message": message}}),
     }
+}
+
+fn s3_err(e: galley_files::FilesError) -> CoreError {
+    CoreError::bad_request(format!("Backups storage (S3): {e}"))
 }
 
 fn io_err(what: &str, e: impl std::fmt::Display) -> CoreError {
@@ -80,6 +93,26 @@ impl Backups {
         self.app.config.data_dir.join(DIR)
     }
 
+    /// The S3 bucket of `settings.backups.s3` when it is enabled; `None`: the local folder.
+    fn s3(&self) -> Result<Option<Storage>, CoreError> {
+        let settings = self.app.settings();
+        let s3 = &settings.backups.s3;
+        if !s3.enabled {
+            return Ok(None);
+        }
+        let backend = galley_files::Backend::S3(galley_files::S3Config {
+            bucket: s3.bucket.clone(),
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            access_key: s3.access_key.clone(),
+            secret: s3.secret.expose().to_owned(),
+            force_path_style: s3.force_path_style,
+        });
+        Storage::open(&backend)
+            .map(Some)
+            .map_err(|e| CoreError::bad_request(format!("Backups storage (S3): {e}")))
+    }
+
     fn sqlite_only(&self) -> Result<(), CoreError> {
         if self.app.is_sqlite() {
             Ok(())
@@ -106,6 +139,26 @@ impl Backups {
     /// `GET /api/backups`: `[{key, size, modified}]`, by key.
     pub async fn list(&self) -> Result<Value, CoreError> {
         self.sqlite_only()?;
+        if let Some(s3) = self.s3()? {
+            let mut out = Vec::new();
+            for key in s3
+                .list(&galley_files::Key::default())
+                .await
+                .map_err(s3_err)?
+            {
+                if !valid_key(&key) {
+                    continue;
+                }
+                if let Some(m) = s3
+                    .head(&galley_files::Key::from(key.as_str()))
+                    .await
+                    .map_err(s3_err)?
+                {
+                    out.push(json!({"key": key, "size": m.size, "modified": galley_types::datetime::format(&m.last_modified)}));
+                }
+            }
+            return Ok(Value::Array(out));
+        }
         let dir = self.dir();
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -157,7 +210,16 @@ impl Backups {
             CoreError::bad_request("Try again later: another backup or restore is running.")
         })?;
         let dir = self.dir();
-        if dir.join(&key).exists() {
+        let s3 = self.s3()?;
+        let exists = match &s3 {
+            Some(s) => s
+                .head(&galley_files::Key::from(key.as_str()))
+                .await
+                .map_err(s3_err)?
+                .is_some(),
+            None => dir.join(&key).exists(),
+        };
+        if exists {
             return Err(validation(
                 "name",
                 "validation_backup_name_exists",
@@ -177,18 +239,30 @@ impl Backups {
             .backup_to(work.path().join("auxiliary.db"))
             .await?;
         let work_path = work.path().to_owned();
+        let part = dir.join(format!(".{key}.part"));
+        let (part2, key2, local) = (part.clone(), key.clone(), s3.is_none());
         tokio::task::spawn_blocking(move || -> Result<(), CoreError> {
-            let part = dir.join(format!(".{key}.part"));
-            let r = write_zip(&part, &work_path, &data_dir.join("storage"));
+            let r = write_zip(&part2, &work_path, &data_dir.join("storage"));
             if let Err(e) = r {
-                let _ = std::fs::remove_file(&part);
+                let _ = std::fs::remove_file(&part2);
                 return Err(io_err("writing the backup", e));
             }
-            std::fs::rename(&part, dir.join(&key)).map_err(|e| io_err("naming the backup", e))
+            if local {
+                std::fs::rename(&part2, dir.join(&key2))
+                    .map_err(|e| io_err("naming the backup", e))?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| io_err("the backup task", e))??;
         drop(work);
+        if let Some(s) = s3 {
+            let r = s
+                .put_file(&galley_files::Key::from(key.as_str()), &part)
+                .await;
+            let _ = std::fs::remove_file(&part);
+            r.map_err(s3_err)?;
+        }
         Ok(())
     }
 
@@ -211,19 +285,69 @@ impl Backups {
         }
     }
 
-    /// The file of backup `key`, for a download.
-    pub async fn file(&self, key: &str) -> Result<PathBuf, CoreError> {
+    /// The bytes of backup `key`, for a download.
+    pub async fn open(&self, key: &str) -> Result<BackupFile, CoreError> {
         self.sqlite_only()?;
-        let path = self.dir().join(key);
-        if !valid_key(key) || !path.is_file() {
+        if !valid_key(key) {
             return Err(CoreError::not_found());
         }
-        Ok(path)
+        if let Some(s) = self.s3()? {
+            let k = galley_files::Key::from(key);
+            let meta = s
+                .head(&k)
+                .await
+                .map_err(s3_err)?
+                .ok_or_else(CoreError::not_found)?;
+            let body = s
+                .stream(&k, 0..meta.size)
+                .await
+                .map_err(s3_err)?
+                .map_err(std::io::Error::other)
+                .boxed();
+            return Ok(BackupFile {
+                len: meta.size,
+                body,
+            });
+        }
+        let path = self.dir().join(key);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|_| CoreError::not_found())?;
+        let meta = file.metadata().await.map_err(|_| CoreError::not_found())?;
+        if !meta.is_file() {
+            return Err(CoreError::not_found());
+        }
+        let body = futures_util::stream::unfold(file, |mut f| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 64 << 10];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        })
+        .boxed();
+        Ok(BackupFile {
+            len: meta.len(),
+            body,
+        })
     }
 
     /// `DELETE /api/backups/{key}`.
     pub async fn delete(&self, key: &str) -> Result<(), CoreError> {
         self.sqlite_only()?;
+        if let Some(s) = self.s3()? {
+            let k = galley_files::Key::from(key);
+            if !valid_key(key) || s.head(&k).await.map_err(s3_err)?.is_none() {
+                return Err(CoreError::bad_request(
+                    "Invalid or already deleted backup file.",
+                ));
+            }
+            return s.delete(&k).await.map_err(s3_err);
+        }
         let path = self.dir().join(key);
         if !valid_key(key) || !path.is_file() {
             return Err(CoreError::bad_request(
@@ -251,9 +375,17 @@ impl Backups {
             ));
         }
         let dir = self.dir();
-        std::fs::create_dir_all(&dir).map_err(|e| io_err("creating the backups folder", e))?;
+        let s3 = self.s3()?;
         let dest = dir.join(name);
-        if dest.exists() {
+        let exists = match &s3 {
+            Some(s) => s
+                .head(&galley_files::Key::from(name))
+                .await
+                .map_err(s3_err)?
+                .is_some(),
+            None => dest.exists(),
+        };
+        if exists {
             return Err(validation(
                 "file",
                 "validation_backup_name_exists",
@@ -276,6 +408,13 @@ impl Backups {
                 &format!("{name:?} is not a readable zip archive."),
             ));
         }
+        if let Some(s) = s3 {
+            s.put_file(&galley_files::Key::from(name), file)
+                .await
+                .map_err(s3_err)?;
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("creating the backups folder", e))?;
         // The spooled upload is in the data folder too, so this is a rename, not a copy.
         if std::fs::rename(file, &dest).is_err() {
             std::fs::copy(file, &dest).map_err(|e| io_err("storing the upload", e))?;
@@ -287,17 +426,52 @@ impl Backups {
     /// asks the server to restart, which swaps it in ([`apply_pending_restore`]).
     pub async fn restore(&self, key: &str) -> Result<(), CoreError> {
         self.sqlite_only()?;
-        let path = self.dir().join(key);
-        if !valid_key(key) || !path.is_file() {
-            return Err(CoreError::bad_request("Missing or invalid backup file."));
+        let missing = || CoreError::bad_request("Missing or invalid backup file.");
+        if !valid_key(key) {
+            return Err(missing());
         }
         let _busy = self.busy.try_lock().map_err(|_| {
             CoreError::bad_request("Try again later: another backup or restore is running.")
         })?;
         let data_dir = self.app.config.data_dir.clone();
+        // From S3, the zip is fetched into the data folder first (and removed after).
+        let (path, fetched) = match self.s3()? {
+            Some(s) => {
+                let k = galley_files::Key::from(key);
+                let meta = s.head(&k).await.map_err(s3_err)?.ok_or_else(missing)?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(".restore_")
+                    .suffix(".zip")
+                    .tempfile_in(&data_dir)
+                    .map_err(|e| io_err("creating a temporary file", e))?
+                    .into_temp_path();
+                let mut out = tokio::fs::File::create(&tmp)
+                    .await
+                    .map_err(|e| io_err("fetching the backup", e))?;
+                let mut body = s.stream(&k, 0..meta.size).await.map_err(s3_err)?;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(s3_err)?;
+                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk)
+                        .await
+                        .map_err(|e| io_err("fetching the backup", e))?;
+                }
+                tokio::io::AsyncWriteExt::flush(&mut out)
+                    .await
+                    .map_err(|e| io_err("fetching the backup", e))?;
+                (tmp.to_path_buf(), Some(tmp))
+            }
+            None => {
+                let path = self.dir().join(key);
+                if !path.is_file() {
+                    return Err(missing());
+                }
+                (path, None)
+            }
+        };
         tokio::task::spawn_blocking(move || unpack(&path, &data_dir))
             .await
             .map_err(|e| io_err("the restore task", e))??;
+        drop(fetched);
         self.restart_requested.store(true, Ordering::SeqCst);
         self.restart.notify_waiters();
         Ok(())

@@ -84,23 +84,8 @@ async fn download(
             "Insufficient permissions to access the resource.".into(),
         )));
     }
-    let path = b.file(&key).await?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError(CoreError::not_found()))?;
-    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let stream = futures_util::stream::unfold(file, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 64 << 10];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
+    let file = b.open(&key).await?;
+    let (len, stream) = (file.len, file.body);
     let mut res = Response::new(axum::body::Body::from_stream(stream));
     *res.status_mut() = StatusCode::OK;
     let h = res.headers_mut();

@@ -557,3 +557,95 @@ async fn hostile_uploads_and_restores() {
         .body;
     assert_eq!(keys.as_array().map(Vec::len), Some(7), "{keys}");
 }
+
+/// `settings.backups.s3`: backups go to the bucket (the S3 server the file tests use), and
+/// list, download, upload, restore and delete work there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_on_s3() {
+    let Some(mut srv) = TestServer::start(Engine::Sqlite).await else {
+        return;
+    };
+    let s3 = galley_testkit::s3::server();
+    let bucket = s3.new_bucket().await;
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"s3": s3.settings(&bucket)}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    srv.create_collection(json!({"name": "notes", "listRule": "", "createRule": "", "fields": [{"name": "t", "type": "text"}]}))
+        .await;
+    srv.create_record("notes", json!({"t": "kept"})).await;
+    let r = srv
+        .su(
+            Method::POST,
+            "/api/backups",
+            Some(json!({"name": "s3one.zip"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(
+        !srv.config.data_dir.join("backups/s3one.zip").exists(),
+        "not kept locally"
+    );
+    let list = srv.su(Method::GET, "/api/backups", None).await.body;
+    assert_eq!(list[0]["key"], "s3one.zip", "{list}");
+    let size = list[0]["size"].as_u64().expect("size");
+    let r = srv
+        .su(
+            Method::POST,
+            "/api/backups",
+            Some(json!({"name": "s3one.zip"})),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["name"]["code"],
+        "validation_backup_name_exists"
+    );
+
+    let token = file_token(&srv, &srv.token).await;
+    let res = srv
+        .request(
+            Method::GET,
+            &format!("/api/backups/s3one.zip?token={token}"),
+        )
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.expect("bytes");
+    assert_eq!(bytes.len() as u64, size);
+    // The same zip uploaded again under another name goes to the bucket too.
+    assert_eq!(upload(&srv, "copy.zip", bytes.to_vec()).await.status, 204);
+
+    srv.create_record("notes", json!({"t": "later"})).await;
+    restore_and_restart(&mut srv, "copy.zip").await;
+    assert_eq!(titles(&srv).await, ["kept"]);
+    let keys: Vec<String> = srv
+        .su(Method::GET, "/api/backups", None)
+        .await
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["key"].as_str().expect("key").to_owned())
+        .collect();
+    assert_eq!(keys, ["copy.zip", "s3one.zip"]);
+    assert_eq!(
+        srv.su(Method::DELETE, "/api/backups/s3one.zip", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        srv.su(Method::DELETE, "/api/backups/s3one.zip", None)
+            .await
+            .status,
+        400
+    );
+    srv.su(Method::POST, "/api/backups/s3one.zip/restore", None)
+        .await
+        .assert_error(400, "Missing or invalid backup file.");
+}
