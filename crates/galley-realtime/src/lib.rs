@@ -263,6 +263,15 @@ impl<A: Clone + PartialEq> Hub<A> {
         self.lock().remove(id);
     }
 
+    /// Drops every client (their streams end; clients reconnect elsewhere or later): the
+    /// server is shutting down. Returns how many there were.
+    pub fn disconnect_all(&self) -> usize {
+        let mut clients = self.lock();
+        let n = clients.len();
+        clients.clear();
+        n
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }

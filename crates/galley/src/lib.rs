@@ -102,8 +102,13 @@ pub async fn serve(
     serve_with(listener, app, ops, shutdown).await
 }
 
+/// How long a shutdown waits for requests in flight before it drops them.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// [`serve`] with the operations the caller opened (the binary points its app-log layer at
-/// the log store and serves the metrics). Writes the queued log entries before returning.
+/// the log store and serves the metrics). When `shutdown` resolves: stops accepting, ends
+/// the realtime streams (their clients reconnect), lets requests in flight finish for up to
+/// [`DRAIN_DEADLINE`], then writes the queued log entries and returns.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
@@ -111,15 +116,35 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    let app_for_drain = app.clone();
     let svc = router(app, &ops).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
             tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
         }
     });
-    let served = axum::serve(listener, svc)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let shutdown = {
+        let (app, draining) = (app_for_drain, draining.clone());
+        async move {
+            shutdown.await;
+            // Open streams would hold the graceful shutdown forever.
+            let n = app.realtime.disconnect_all();
+            tracing::info!(realtime_clients = n, "draining: ended the realtime streams");
+            draining.notify_one();
+        }
+    };
+    let serving = axum::serve(listener, svc).with_graceful_shutdown(shutdown);
+    let served = tokio::select! {
+        r = serving => r,
+        _ = async {
+            draining.notified().await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } => {
+            tracing::warn!(deadline = ?DRAIN_DEADLINE, "requests still running at the drain deadline: dropped");
+            Ok(())
+        }
+    };
     ops.logs.close().await;
     served
 }

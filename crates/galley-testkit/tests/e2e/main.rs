@@ -17,6 +17,7 @@ mod backups;
 mod batch;
 mod collections;
 mod collections_import;
+mod drain;
 mod errors_hostile;
 mod expr_filter;
 mod expr_query;
