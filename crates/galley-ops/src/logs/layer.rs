@@ -76,7 +76,9 @@ fn header(headers: &HeaderMap, name: axum::http::HeaderName) -> String {
 pub async fn log_requests(State(logs): State<Arc<Logs>>, mut req: Request, next: Next) -> Response {
     let id = request_id(req.headers());
     let api = req.uri().path().starts_with("/api/");
-    if !api {
+    // Logging off (`maxDays` 0): nothing is gathered at all.
+    let keep = logs.app().settings().logs.max_days > 0;
+    if !api || !keep {
         req.extensions_mut().insert(RequestId(id.clone()));
         let mut res = next.run(req).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
@@ -108,7 +110,8 @@ pub async fn log_requests(State(logs): State<Arc<Logs>>, mut req: Request, next:
     let status = res.status().as_u16();
     // The console's request line (off unless `RUST_LOG` asks for `galley::request=debug`).
     tracing::debug!(target: "galley::request", request_id = %id, %method, %url, status, ms = start.elapsed().as_secs_f64() * 1000.0);
-    if logs_api && status < 400 {
+    let level = if status >= 400 { ERROR } else { INFO };
+    if (logs_api && status < 400) || level < logs.app().settings().logs.min_level {
         return res;
     }
     let exec_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -135,7 +138,7 @@ pub async fn log_requests(State(logs): State<Arc<Logs>>, mut req: Request, next:
     }
     logs.push(LogEntry {
         created: chrono::Utc::now(),
-        level: if status >= 400 { ERROR } else { INFO },
+        level,
         message: format!("{method} {url}"),
         data,
     });
