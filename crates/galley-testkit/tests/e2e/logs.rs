@@ -162,6 +162,9 @@ both_engines! {
         }
         let r = srv.su(Method::GET, &format!("/api/logs?sort={}", enc("nofield")), None).await;
         assert_eq!(r.status, 400, "{}", r.body);
+        // The log table's name is not a collection's (on PostgreSQL it is a table beside them).
+        let r = srv.su(Method::POST, "/api/collections", Some(json!({"name": "_logs"}))).await;
+        assert_eq!((r.status, r.body["data"]["name"]["code"].as_str()), (400, Some("validation_collection_name_exists")), "{}", r.body);
         // The refused calls are logged; successful reads of the logs are not (as PocketBase).
         let body = wait_logs(&srv, "data.url ~ '/api/logs' && data.status = 403", 3).await;
         assert!(body["totalItems"].as_i64().expect("value") >= 3, "{body}");
