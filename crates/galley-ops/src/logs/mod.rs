@@ -44,7 +44,7 @@ pub const AUX_FILE: &str = "auxiliary.db";
 const QUEUE: usize = 10_000;
 /// Largest batch written in one job.
 const BATCH: usize = 500;
-/// How long the writer gathers a batch after its first entry.
+/// How often the writer drains the queue.
 const GATHER: Duration = Duration::from_millis(200);
 /// How often old entries are deleted (`settings.logs.maxDays`).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -418,58 +418,64 @@ fn entry_json(meta: &Collection, row: galley_store::Row) -> Value {
     Value::Object(m)
 }
 
+/// Drains the queue on a timer rather than awaiting each entry: an entry then costs the
+/// request no wake-up of another thread (a waiting receiver would be woken by every send,
+/// which measured as a large share of logging's cost).
 async fn writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>, written: Arc<AtomicU64>) {
+    use tokio::sync::mpsc::error::TryRecvError;
     let mut last_retention: Option<tokio::time::Instant> = None;
-    let mut batch: Vec<LogEntry> = Vec::with_capacity(BATCH);
-    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut tick = tokio::time::interval(GATHER);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tick.tick().await;
         if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
             last_retention = Some(tokio::time::Instant::now());
             retain(&shared).await;
         }
-        let first = tokio::time::timeout(RETENTION_EVERY, rx.recv()).await;
+        let mut batch: Vec<LogEntry> = Vec::new();
+        let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
         let mut open = true;
-        match first {
-            Err(_) => continue,
-            Ok(None) => open = false,
-            Ok(Some(Msg::Entry(e))) => batch.push(e),
-            Ok(Some(Msg::Flush(w))) => waiting.push(w),
-        }
-        if open && waiting.is_empty() {
-            let deadline = tokio::time::Instant::now() + GATHER;
-            while batch.len() < BATCH {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(Msg::Entry(e))) => batch.push(e),
-                    Ok(Some(Msg::Flush(w))) => {
-                        waiting.push(w);
-                        break;
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Entry(e)) => {
+                    batch.push(e);
+                    if batch.len() >= BATCH {
+                        write_logged(&shared, std::mem::take(&mut batch), &written).await;
                     }
-                    Ok(None) => {
-                        open = false;
-                        break;
-                    }
-                    Err(_) => break,
+                }
+                // Everything queued before it is in `batch`: write, then answer.
+                Ok(Msg::Flush(w)) => {
+                    waiting.push(w);
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
         }
         if !batch.is_empty() {
-            let n = batch.len() as u64;
-            let rows = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            match write_batch(&shared, rows).await {
-                Ok(()) => {
-                    written.fetch_add(n, Ordering::Relaxed);
-                }
-                // Not through tracing's error level: the app-log layer would queue it again.
-                Err(e) => {
-                    tracing::info!(target: "galley_ops::logs", error = %e, lost = n, "cannot write log entries")
-                }
-            }
+            write_logged(&shared, batch, &written).await;
         }
-        for w in waiting.drain(..) {
+        for w in waiting {
             let _ = w.send(());
         }
         if !open {
             return;
+        }
+    }
+}
+
+async fn write_logged(shared: &Shared, rows: Vec<LogEntry>, written: &AtomicU64) {
+    let n = rows.len() as u64;
+    match write_batch(shared, rows).await {
+        Ok(()) => {
+            written.fetch_add(n, Ordering::Relaxed);
+        }
+        // Not through tracing's error level: the app-log layer would queue it again.
+        Err(e) => {
+            tracing::info!(target: "galley_ops::logs", error = %e, lost = n, "cannot write log entries")
         }
     }
 }
