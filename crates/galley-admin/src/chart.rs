@@ -1,5 +1,5 @@
-//! The requests/errors chart of the logs page, drawn as SVG from the request log's
-//! histogram.
+//! The entries/errors chart of the logs page, drawn as SVG from the stored logs' counts per
+//! bucket.
 
 use std::fmt::Write;
 

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use galley_core::{App, Caller};
-use galley_http::RequestLog;
+use galley_ops::Logs;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use session::Sessions;
@@ -32,15 +32,15 @@ pub type AppState = Arc<App>;
 /// The dashboard's own state, one per server.
 pub struct Console {
     pub sessions: Sessions,
-    pub requests: RequestLog,
+    pub logs: Arc<Logs>,
 }
 
-/// The dashboard's routes, all under `/_/`. `requests` is the log that the request-log
-/// layer (galley-http, put around the API and the dashboard by the `galley` crate) fills.
-pub fn router(requests: RequestLog) -> Router<AppState> {
+/// The dashboard's routes, all under `/_/`. `logs` is the log store that the request-log
+/// layer (galley-ops, put around the API and the dashboard by the `galley` crate) fills.
+pub fn router(logs: Arc<Logs>) -> Router<AppState> {
     let console = Arc::new(Console {
         sessions: Sessions::default(),
-        requests,
+        logs,
     });
     use pages::{auth, collections, confirm, jobs, logs, records, settings};
     Router::new()

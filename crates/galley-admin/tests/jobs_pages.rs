@@ -24,7 +24,8 @@ async fn start_with(configure: impl FnOnce(&mut AppConfig)) -> Ctx {
     let mut cfg = AppConfig::new(dir.path());
     configure(&mut cfg);
     let app = App::open(cfg).await.expect("open");
-    let router = galley_admin::router(galley_http::RequestLog::default())
+    let logs = galley_ops::Logs::open(app.clone()).await.expect("logs");
+    let router = galley_admin::router(logs)
         .with_state(app.clone())
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     Ctx {

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 struct Ctx {
     app: Arc<App>,
+    logs: Arc<galley_ops::Logs>,
     router: axum::Router,
     _dir: tempfile::TempDir,
 }
@@ -26,11 +27,13 @@ async fn start_with(configure: impl FnOnce(&mut AppConfig)) -> Ctx {
     let mut cfg = AppConfig::new(dir.path());
     configure(&mut cfg);
     let app = App::open(cfg).await.expect("open");
-    let router = galley_admin::router(galley_http::RequestLog::default())
+    let logs = galley_ops::Logs::open(app.clone()).await.expect("logs");
+    let router = galley_admin::router(logs.clone())
         .with_state(app.clone())
         .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     Ctx {
         app,
+        logs,
         router,
         _dir: dir,
     }
@@ -344,4 +347,56 @@ async fn sign_in_behind_a_trusted_proxy_is_limited_per_client_ip() {
         "one budget for everyone behind the peer: {body}"
     );
     c.app.close().await;
+}
+
+/// The logs page shows the stored entries (galley-ops), filtered in the filter language.
+#[tokio::test]
+async fn logs_page_reads_the_stored_logs() {
+    let c = start().await;
+    let token = galley_admin::install_token(&c.app);
+    let (res, body) = send(&c, get(&format!("/_/install?token={token}"), "")).await;
+    let pre = cookie_value(&set_cookie(&res, "galley_csrf").expect("pre-session cookie"));
+    assert_eq!(csrf_in(&body), pre);
+    let form = format!("csrf={pre}&token={token}&email=first%40example.com&password=first-pass-123&passwordConfirm=first-pass-123");
+    let (res, _) = send(&c, post("/_/install", &format!("galley_csrf={pre}"), &form)).await;
+    let session = cookie_value(&set_cookie(&res, "galley_session").expect("session"));
+    let cookie = format!("galley_session={session}");
+    for (status, url) in [
+        (200u16, "/api/health"),
+        (404, "/api/collections/gone/records"),
+    ] {
+        let mut data = serde_json::Map::new();
+        data.insert("type".into(), "request".into());
+        data.insert("method".into(), "GET".into());
+        data.insert("url".into(), url.into());
+        data.insert("status".into(), status.into());
+        data.insert("auth".into(), "".into());
+        data.insert("requestId".into(), format!("rid-{status}").into());
+        c.logs.push(galley_ops::LogEntry {
+            created: chrono::Utc::now(),
+            level: if status >= 400 { 8 } else { 0 },
+            message: format!("GET {url}"),
+            data,
+        });
+    }
+    c.logs.flush().await;
+    let (res, body) = send(&c, get("/_/logs", &cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        body.contains("GET /api/health") && body.contains("rid-404"),
+        "{body}"
+    );
+    assert!(
+        body.contains("2 requests, 1 errors") || body.contains("2 requests, 1 error"),
+        "chart counts: {body}"
+    );
+    let (_, body) = send(&c, get("/_/logs?status=errors", &cookie)).await;
+    assert!(body.contains("GET /api/collections/gone/records"));
+    assert!(!body.contains("GET /api/health"), "only errors: {body}");
+    let (_, body) = send(&c, get("/_/logs?filter=data.status+%3D+200", &cookie)).await;
+    assert!(body.contains("GET /api/health") && !body.contains("rid-404"));
+    // A filter that does not parse is shown, not a failure.
+    let (res, body) = send(&c, get("/_/logs?filter=%28%28", &cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(body.contains("Invalid filter parameter"), "{body}");
 }

@@ -83,9 +83,20 @@ fn log(e: &CoreError) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         log(&self.0);
-        let (status, _, _) = public_parts(&self.0);
+        let (status, message, _) = public_parts(&self.0);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut r = json_response(status, &body(&self.0));
+        let details = match &self.0 {
+            CoreError::Internal(d) | CoreError::Unavailable(d) => d.clone(),
+            CoreError::BadRequest { data, .. }
+                if !data.as_object().is_some_and(|m| m.is_empty()) =>
+            {
+                data.to_string()
+            }
+            _ => String::new(),
+        };
+        r.extensions_mut()
+            .insert(galley_http::ErrorNote { message, details });
         if let CoreError::TooManyRequests { retry_after } = &self.0 {
             r.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

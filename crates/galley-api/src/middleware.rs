@@ -50,3 +50,58 @@ pub async fn rate_limit(
     }
     next.run(req).await
 }
+
+/// `settings.superuserIPs`: when the list is not empty, superusers may act only from an
+/// address in it. Refused (PocketBase's 403): calls with a superuser's token, the
+/// `_superusers` collection's endpoints (so sign-in too), and every dashboard page.
+pub async fn superuser_ips(
+    axum::extract::State(app): axum::extract::State<crate::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let settings = app.settings();
+    if settings.superuser_ips.is_empty() {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    let dashboard = path == "/_" || path.starts_with("/_/");
+    let guarded = dashboard
+        || req
+            .extensions()
+            .get::<galley_core::Caller>()
+            .is_some_and(|c| c.is_superuser())
+        || superusers_path(&app, path);
+    if !guarded {
+        return next.run(req).await;
+    }
+    let peer = galley_http::peer(req.extensions());
+    if settings.superuser_ip_allowed(&galley_http::client_ip(&app, peer, req.headers())) {
+        return next.run(req).await;
+    }
+    if dashboard {
+        let mut r = Response::new(axum::body::Body::from(
+            "403 Forbidden: this address may not use the dashboard (settings.superuserIPs).\n",
+        ));
+        *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return r;
+    }
+    axum::response::IntoResponse::into_response(crate::error::ApiError(
+        galley_core::CoreError::Forbidden("You are not allowed to perform this request.".into()),
+    ))
+}
+
+fn superusers_path(app: &galley_core::App, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/collections/") else {
+        return false;
+    };
+    let segment = rest.split('/').next().unwrap_or_default();
+    segment == "_superusers"
+        || app
+            .schema()
+            .find("_superusers")
+            .is_some_and(|c| c.id == segment)
+}

@@ -479,11 +479,13 @@ impl Settings {
 
     /// The ranges Galley enforces (the types are the decoder's business).
     pub fn validate(&self) -> Vec<Invalid> {
-        checks()
+        let mut invalid: Vec<Invalid> = checks()
             .iter()
             .filter(|c| !(c.ok)(self))
             .map(Check::invalid)
-            .collect()
+            .collect();
+        invalid.extend(self.invalid_superuser_ips());
+        invalid
     }
 
     /// Decoded and validated: the way in for settings a client sent.
@@ -762,6 +764,78 @@ pub fn storage_from_settings(
     Storage::open(&backend).map_err(|e| CoreError::bad_request(format!("File storage: {e}")))
 }
 
+/// An IP address or a CIDR subnet (`10.0.0.0/8`, `::1`, `fd00::/8`).
+fn parse_ip_net(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let s = s.trim();
+    let (ip, bits) = match s.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = ip.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) && b.len() <= 3 => {
+            b.parse::<u8>().ok().filter(|b| *b <= max)?
+        }
+        Some(_) => return None,
+    };
+    Some((ip, bits))
+}
+
+fn in_net(ip: std::net::IpAddr, (net, bits): (std::net::IpAddr, u8)) -> bool {
+    use std::net::IpAddr;
+    // An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) is that IPv4 client.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let (a, b, width) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let shift = width - u32::from(bits);
+    if shift >= 128 {
+        return true;
+    }
+    (a >> shift) == (b >> shift)
+}
+
+impl Settings {
+    /// `superuserIPs` items that are neither an IP nor a CIDR subnet (PocketBase's code,
+    /// misspelling included).
+    fn invalid_superuser_ips(&self) -> Vec<Invalid> {
+        self.superuser_ips
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| parse_ip_net(s).is_none())
+            .map(|(i, _)| Invalid {
+                path: vec!["superuserIPs".into(), i.to_string()],
+                error: FieldError::new(
+                    "validation_invlaid_ip_or_subnet",
+                    "Invalid IP or CIDR subnet.",
+                ),
+            })
+            .collect()
+    }
+
+    /// Whether a superuser may call from `ip`: always when `superuserIPs` is empty, else
+    /// only from an address inside one of its entries.
+    pub fn superuser_ip_allowed(&self, ip: &str) -> bool {
+        if self.superuser_ips.is_empty() {
+            return true;
+        }
+        let Ok(ip) = ip.trim().parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        self.superuser_ips
+            .iter()
+            .filter_map(|s| parse_ip_net(s))
+            .any(|net| in_net(ip, net))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,5 +994,45 @@ mod tests {
         let (s, invalid) = Settings::decode(json!("x"));
         assert_eq!(s, Settings::default());
         assert_eq!(invalid.len(), 1);
+    }
+
+    #[test]
+    fn superuser_ips_are_ips_or_subnets() {
+        let mut s = Settings::default();
+        assert!(
+            s.superuser_ip_allowed("203.0.113.9"),
+            "empty list allows all"
+        );
+        s.superuser_ips = vec![
+            "10.0.0.1".into(),
+            "192.168.0.0/16".into(),
+            "fd00::/8".into(),
+        ];
+        for ok in ["10.0.0.1", "192.168.44.2", "::ffff:192.168.1.1", "fd12::1"] {
+            assert!(s.superuser_ip_allowed(ok), "{ok}");
+        }
+        for no in ["10.0.0.2", "127.0.0.1", "fe80::1", "", "nope"] {
+            assert!(!s.superuser_ip_allowed(no), "{no}");
+        }
+        s.superuser_ips = vec!["0.0.0.0/0".into()];
+        assert!(s.superuser_ip_allowed("8.8.8.8"));
+        s.superuser_ips = vec![
+            "bad".into(),
+            "10.0.0.1".into(),
+            "::1".into(),
+            "10.0.0.0/33".into(),
+            "1.2.3.4/".into(),
+            "1.2.3.4/+8".into(),
+        ];
+        let bad: Vec<String> = s.validate().iter().map(Invalid::key).collect();
+        assert_eq!(
+            bad,
+            [
+                "superuserIPs.0",
+                "superuserIPs.3",
+                "superuserIPs.4",
+                "superuserIPs.5"
+            ]
+        );
     }
 }

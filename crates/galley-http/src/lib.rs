@@ -1,5 +1,5 @@
 //! HTTP plumbing that both front-ends (galley-api and galley-admin) use, so that neither
-//! imports the other: the request log, the client IP as `trustedProxy` says, multipart file
+//! imports the other: the client IP as `trustedProxy` says, multipart file
 //! spooling, and the headers and CORS every response gets.
 //!
 //! Architecture invariant: no routes, no pages, no business rule; everything here is
@@ -7,10 +7,10 @@
 
 mod client_ip;
 mod headers;
-pub mod reqlog;
+mod note;
 mod spool;
 
 pub use client_ip::{client_ip, peer, ClientIp};
 pub use headers::{cors, security_headers, AllowFraming};
-pub use reqlog::{log_requests, Entry, RequestLog};
+pub use note::ErrorNote;
 pub use spool::{spool_file, SpoolError};

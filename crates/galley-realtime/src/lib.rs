@@ -149,6 +149,18 @@ pub struct Hub<A> {
     clients: Mutex<HashMap<String, Client<A>>>,
     max_connections: AtomicUsize,
     max_subscriptions: AtomicUsize,
+    /// Clients dropped because their queue was full, for metrics.
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+/// The hub now, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    pub clients: u64,
+    /// Messages queued for clients, not yet written to their sockets.
+    pub queued: u64,
+    /// Clients dropped as too slow since start.
+    pub dropped: u64,
 }
 
 /// A snapshot of one client's subscriptions for delivery.
@@ -189,6 +201,7 @@ impl<A: Clone + PartialEq> Hub<A> {
             clients: Mutex::new(HashMap::new()),
             max_connections: AtomicUsize::new(0),
             max_subscriptions: AtomicUsize::new(0),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         };
         hub.set_limits(limits);
         hub
@@ -250,8 +263,29 @@ impl<A: Clone + PartialEq> Hub<A> {
         self.lock().remove(id);
     }
 
+    /// Drops every client (their streams end; clients reconnect elsewhere or later): the
+    /// server is shutting down. Returns how many there were.
+    pub fn disconnect_all(&self) -> usize {
+        let mut clients = self.lock();
+        let n = clients.len();
+        clients.clear();
+        n
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    pub fn stats(&self) -> HubStats {
+        let clients = self.lock();
+        HubStats {
+            clients: clients.len() as u64,
+            queued: clients
+                .values()
+                .map(|c| (c.tx.max_capacity() - c.tx.capacity()) as u64)
+                .sum(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -327,6 +361,7 @@ impl<A: Clone + PartialEq> Hub<A> {
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 clients.remove(id);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
                 Err(Dropped::TooSlow)
             }
         }

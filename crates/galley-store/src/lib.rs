@@ -80,6 +80,24 @@ pub struct StoreConfig {
     pub sync_full: bool,
 }
 
+/// What the store is doing now, for metrics (read at scrape time, never on the request path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write jobs queued and not yet started (SQLite: for the writer thread; PostgreSQL:
+    /// callers waiting for a pooled connection, reads included).
+    pub write_queue: u64,
+    /// Read jobs waiting for a reader connection (SQLite).
+    pub read_queue: u64,
+    /// Write transactions committed or rolled back (SQLite: groups; PostgreSQL: jobs).
+    pub write_groups: u64,
+    /// Write jobs run in them (SQLite: `write_jobs / write_groups` is the mean group size).
+    pub write_jobs: u64,
+    /// PostgreSQL pool: connections open, idle, and the pool's limit (0 on SQLite).
+    pub pool_size: u64,
+    pub pool_idle: u64,
+    pub pool_max: u64,
+}
+
 /// A database, whichever engine runs it.
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
@@ -119,6 +137,29 @@ impl Store {
         match self {
             Store::Sqlite(_) => None,
             Store::Postgres(p) => Some(p.listen(channel)),
+        }
+    }
+
+    /// A consistent copy of the database in the file `dest` (SQLite only: on PostgreSQL the
+    /// database's own tools, pg_dump and point-in-time recovery, are the way).
+    pub async fn backup_to(&self, dest: std::path::PathBuf) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                let path = s.path().to_owned();
+                tokio::task::spawn_blocking(move || sqlite::backup_file(&path, &dest))
+                    .await
+                    .map_err(|_| StoreError::Query("the backup task failed".into()))?
+            }
+            Store::Postgres(_) => Err(StoreError::Config(
+                "backups of PostgreSQL are made with its own tools (pg_dump, point-in-time recovery)".into(),
+            )),
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        match self {
+            Store::Sqlite(s) => s.stats(),
+            Store::Postgres(p) => p.stats(),
         }
     }
 

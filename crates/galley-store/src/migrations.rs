@@ -12,6 +12,9 @@ pub fn count() -> usize {
     MIGRATIONS.len()
 }
 
+/// The first migration's name: a database that records it was made by Galley.
+pub const FIRST: &str = "0001_system_tables";
+
 const MIGRATIONS: &[Migration] = &[
     ("0001_system_tables", system_tables),
     ("0002_auth_tables", auth_tables),

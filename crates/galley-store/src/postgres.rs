@@ -54,6 +54,8 @@ pub struct PgStore {
     /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
     /// writer) waits for the jobs in flight.
     gate: Arc<tokio::sync::RwLock<bool>>,
+    /// Write jobs started, for metrics.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl PgStore {
@@ -122,6 +124,7 @@ impl PgStore {
             cfg: listen_cfg,
             tls,
             gate: Arc::new(tokio::sync::RwLock::new(false)),
+            writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -176,6 +179,10 @@ impl PgStore {
             return Err(StoreError::Closed.into());
         }
         let client = self.pool.get().await.map_err(pool_error)?;
+        if write {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let handle = Handle::current();
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -200,6 +207,20 @@ impl PgStore {
         })
         .await
         .unwrap_or_else(|_| Err(StoreError::Query("the database task failed".into()).into()))
+    }
+
+    pub fn stats(&self) -> crate::StoreStats {
+        let s = self.pool.status();
+        let writes = self.writes.load(std::sync::atomic::Ordering::Relaxed);
+        crate::StoreStats {
+            write_queue: s.waiting as u64,
+            read_queue: 0,
+            write_groups: writes,
+            write_jobs: writes,
+            pool_size: s.size as u64,
+            pool_idle: s.available as u64,
+            pool_max: s.max_size as u64,
+        }
     }
 
     /// Stops accepting jobs, waits for the ones in flight, closes the pool.

@@ -109,8 +109,16 @@ where
     }
 }
 
+/// Counters kept by the writer thread.
+#[derive(Default)]
+struct WriterCounts {
+    groups: std::sync::atomic::AtomicU64,
+    jobs: std::sync::atomic::AtomicU64,
+}
+
 pub struct SqliteStore {
     path: PathBuf,
+    counts: Arc<WriterCounts>,
     jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Reader threads, each owning one connection, take jobs from this queue: no thread is
@@ -193,6 +201,12 @@ impl SqliteStore {
     }
 
     pub fn open_with(dir: &Path, opts: &SqliteOptions) -> Result<Self, StoreError> {
+        Self::open_file(dir, "data.db", opts)
+    }
+
+    /// A database file other than `data.db` in `dir` (the auxiliary database of the logs:
+    /// its own writer thread, so logging never queues behind data writes).
+    pub fn open_file(dir: &Path, file: &str, opts: &SqliteOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Config(format!(
                 "cannot create the data directory {}: {e}. Pass --dir with a writable folder",
@@ -207,7 +221,7 @@ impl SqliteStore {
             ))
         })?;
         let _ = std::fs::remove_file(&probe);
-        let path = dir.join("data.db");
+        let path = dir.join(file);
         let writer_conn = open_conn(&path, opts, false)?;
         let counts = Arc::new(CountCache::default());
         let (reads, read_queue) = crossbeam_channel::unbounded::<Box<dyn ReadJob>>();
@@ -226,6 +240,8 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Config(format!("cannot start a reader thread: {e}")))?;
         }
         let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        let writer_counts = Arc::new(WriterCounts::default());
+        let wc = writer_counts.clone();
         let writer = std::thread::Builder::new()
             .name("galley-sqlite-writer".into())
             .spawn(move || {
@@ -235,11 +251,13 @@ impl SqliteStore {
                         counts,
                     },
                     rx,
+                    &wc,
                 )
             })
             .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
+            counts: writer_counts,
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reads,
@@ -248,6 +266,21 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn stats(&self) -> crate::StoreStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let write_queue = match self.jobs.lock() {
+            Ok(g) => g.as_ref().map_or(0, |q| q.len() as u64),
+            Err(_) => 0,
+        };
+        crate::StoreStats {
+            write_queue,
+            read_queue: self.reads.len() as u64,
+            write_groups: self.counts.groups.load(Relaxed),
+            write_jobs: self.counts.jobs.load(Relaxed),
+            ..Default::default()
+        }
     }
 
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
@@ -312,7 +345,73 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>) {
+/// A consistent copy of the database at `dest` (which must not exist), made by `VACUUM
+/// INTO` on a connection of its own: one read transaction over a WAL snapshot, so writers
+/// go on while it runs and the copy holds every write committed before it began.
+pub fn backup_file(src: &Path, dest: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_err)?;
+    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT).map_err(map_err)?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Config("the backup path is not UTF-8".into()))?;
+    conn.execute("VACUUM INTO ?1", [dest]).map_err(map_err)?;
+    Ok(())
+}
+
+/// Why a file cannot become this server's database.
+#[derive(Debug, thiserror::Error)]
+pub enum NotGalley {
+    #[error("it is not a SQLite database, or a damaged one: {0}")]
+    Damaged(String),
+    #[error("it is a SQLite database, but not one that Galley made")]
+    Foreign,
+}
+
+/// Checks that `path` is a sound SQLite database (`PRAGMA integrity_check`) made by Galley
+/// (its system migrations are recorded). Opens it read-only; for files about to replace the
+/// data (a restored backup).
+pub fn check_galley_file(path: &Path) -> Result<(), NotGalley> {
+    let damaged = |e: rusqlite::Error| NotGalley::Damaged(e.to_string());
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(damaged)?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(damaged)?;
+    if check != "ok" {
+        return Err(NotGalley::Damaged(check));
+    }
+    let first = crate::migrations::FIRST;
+    let ours: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_collections', '_params', '_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(damaged)?;
+    if ours != 3 {
+        return Err(NotGalley::Foreign);
+    }
+    let recorded: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM \"_migrations\" WHERE \"file\" = ?1",
+            [first],
+            |r| r.get(0),
+        )
+        .map_err(|_| NotGalley::Foreign)?;
+    if recorded == 0 {
+        return Err(NotGalley::Foreign);
+    }
+    Ok(())
+}
+
+fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>, stats: &WriterCounts) {
     while let Ok(first) = rx.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -322,6 +421,12 @@ fn writer_loop(mut w: Writer, rx: Receiver<Box<dyn WriteJob>>) {
                 Err(_) => break,
             }
         }
+        stats
+            .groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .jobs
+            .fetch_add(group.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // Odd for the whole group: counts taken now may see part of it.
         w.counts.bump();
         run_group(&mut w.c, group, &w.counts);

@@ -27,6 +27,8 @@ pub enum Engine {
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// `http://127.0.0.1:PORT/metrics`: the server's Prometheus metrics (always on in tests).
+    pub metrics_url: String,
     pub client: reqwest::Client,
     pub engine: Engine,
     /// A superuser auth token.
@@ -34,9 +36,12 @@ pub struct TestServer {
     pub app: Arc<App>,
     /// The JavaScript hooks, for servers started with them.
     pub hooks: Option<galley::galley_hooks::Hooks>,
+    /// The server's logs, metrics and backups.
+    pub ops: galley_ops::Ops,
+    /// What the app was opened with (a restart opens it again).
+    pub config: AppConfig,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    config: AppConfig,
     dir: Option<tempfile::TempDir>,
     _db: Option<TempPgDatabase>,
 }
@@ -167,30 +172,20 @@ impl TestServer {
         galley_core::superusers::upsert(&app, SUPERUSER_EMAIL, SUPERUSER_PASSWORD)
             .await
             .expect("superuser");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn({
-            async move {
-                let _ = galley::serve(listener, server, async {
-                    let _ = rx.await;
-                })
-                .await;
-            }
-        });
+        let (url, metrics_url, ops, tx, task) = Self::serve(server).await;
         let client = reqwest::Client::builder().build().expect("client");
         let mut srv = TestServer {
             url,
+            metrics_url,
             client,
             engine,
             token: String::new(),
             app,
             hooks: hooks_handle,
+            ops,
+            config: cfg,
             shutdown: Some(tx),
             task: Some(task),
-            config: cfg,
             dir: Some(dir),
             _db: db,
         };
@@ -224,6 +219,77 @@ impl TestServer {
             dir: self.dir.take(),
             db: self._db.take(),
         }
+    }
+
+    /// Serves `server` (API, dashboard, and metrics on a second listener) on fresh ports.
+    async fn serve(
+        server: galley::Server,
+    ) -> (
+        String,
+        String,
+        galley_ops::Ops,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let metrics_url = format!(
+            "http://{}/metrics",
+            metrics_listener.local_addr().expect("addr")
+        );
+        let app = server.app.clone();
+        let ops = galley_ops::Ops::open(app.clone(), true)
+            .await
+            .expect("open the log store");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let (app, ops) = (app.clone(), ops.clone());
+            async move {
+                let metrics = tokio::spawn({
+                    let (app, ops) = (app.clone(), ops.clone());
+                    async move {
+                        let _ = galley::serve_metrics(metrics_listener, app, &ops, async {
+                            let _ = metrics_rx.await;
+                        })
+                        .await;
+                    }
+                });
+                let _ = galley::serve_with(listener, server, ops, async {
+                    let _ = rx.await;
+                })
+                .await;
+                let _ = metrics_tx.send(());
+                let _ = metrics.await;
+            }
+        });
+        (url, metrics_url, ops, tx, task)
+    }
+
+    /// Stops the server, swaps in a restore that `POST /api/backups/{key}/restore` prepared
+    /// (as the binary does when it restarts), and serves the data again on new ports.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.app.close().await;
+        galley_ops::backups::apply_pending_restore(&self.config.data_dir).expect("restore");
+        let server = galley::Server::open(self.config.clone(), None)
+            .await
+            .expect("reopen app");
+        let app = server.app.clone();
+        let (url, metrics_url, ops, tx, task) = Self::serve(server).await;
+        (self.url, self.metrics_url, self.ops, self.app) = (url, metrics_url, ops, app);
+        self.shutdown = Some(tx);
+        self.task = Some(task);
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -2,7 +2,7 @@
 //! signals); the server it runs is composed in `lib.rs`.
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use galley_core::{App, AppConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Console log lines: `human` (coloured only on a terminal) or `json` (one object per
+    /// line, for collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "GALLEY_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Args, Clone)]
@@ -49,6 +59,10 @@ enum Command {
         /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
         #[arg(long, env = "GALLEY_SYNC_FULL")]
         sync_full: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
+        /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
+        #[arg(long, env = "GALLEY_METRICS")]
+        metrics: Option<String>,
         /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
         /// `galley_hooks` folder beside the data directory, when there is one.
         #[arg(long, env = "GALLEY_HOOKS_DIR")]
@@ -223,14 +237,22 @@ fn hooks_config(
     })
 }
 
+/// The team's server-side code: hook files and migration files.
+struct ServerCode {
+    hooks: Option<galley::galley_hooks::HooksConfig>,
+    migrations: PathBuf,
+}
+
 async fn serve(
     http: String,
     data: DataArgs,
     body_limit: usize,
     sync_full: bool,
-    hooks: Option<galley::galley_hooks::HooksConfig>,
-    migrations: PathBuf,
+    metrics: Option<String>,
+    app_log: galley_ops::logs::AppLogLayer,
+    ext: ServerCode,
 ) -> anyhow::Result<()> {
+    let ServerCode { hooks, migrations } = ext;
     // Pending migration files need the JavaScript engine even without hook files.
     let hooks = match hooks {
         None if migrations.is_dir() => Some(galley::galley_hooks::HooksConfig {
@@ -249,6 +271,22 @@ async fn serve(
             anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
         }
     })?;
+    let metrics_listener = match &metrics {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} for metrics: {e}. Pick another address with --metrics"
+            )
+        })?),
+        None => None,
+    };
+    if data.database_url.is_none() {
+        // A restore prepared before a crash or a stop is finished before the data opens.
+        if galley_ops::backups::apply_pending_restore(&data.dir)
+            .context("applying the restored backup")?
+        {
+            println!("Restored a backup (the replaced files are in .before_restore)");
+        }
+    }
     if let Some(dir) = hooks.as_ref().and_then(|h| h.dir.as_ref()) {
         println!("Hooks: {}", dir.display());
     }
@@ -289,27 +327,74 @@ async fn serve(
             galley_admin::install_path(&app)
         );
     }
-    galley::serve(listener, server, shutdown_signal())
+    let ops = galley_ops::Ops::open(app.clone(), metrics_listener.is_some())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
+    app_log.attach(&ops.logs);
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr().context("reading the metrics address")?;
+        println!("Metrics: http://{addr}/metrics");
+        let (app, ops) = (app.clone(), ops.clone());
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = metrics_stopped.await;
+            };
+            if let Err(e) = galley::serve_metrics(l, app, &ops, stopped).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    let backups = ops.backups.clone();
+    let stop = {
+        let backups = backups.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = backups.restart_requested() => {
+                    tracing::info!("restarting to restore a backup");
+                }
+            }
+        }
+    };
+    galley::serve_with(listener, server, ops, stop)
         .await
         .context("serving HTTP")?;
+    let _ = stop_metrics.send(());
     app.close().await;
+    if backups.is_restart_requested() {
+        drop(app);
+        galley_ops::backups::apply_pending_restore(&data.dir)
+            .context("applying the restored backup")?;
+        // The same program with the same arguments, on the restored data.
+        let exe = std::env::current_exe().context("finding this program to restart it")?;
+        let err = std::os::unix::process::CommandExt::exec(
+            std::process::Command::new(exe).args(std::env::args_os().skip(1)),
+        );
+        anyhow::bail!("cannot restart after the restore: {err}");
+    }
     Ok(())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             http,
             data,
             body_limit,
             sync_full,
+            metrics,
             hooks_dir,
             hooks_no_watch,
             migrations_dir: m,
         } => {
             let hooks = hooks_config(&data, hooks_dir, !hooks_no_watch);
             let m = migrations_dir(&data, m);
-            serve(http, data, body_limit, sync_full, hooks, m).await
+            let code = ServerCode {
+                hooks,
+                migrations: m,
+            };
+            serve(http, data, body_limit, sync_full, metrics, app_log, code).await
         }
         Command::Migrate { action } => migrate(action).await,
         Command::Superuser {
@@ -353,16 +438,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Console lines (human or JSON) on stderr, and the app's warnings and errors into the
+/// stored logs once the server has opened them.
+fn init_logging(format: LogFormat) -> galley_ops::logs::AppLogLayer {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
+    });
+    let app_log = galley_ops::logs::AppLogLayer::new();
+    let registry = tracing_subscriber::registry()
+        .with(app_log.clone())
+        .with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    app_log
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let app_log = init_logging(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -373,7 +484,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    match rt.block_on(run(cli, app_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

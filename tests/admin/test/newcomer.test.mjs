@@ -519,6 +519,8 @@ test("settings: application name, SMTP test mail to the dev outbox, rate limits,
 
 test("logs page shows recent requests and the SVG chart", async () => {
   await fetch(BASE + "/api/collections/nope/records");
+  // Log entries are written in batches (within a fraction of a second).
+  await new Promise((r) => setTimeout(r, 800));
   await page.goto(BASE + "/_/logs");
   await page.locator("svg.chart").waitFor();
   assert.ok(await page.locator("svg.chart rect.bar-req").count() > 0, "request bars");

@@ -4,7 +4,7 @@ use crate::extract::{Auth, Body, Query, Req};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 use axum::Router;
 use galley_core::collections;
 use serde_json::Value;
@@ -12,6 +12,7 @@ use serde_json::Value;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/collections", get(list).post(create))
+        .route("/api/collections/import", put(import))
         .route(
             "/api/collections/{collection}",
             get(view).patch(update).delete(remove),
@@ -56,6 +57,13 @@ async fn create(
             .to_json(),
         &q,
     ))
+}
+
+/// PocketBase answers 204 (and nothing was changed if it answers anything else).
+async fn import(State(app): State<AppState>, Auth(c): Auth, body: Body) -> ApiResult<Response> {
+    require_superuser(&c)?;
+    collections::import(&app, &Value::Object(body.values)).await?;
+    Ok(no_content())
 }
 
 async fn update(

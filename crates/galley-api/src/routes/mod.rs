@@ -1,9 +1,11 @@
 mod auth;
+mod backups;
 mod batch;
 mod collections;
 mod crons;
 mod files;
 mod health;
+mod logs;
 mod realtime;
 mod realtime_ws;
 mod records;
@@ -29,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .merge(batch::router())
         .merge(settings::router())
         .merge(crons::router())
+        .merge(logs::router())
+        .merge(backups::router())
         .merge(realtime::router())
         .merge(realtime_ws::router())
         .fallback(not_found)
@@ -134,7 +138,9 @@ pub fn require_superuser(c: &Caller) -> ApiResult<()> {
     }
 }
 
-/// `page`, `perPage` and `skipTotal`, with PocketBase's defaults and Galley's limits.
+const MAX_PER_PAGE: i64 = 1000;
+
+/// `page`, `perPage` and `skipTotal`, with PocketBase's defaults and limits.
 pub fn page(q: &Query) -> ApiResult<Page> {
     let int = |key: &str, default: i64| -> ApiResult<i64> {
         match q.get(key).map(str::trim) {
@@ -145,12 +151,8 @@ pub fn page(q: &Query) -> ApiResult<Page> {
         }
     };
     let page = int("page", 1)?;
-    let per_page = int("perPage", 30)?;
-    if per_page > 1000 {
-        return Err(ApiError::bad_request(
-            "Invalid perPage parameter: at most 1000 items per page.",
-        ));
-    }
+    // Above 1,000 PocketBase answers 1,000 items (and says so in `perPage`).
+    let per_page = int("perPage", 30)?.min(MAX_PER_PAGE);
     let skip_total = matches!(
         q.get("skipTotal"),
         Some("1" | "t" | "T" | "true" | "TRUE" | "True")

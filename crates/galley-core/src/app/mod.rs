@@ -172,6 +172,38 @@ impl App {
         self.settings.load_full()
     }
 
+    /// A consistent copy of the database in the file `dest` (SQLite; `BadRequest` on
+    /// PostgreSQL, whose own tools make its backups).
+    pub async fn backup_database_to(&self, dest: PathBuf) -> Result<(), CoreError> {
+        Ok(self.store.backup_to(dest).await?)
+    }
+
+    /// Whether the data is in SQLite (backups and restores are then Galley's to make).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(*self.store, galley_store::Store::Sqlite(_))
+    }
+
+    /// The store's queues and counters, for metrics.
+    pub fn store_stats(&self) -> galley_store::StoreStats {
+        self.store.stats()
+    }
+
+    /// Readiness: one trivial query answered within `within` (`Unavailable` otherwise).
+    pub async fn check_database(&self, within: std::time::Duration) -> Result<(), CoreError> {
+        let ping = self
+            .store
+            .read(|c: &mut dyn galley_store::Conn| -> Result<(), CoreError> {
+                c.query("SELECT 1 AS n", &[])?;
+                Ok(())
+            });
+        match tokio::time::timeout(within, ping).await {
+            Ok(r) => r,
+            Err(_) => Err(CoreError::Unavailable(format!(
+                "no answer from the database within {within:?}"
+            ))),
+        }
+    }
+
     pub(crate) fn set_settings(&self, s: Settings) {
         if s.rate_limits != self.settings().rate_limits {
             self.rate_limiter.reset();

@@ -1,6 +1,7 @@
 //! The collections service: list, view, create, update, delete and truncate collections.
 //! A schema change and its DDL run in one write job, so they commit together or not at all.
 
+mod import;
 mod validate;
 
 use crate::app::App;
@@ -13,6 +14,7 @@ use galley_types::{Collection, Field};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+pub use import::import;
 pub use validate::parse_collection;
 
 /// `_collections` described as a collection, so that the collections list takes the same

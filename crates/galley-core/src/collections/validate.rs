@@ -25,6 +25,8 @@ const RESERVED_COLLECTION_NAMES: &[&str] = &[
     "_otps",
     "_mfas",
     "_authorigins",
+    // On PostgreSQL the stored logs (galley-ops) are a table of the same database.
+    "_logs",
 ];
 const MAX_RULE_LEN: usize = 3500;
 

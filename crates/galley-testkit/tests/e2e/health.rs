@@ -9,6 +9,13 @@ both_engines! {
         assert_eq!(r.headers["x-content-type-options"], "nosniff");
     }
 
+    async fn readiness_checks_the_database(srv) {
+        let r = srv.guest(Method::GET, "/api/health/ready", None).await;
+        assert_eq!((r.status, r.body.clone()), (200, json!({"message": "API is ready.", "code": 200, "data": {}})));
+        let r = srv.request(Method::HEAD, "/api/health/ready").send().await.expect("request");
+        assert_eq!(r.status(), 200);
+    }
+
     async fn unknown_routes_are_pocketbase_404s(srv) {
         let r = srv.guest(Method::GET, "/api/nope", None).await;
         assert_eq!((r.status, r.body["message"].as_str()), (404, Some("File not found.")));

@@ -62,11 +62,14 @@ async fn database_outage_gives_503_then_recovers() {
         "requests must fail fast, took {:?}",
         started.elapsed()
     );
-    // The API itself still answers.
+    // The API itself still answers (liveness); readiness says the database is away.
     assert_eq!(
         srv.guest(Method::GET, "/api/health", None).await.status,
         200
     );
+    let r = srv.guest(Method::GET, "/api/health/ready", None).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["status"], 503);
 
     proxy.restore().await;
     let mut ok = None;
@@ -93,6 +96,11 @@ async fn database_outage_gives_503_then_recovers() {
         "the failed write left nothing behind"
     );
     srv.create_record("notes", json!({"text": "after"})).await;
+    let r = srv.guest(Method::GET, "/api/health/ready", None).await;
+    assert_eq!(
+        r.body,
+        json!({"message": "API is ready.", "code": 200, "data": {}})
+    );
 }
 
 /// A collection is a real table with PostgreSQL's own column types.
