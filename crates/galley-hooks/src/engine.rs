@@ -45,7 +45,9 @@ fn make(shared: &Arc<Shared>) -> Result<Engine, EngineError> {
     let runtime = Runtime::new().map_err(|e| EngineError::Js(e.to_string()))?;
     runtime.set_memory_limit(shared.config.memory_limit);
     runtime.set_max_stack_size(shared.config.stack_limit);
-    runtime.set_gc_threshold(shared.config.memory_limit / 4);
+    // A collection every 2 MiB of allocation: an engine per thread adds up, so garbage must
+    // not pile up to the memory limit before QuickJS looks at it.
+    runtime.set_gc_threshold(2 << 20);
     runtime.set_interrupt_handler(Some(Box::new(|| {
         let late = DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() > t));
         if late {

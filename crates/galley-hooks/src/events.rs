@@ -75,7 +75,7 @@ impl JsRecordHook {
         let args = vec![
             "onRecordValidate".to_owned(),
             json!(ids).to_string(),
-            col.to_json().to_string(),
+            shared.collection_json_of(&ctx.schema, col).to_string(),
             Value::Object(change.record.clone()).to_string(),
             extra,
         ];
@@ -144,7 +144,7 @@ impl RecordHook for JsRecordHook {
         let args = vec![
             event(op).to_owned(),
             json!(ids).to_string(),
-            col.to_json().to_string(),
+            shared.collection_json_of(&ctx.schema, col).to_string(),
             Value::Object(record.clone()).to_string(),
             extra,
         ];
@@ -191,7 +191,8 @@ impl RecordHook for JsRecordHook {
             if ids.is_empty() {
                 continue;
             }
-            let payload = json!({"collection": col.to_json(), "record": ev.record}).to_string();
+            let payload = json!({"collection": &*shared.collection_json(col), "record": ev.record})
+                .to_string();
             let r = engine::with(shared, |js| {
                 engine::call(js, "plain", vec![json!(ids).to_string(), payload])
             });

@@ -62,8 +62,10 @@ impl Default for HooksConfig {
             timeout: Duration::from_secs(30),
             memory_limit: 64 << 20,
             stack_limit: 512 << 10,
-            // Handlers block while their own writes commit, so more threads than cores.
-            pool_size: (cores * 4).max(8),
+            // Handlers block while their own writes commit (`e.next()` of a request hook
+            // holds its thread for the write), so many more threads than cores; each makes
+            // its engine only when first used.
+            pool_size: (cores * 8).max(16),
             watch: true,
         }
     }
@@ -82,6 +84,11 @@ pub(crate) struct Shared {
     pool: pool::Pool,
     /// Cron ids this instance added to the App's queue (removed when a reload drops them).
     crons: parking_lot::Mutex<Vec<String>>,
+    /// Collections' JSON as the engines get it, by id; the `Arc` kept with it is the
+    /// collection it was made from (a schema change makes a new one).
+    collection_json: parking_lot::Mutex<
+        std::collections::HashMap<String, (Arc<galley_types::Collection>, Arc<str>)>,
+    >,
 }
 
 impl Shared {
@@ -104,6 +111,34 @@ impl Shared {
             .and_then(|d| d.canonicalize().ok())
             .map(|d| d.display().to_string())
             .unwrap_or_default()
+    }
+
+    /// `col` as JSON text, made once per version of the collection.
+    fn collection_json(&self, col: &Arc<galley_types::Collection>) -> Arc<str> {
+        let mut cache = self.collection_json.lock();
+        if let Some((c, json)) = cache.get(&col.id) {
+            if Arc::ptr_eq(c, col) {
+                return json.clone();
+            }
+        }
+        let json: Arc<str> = col.to_json().to_string().into();
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(col.id.clone(), (col.clone(), json.clone()));
+        json
+    }
+
+    /// The JSON of a collection handed by reference: cached when it is the schema's own.
+    fn collection_json_of(
+        &self,
+        schema: &galley_types::Schema,
+        col: &galley_types::Collection,
+    ) -> Arc<str> {
+        match schema.find(&col.id) {
+            Some(arc) if std::ptr::eq(arc.as_ref(), col) => self.collection_json(arc),
+            _ => col.to_json().to_string().into(),
+        }
     }
 
     /// Waits for `fut` on this (non-async) thread.
@@ -143,6 +178,7 @@ impl Hooks {
             http,
             pool,
             crons: Default::default(),
+            collection_json: Default::default(),
         });
         let hooks = Hooks(shared);
         hooks.reload()?;

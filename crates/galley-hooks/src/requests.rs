@@ -28,11 +28,12 @@ fn event(e: RequestEvent) -> &'static str {
 }
 
 /// The `e.request`/`e.auth` part of an event, as JSON for the engine.
-fn http_json(req: &galley_core::Request, path: &str, query: &str) -> String {
+fn http_json(shared: &Shared, req: &galley_core::Request, path: &str, query: &str) -> String {
     let (auth, auth_col) = match &req.caller {
-        Caller::Record { collection, record } => {
-            (Value::Object(record.clone()), collection.to_json())
-        }
+        Caller::Record { collection, record } => (
+            Value::Object(record.clone()),
+            Value::String(shared.collection_json(collection).to_string()),
+        ),
         Caller::Guest => (Value::Null, Value::Null),
     };
     json!({
@@ -89,8 +90,8 @@ impl RequestHooks for JsRequestHooks {
             }
             let args = vec![
                 json!(ids).to_string(),
-                http_json(&request, "", ""),
-                col.to_json().to_string(),
+                http_json(&shared, &request, "", ""),
+                shared.collection_json(&col).to_string(),
                 Value::Array(records).to_string(),
             ];
             let s = shared.clone();
@@ -130,13 +131,13 @@ impl RequestHooks for JsRequestHooks {
             let ids = shared
                 .registry()
                 .handlers(event(req.event), &col.name, &col.id);
-            let http = http_json(&req.request, &req.path, &req.query);
+            let http = http_json(&shared, &req.request, &req.path, &req.query);
             let payload = json!({
-                "collection": col.to_json(),
                 "record": req.record,
                 "answer": req.answer,
             })
             .to_string();
+            let col_json = shared.collection_json(&col).to_string();
             let name = event(req.event).to_owned();
             let s = shared.clone();
             let out = shared
@@ -147,7 +148,7 @@ impl RequestHooks for JsRequestHooks {
                             engine::call(
                                 js,
                                 "request",
-                                vec![name, json!(ids).to_string(), http, payload],
+                                vec![name, json!(ids).to_string(), http, payload, col_json],
                             )
                         })
                     })

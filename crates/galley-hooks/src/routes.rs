@@ -25,6 +25,7 @@ fn error_response(status: u16, message: &str, data: Value) -> Response {
 }
 
 fn request_json(
+    shared: &Shared,
     app: &App,
     req: &axum::http::request::Parts,
     params: Vec<(String, String)>,
@@ -42,9 +43,10 @@ fn request_json(
         .map(|c| c.0);
     let ip = galley_http::client_ip(app, peer, &req.headers);
     let (auth, auth_col) = match req.extensions.get::<Caller>() {
-        Some(Caller::Record { collection, record }) => {
-            (Value::Object(record.clone()), collection.to_json())
-        }
+        Some(Caller::Record { collection, record }) => (
+            Value::Object(record.clone()),
+            Value::String(shared.collection_json(collection).to_string()),
+        ),
         _ => (Value::Null, Value::Null),
     };
     json!({
@@ -79,7 +81,7 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Respons
         Ok(b) => b,
         Err(_) => return Ok(error_response(413, "Request entity too large", json!({}))),
     };
-    let req_json = request_json(&app, &parts, params, &body);
+    let req_json = request_json(shared, &app, &parts, params, &body);
     let s = shared.clone();
     let out = shared
         .pool

@@ -567,66 +567,109 @@
     has(k) { return String(k).toLowerCase() in this.__h; }
   }
 
+  // The request event's parts are classes with their methods on prototypes, so that a
+  // request allocates a few objects, not a closure per method.
+  class URLView {
+    constructor(req) { this.__r = req; this.path = req.path; this.rawQuery = req.query; }
+    query() { return new URLSearchParamsLite(this.__r.query); }
+    string() { return this.__r.path + (this.__r.query ? "?" + this.__r.query : ""); }
+  }
+  class RequestView {
+    constructor(req) {
+      this.__r = req;
+      this.method = req.method;
+      this.remoteAddr = req.ip;
+      this.__url = null;
+      this.__header = null;
+    }
+    get url() { return this.__url || (this.__url = new URLView(this.__r)); }
+    get header() { return this.__header || (this.__header = new Headers(this.__r.headers)); }
+    pathValue(n) { const v = this.__r.pathParams[n]; return v === undefined ? "" : v; }
+  }
+  class ResponseHeaders {
+    constructor(out) { this.__o = out; }
+    set(k, v) { this.__o[String(k)] = String(v); }
+    get(k) { return this.__o[String(k)] || ""; }
+  }
+  class RequestEvent {
+    constructor(req, reply, headersOut) {
+      this.app = app;
+      this.auth = req.auth ? Record.__stored(collectionFrom(req.authCollection), req.auth) : null;
+      this.request = new RequestView(req);
+      this.__req = req;
+      this.__reply = reply;
+      this.__headersOut = headersOut;
+      this.__bodySize = req.body.length;
+      this.__bodyCache = undefined;
+    }
+    get response() { const h = new ResponseHeaders(this.__headersOut); return { header: () => h }; }
+    realIP() { return this.__req.ip; }
+    remoteIP() { return this.__req.ip; }
+    hasSuperuserAuth() { return !!(this.auth && this.auth.isSuperuser()); }
+    isTLS() { return false; }
+    requestInfo() {
+      const req = this.__req, auth = this.auth;
+      return {
+        auth: auth, method: req.method, context: "default",
+        query: Object.fromEntries(new URLSearchParamsLite(req.query).entries()),
+        headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.replace(/-/g, "_"), v])),
+        body: this.__body(),
+        hasSuperuserAuth: () => !!(auth && auth.isSuperuser()),
+      };
+    }
+    __body() {
+      if (this.__bodyCache !== undefined) return this.__bodyCache;
+      const req = this.__req;
+      const ct = (req.headers["content-type"] || "").toLowerCase();
+      if (!req.body) this.__bodyCache = {};
+      else if (ct.startsWith("application/x-www-form-urlencoded")) this.__bodyCache = Object.fromEntries(new URLSearchParamsLite(req.body).entries());
+      else {
+        try { this.__bodyCache = JSON.parse(req.body); } catch (_) { throw new BadRequestError("An error occurred while loading the submitted data."); }
+      }
+      return this.__bodyCache;
+    }
+    bindBody(target) {
+      const b = this.__body();
+      if (b && typeof b === "object") Object.assign(target, b);
+      return target;
+    }
+    __answer(status, type, body) {
+      const r = this.__reply;
+      r.set = true; r.status = status; r.type = type; r.body = body;
+    }
+    json(status, data) { this.__answer(status, "application/json", data === undefined ? "null" : JSON.stringify(data)); }
+    string(status, s) { this.__answer(status, "text/plain; charset=utf-8", String(s)); }
+    html(status, s) { this.__answer(status, "text/html; charset=utf-8", String(s)); }
+    blob(status, type, s) { this.__answer(status, String(type), String(s)); }
+    noContent(status) { this.__answer(status || 204, "", ""); }
+    redirect(status, url) { this.__headersOut["Location"] = String(url); this.__answer(status || 302, "", ""); }
+    error(status, message, data) { return new ApiError(status, message, data); }
+    badRequestError(m, d) { return new BadRequestError(m, d); }
+    notFoundError(m, d) { return new NotFoundError(m, d); }
+    forbiddenError(m, d) { return new ForbiddenError(m, d); }
+    unauthorizedError(m, d) { return new UnauthorizedError(m, d); }
+    tooManyRequestsError(m, d) { return new TooManyRequestsError(m, d); }
+    internalServerError(m, d) { return new InternalServerError(m, d); }
+  }
+
   function requestEvent(req) {
     const reply = { set: false };
     const headersOut = {};
-    const auth = req.auth ? Record.__stored(new Collection(req.authCollection), req.auth) : null;
-    let bodyCache;
-    const e = {
-      app: app,
-      auth: auth,
-      __bodySize: req.body.length,
-      request: {
-        method: req.method,
-        url: { path: req.path, rawQuery: req.query, query: () => new URLSearchParamsLite(req.query), string: () => req.path + (req.query ? "?" + req.query : "") },
-        header: new Headers(req.headers),
-        pathValue: (n) => (req.pathParams[n] === undefined ? "" : req.pathParams[n]),
-        remoteAddr: req.ip,
-      },
-      response: { header: () => ({ set: (k, v) => { headersOut[String(k)] = String(v); }, get: (k) => headersOut[String(k)] || "" }) },
-      realIP: () => req.ip,
-      remoteIP: () => req.ip,
-      hasSuperuserAuth: () => !!(auth && auth.isSuperuser()),
-      isTLS: () => false,
-      requestInfo() {
-        return {
-          auth: auth, method: req.method, context: "default",
-          query: Object.fromEntries(new URLSearchParamsLite(req.query).entries()),
-          headers: Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.replace(/-/g, "_"), v])),
-          body: e.__body(),
-          hasSuperuserAuth: () => !!(auth && auth.isSuperuser()),
-        };
-      },
-      __body() {
-        if (bodyCache !== undefined) return bodyCache;
-        const ct = (req.headers["content-type"] || "").toLowerCase();
-        if (!req.body) bodyCache = {};
-        else if (ct.startsWith("application/x-www-form-urlencoded")) bodyCache = Object.fromEntries(new URLSearchParamsLite(req.body).entries());
-        else {
-          try { bodyCache = JSON.parse(req.body); } catch (_) { throw new BadRequestError("An error occurred while loading the submitted data."); }
-        }
-        return bodyCache;
-      },
-      bindBody(target) {
-        const b = e.__body();
-        if (b && typeof b === "object") Object.assign(target, b);
-        return target;
-      },
-      json(status, data) { Object.assign(reply, { set: true, status, type: "application/json", body: data === undefined ? "null" : JSON.stringify(data) }); },
-      string(status, s) { Object.assign(reply, { set: true, status, type: "text/plain; charset=utf-8", body: String(s) }); },
-      html(status, s) { Object.assign(reply, { set: true, status, type: "text/html; charset=utf-8", body: String(s) }); },
-      blob(status, type, s) { Object.assign(reply, { set: true, status, type: String(type), body: String(s) }); },
-      noContent(status) { Object.assign(reply, { set: true, status: status || 204, type: "", body: "" }); },
-      redirect(status, url) { headersOut["Location"] = String(url); Object.assign(reply, { set: true, status: status || 302, type: "", body: "" }); },
-      error(status, message, data) { return new ApiError(status, message, data); },
-      badRequestError(m, d) { return new BadRequestError(m, d); },
-      notFoundError(m, d) { return new NotFoundError(m, d); },
-      forbiddenError(m, d) { return new ForbiddenError(m, d); },
-      unauthorizedError(m, d) { return new UnauthorizedError(m, d); },
-      tooManyRequestsError(m, d) { return new TooManyRequestsError(m, d); },
-      internalServerError(m, d) { return new InternalServerError(m, d); },
-    };
-    return { e, reply, headersOut };
+    return { e: new RequestEvent(req, reply, headersOut), reply, headersOut };
+  }
+
+  // Collections by their JSON text: the same collection (same version) is parsed once per
+  // engine, not once per event.
+  const collectionCache = new Map();
+  function collectionFrom(json) {
+    if (typeof json !== "string") return new Collection(json);
+    let c = collectionCache.get(json);
+    if (!c) {
+      if (collectionCache.size > 256) collectionCache.clear();
+      c = new Collection(JSON.parse(json));
+      collectionCache.set(json, c);
+    }
+    return c;
   }
 
   class URLSearchParamsLite {
@@ -799,7 +842,7 @@
     },
     // A record event: the handlers in order, the last one's next() being Rust's next.
     record(event, handlerIds, colJson, recordJson, extraJson) {
-      const col = new Collection(JSON.parse(colJson));
+      const col = collectionFrom(colJson);
       const record = Record.__stored(col, JSON.parse(recordJson));
       const extra = JSON.parse(extraJson || "{}");
       if (event.endsWith("Create") || extra.isNew) record.__new = true;
@@ -825,10 +868,10 @@
       return JSON.stringify({ called, record: e.record.__data });
     },
     // A record API request: `e.next()` runs the rest of it (Rust's nextRequest).
-    request(event, handlerIds, reqJson, payloadJson) {
+    request(event, handlerIds, reqJson, payloadJson, colJson) {
       const req = JSON.parse(reqJson);
       const p = JSON.parse(payloadJson);
-      const col = new Collection(p.collection);
+      const col = collectionFrom(colJson);
       const { e, reply, headersOut } = requestEvent(req);
       e.collection = col;
       const write = event === "onRecordCreateRequest" || event === "onRecordUpdateRequest";
@@ -867,7 +910,7 @@
     // onRecordEnrich: each record of an answer through the handlers.
     enrich(handlerIds, reqJson, colJson, recordsJson) {
       const req = JSON.parse(reqJson);
-      const col = new Collection(JSON.parse(colJson));
+      const col = collectionFrom(colJson);
       const fns = JSON.parse(handlerIds).map(handler);
       const out = [];
       try {
@@ -927,7 +970,7 @@
     // A handler with a plain event object (after-success hooks, cron, bootstrap).
     plain(handlerIds, eventJson) {
       const ev = JSON.parse(eventJson);
-      const col = ev.collection ? new Collection(ev.collection) : null;
+      const col = ev.collection ? collectionFrom(ev.collection) : null;
       const e = { app: app };
       if (col) e.collection = col;
       if (ev.record) e.record = Record.__stored(col, ev.record);
