@@ -77,7 +77,8 @@ run_engine() {
         || die "[$engine] 'galley superuser upsert' failed"
 
     # Port 0: the server picks a free port and prints it; no race with other processes.
-    "$GALLEY_BIN" serve --http 127.0.0.1:0 --dir "$dir/data" "$@" >"$log" 2>&1 &
+    # The shop's hook file (tests/sdk/hooks) runs too: shop.test.mjs drives it.
+    "$GALLEY_BIN" serve --http 127.0.0.1:0 --dir "$dir/data" --hooks-dir "$HERE/hooks" "$@" >"$log" 2>&1 &
     SERVER_PID=$!
 
     local url=""
