@@ -86,10 +86,11 @@ pub(crate) struct Shared {
     crons: parking_lot::Mutex<Vec<String>>,
     /// Collections' JSON as the engines get it, by id; the `Arc` kept with it is the
     /// collection it was made from (a schema change makes a new one).
-    collection_json: parking_lot::Mutex<
-        std::collections::HashMap<String, (Arc<galley_types::Collection>, Arc<str>)>,
-    >,
+    collection_json: parking_lot::Mutex<CollectionJson>,
 }
+
+/// By collection id: the collection a JSON text was made from, and the text.
+type CollectionJson = std::collections::HashMap<String, (Arc<galley_types::Collection>, Arc<str>)>;
 
 impl Shared {
     fn app(&self) -> Option<Arc<App>> {
