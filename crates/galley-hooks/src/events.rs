@@ -179,10 +179,10 @@ impl RecordHook for JsRecordHook {
         let schema = app.schema();
         let reg = shared.registry();
         for ev in events {
-            let name = match ev.action {
-                "create" => "onRecordAfterCreateSuccess",
-                "update" => "onRecordAfterUpdateSuccess",
-                _ => "onRecordAfterDeleteSuccess",
+            let name = match ev.op() {
+                WriteOp::Create => "onRecordAfterCreateSuccess",
+                WriteOp::Update => "onRecordAfterUpdateSuccess",
+                WriteOp::Delete => "onRecordAfterDeleteSuccess",
             };
             let Some(col) = schema.find(&ev.collection_id) else {
                 continue;
@@ -219,20 +219,31 @@ pub(crate) async fn bootstrap(shared: &Arc<Shared>, event: &str) -> Result<(), C
     if ids.is_empty() {
         return Ok(());
     }
+    on_pool(shared, move |s| {
+        engine::with(s, |js| {
+            engine::call(js, "plain", vec![json!(ids).to_string(), "{}".into()])
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Runs `call` (one engine call) on the pool and reads its JSON answer; a JavaScript
+/// failure in it (`{"error": ...}`) is the error.
+pub(crate) async fn on_pool(
+    shared: &Arc<Shared>,
+    call: impl FnOnce(&Arc<Shared>) -> Result<String, EngineError> + Send + 'static,
+) -> Result<Value, CoreError> {
     let s = shared.clone();
     let out = shared
         .pool
-        .run(move || {
-            engine::with(&s, |js| {
-                engine::call(js, "plain", vec![json!(ids).to_string(), "{}".into()])
-            })
-        })
+        .run(move || call(&s))
         .await
         .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
         .map_err(engine_error)?;
     let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
     match v.get("error") {
         Some(err) => Err(js_error(err)),
-        None => Ok(()),
+        None => Ok(v),
     }
 }

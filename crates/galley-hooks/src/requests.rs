@@ -3,7 +3,7 @@
 //! answer as the handlers left it for a read).
 
 use crate::engine;
-use crate::events::{engine_error, js_error};
+use crate::events::on_pool;
 use crate::{ops, Shared};
 use galley_core::context::request_hooks::{
     BoxFuture, NextRequest, Outcome, RecordRequest, Reply, RequestEvent, RequestHooks,
@@ -59,17 +59,10 @@ impl RequestHooks for JsRequestHooks {
                 return Ok(Some(mail));
             }
             let args = vec![json!(ids).to_string(), mail.to_string()];
-            let s = shared.clone();
-            let out = shared
-                .pool
-                .run(move || engine::with(&s, |js| engine::call(js, "mailer", args)))
-                .await
-                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
-                .map_err(engine_error)?;
-            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
-            if let Some(err) = v.get("error") {
-                return Err(js_error(err));
-            }
+            let v = on_pool(&shared, move |s| {
+                engine::with(s, |js| engine::call(js, "mailer", args))
+            })
+            .await?;
             Ok(v.get("mail").filter(|m| !m.is_null()).cloned())
         })
     }
@@ -94,17 +87,10 @@ impl RequestHooks for JsRequestHooks {
                 shared.collection_json(&col).to_string(),
                 Value::Array(records).to_string(),
             ];
-            let s = shared.clone();
-            let out = shared
-                .pool
-                .run(move || engine::with(&s, |js| engine::call(js, "enrich", args)))
-                .await
-                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
-                .map_err(engine_error)?;
-            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
-            if let Some(err) = v.get("error") {
-                return Err(js_error(err));
-            }
+            let v = on_pool(&shared, move |s| {
+                engine::with(s, |js| engine::call(js, "enrich", args))
+            })
+            .await?;
             match v.get("records") {
                 Some(Value::Array(r)) => Ok(r.clone()),
                 _ => Err(CoreError::Internal("onRecordEnrich: no records".into())),
@@ -139,27 +125,18 @@ impl RequestHooks for JsRequestHooks {
             .to_string();
             let col_json = shared.collection_json(&col).to_string();
             let name = event(req.event).to_owned();
-            let s = shared.clone();
-            let out = shared
-                .pool
-                .run(move || {
-                    ops::with_request(next, || {
-                        engine::with(&s, |js| {
-                            engine::call(
-                                js,
-                                "request",
-                                vec![name, json!(ids).to_string(), http, payload, col_json],
-                            )
-                        })
+            let v = on_pool(&shared, move |s| {
+                ops::with_request(next, || {
+                    engine::with(s, |js| {
+                        engine::call(
+                            js,
+                            "request",
+                            vec![name, json!(ids).to_string(), http, payload, col_json],
+                        )
                     })
                 })
-                .await
-                .ok_or_else(|| CoreError::Internal("hooks pool stopped".into()))?
-                .map_err(engine_error)?;
-            let v: Value = serde_json::from_str(&out).map_err(|e| CoreError::internal(&e))?;
-            if let Some(err) = v.get("error") {
-                return Err(js_error(err));
-            }
+            })
+            .await?;
             let reply = &v["reply"];
             if reply["set"] == json!(true) {
                 return Ok(Outcome::Reply(Reply {

@@ -112,11 +112,7 @@ impl RecordHook for RustHooks {
         };
         let schema = app.schema();
         for ev in events {
-            let op = match ev.action {
-                "create" => WriteOp::Create,
-                "update" => WriteOp::Update,
-                _ => WriteOp::Delete,
-            };
+            let op = ev.op();
             let Some(col) = schema.find(&ev.collection_id) else {
                 continue;
             };

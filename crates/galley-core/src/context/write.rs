@@ -32,6 +32,15 @@ pub struct RecordEvent {
 }
 
 impl RecordEvent {
+    /// Which write made this event.
+    pub fn op(&self) -> WriteOp {
+        match self.action {
+            "create" => WriteOp::Create,
+            "update" => WriteOp::Update,
+            _ => WriteOp::Delete,
+        }
+    }
+
     /// Empties a job's event list (after its commit), keeping the order.
     pub fn take(events: &Events) -> Vec<RecordEvent> {
         events
