@@ -41,6 +41,7 @@ impl App {
         prepare_upload_dir(&config.data_dir)?;
         let store = Arc::new(store);
         let brokers = Arc::new(crate::brokers::Brokers::default());
+        let listening = crate::webhooks::Listening::default();
         let app = App {
             jobs: galley_jobs::Jobs::new(store.clone(), config.jobs.clone()),
             store,
@@ -52,7 +53,7 @@ impl App {
             // Auth collections' record rules and outgoing webhooks take part in every write.
             record_hooks: RecordHooks::new(vec![
                 Arc::new(crate::auth::records::AuthRecords),
-                Arc::new(crate::webhooks::Webhooks),
+                Arc::new(crate::webhooks::Webhooks::new(listening.clone())),
                 brokers.clone(),
             ])
             .with(hooks),
@@ -65,6 +66,7 @@ impl App {
             schema_reload: Mutex::new(1),
             storage: ArcSwap::from_pointee(storage),
             rate_limiter: Default::default(),
+            listening,
             thumbs: Default::default(),
             // Thumbnails decode whole images: a few at a time, like PocketBase's NumCPU+2.
             thumb_permits: Semaphore::new(

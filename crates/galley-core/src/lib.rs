@@ -16,7 +16,7 @@
 //! 4. `records` (list, view, create, update, delete; the write path calls hooks, never
 //!    auth or realtime);
 //! 5. `realtime` (delivery), `auth` (flows, and the auth collections' record hook),
-//!    `collections`, `batch`, `superusers`, `webhooks` (the outgoing webhooks' record hook
+//!    `collections`, `batch`, `superusers`, `jobs` (the queue for superusers), `webhooks` (the outgoing webhooks' record hook
 //!    and delivery job), `brokers` (the outbox hook and publishers, over `webhooks`);
 //! 6. `boot`: `App::open`, the one place that knows them all.
 //!
@@ -35,6 +35,7 @@ pub mod context;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod jobs;
 pub mod mail;
 pub mod picker;
 pub mod rate_rules;

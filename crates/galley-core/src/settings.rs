@@ -485,6 +485,7 @@ impl Settings {
             .map(Check::invalid)
             .collect();
         invalid.extend(self.invalid_superuser_ips());
+        invalid.extend(self.invalid_backups_cron());
         invalid
     }
 
@@ -818,6 +819,31 @@ impl Settings {
                 ),
             })
             .collect()
+    }
+
+    /// `backups.cron`, when set, must be a cron expression (PocketBase's code); then
+    /// `cronMaxKeep` must keep at least one backup.
+    fn invalid_backups_cron(&self) -> Vec<Invalid> {
+        let b = &self.backups;
+        if b.cron.is_empty() {
+            return vec![];
+        }
+        let at = |key: &str, code: &str, message: String| Invalid {
+            path: vec!["backups".into(), key.into()],
+            error: FieldError::new(code, message),
+        };
+        let mut invalid = vec![];
+        if let Err(e) = galley_jobs::cron::Schedule::parse(&b.cron) {
+            invalid.push(at("cron", "validation_invalid_cron", e.to_string()));
+        }
+        if b.cron_max_keep < 1 {
+            invalid.push(at(
+                "cronMaxKeep",
+                "validation_min_greater_equal_than_required",
+                "Must be no less than 1.".into(),
+            ));
+        }
+        invalid
     }
 
     /// Whether a superuser may call from `ip`: always when `superuserIPs` is empty, else

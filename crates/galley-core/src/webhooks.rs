@@ -18,7 +18,8 @@ use galley_store::{Conn, ConnExt, StoreError};
 use galley_types::collection::{WEBHOOKS, WEBHOOK_DELIVERIES};
 use galley_types::{Collection, FieldError};
 use serde_json::{json, Map, Value};
-use std::sync::{Arc, Weak};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// The job kind of a delivery; its payload is `{"delivery": "<_webhookDeliveries id>"}`.
@@ -27,8 +28,38 @@ pub const JOB_KIND: &str = "webhook";
 /// How long one attempt may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The addresses this process serves HTTP on, shared by the App (which learns them as the
+/// server starts) and the record hook (which refuses webhooks that target them).
+#[derive(Debug, Clone, Default)]
+pub struct Listening(Arc<Mutex<Vec<SocketAddr>>>);
+
+impl Listening {
+    pub(crate) fn add(&self, addr: SocketAddr) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(addr);
+        }
+    }
+
+    /// What a webhook may target under `settings`.
+    pub(crate) fn policy(&self, settings: &crate::settings::Settings) -> wh::Policy {
+        wh::Policy {
+            allow_private: settings.webhooks.allow_private_networks,
+            app_url: Some(settings.meta.app_url.clone()),
+            listening: self.0.lock().map(|l| l.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 /// The record hook: validates `_webhooks` records and enqueues deliveries.
-pub struct Webhooks;
+pub struct Webhooks {
+    listening: Listening,
+}
+
+impl Webhooks {
+    pub(crate) fn new(listening: Listening) -> Self {
+        Webhooks { listening }
+    }
+}
 
 impl RecordHook for Webhooks {
     fn before_create(
@@ -38,7 +69,7 @@ impl RecordHook for Webhooks {
         change: &mut Change<'_>,
     ) -> Result<(), CoreError> {
         if change.collection.name == WEBHOOKS {
-            validate(c, ctx, change)?;
+            validate(c, ctx, change, &self.listening)?;
         }
         Ok(())
     }
@@ -50,7 +81,7 @@ impl RecordHook for Webhooks {
         change: &mut Change<'_>,
     ) -> Result<(), CoreError> {
         if change.collection.name == WEBHOOKS {
-            validate(c, ctx, change)?;
+            validate(c, ctx, change, &self.listening)?;
         }
         Ok(())
     }
@@ -95,15 +126,16 @@ fn text<'a>(r: &'a Map<String, Value>, k: &str) -> &'a str {
 /// The checks beyond the fields' own: an http(s) target outside refused ranges (unless
 /// `webhooks.allowPrivateNetworks`) and not this server, an existing collection, a filter
 /// that compiles against it, a usable secret. Field errors make the save a 400.
-fn validate(c: &mut dyn Conn, ctx: &WriteCtx, change: &mut Change<'_>) -> Result<(), CoreError> {
+fn validate(
+    c: &mut dyn Conn,
+    ctx: &WriteCtx,
+    change: &mut Change<'_>,
+    listening: &Listening,
+) -> Result<(), CoreError> {
     let settings = crate::settings::load(c)?;
     let url = text(change.record, "url");
     if !url.is_empty() {
-        if let Err(e) = wh::check_url(
-            url,
-            settings.webhooks.allow_private_networks,
-            Some(&settings.meta.app_url),
-        ) {
+        if let Err(e) = wh::check_url(url, &listening.policy(&settings)) {
             change.errors.add(
                 "url",
                 FieldError::new("validation_invalid_url", e.to_string()),
@@ -304,9 +336,8 @@ async fn deliver(app: Weak<App>, job: Job) -> Result<(), JobError> {
     if !active {
         return give_up(&app, &id, job.attempt, "the webhook is not active").await;
     }
-    let settings = app.settings();
-    let allow = settings.webhooks.allow_private_networks;
-    let target = match wh::check_url(&url, allow, Some(&settings.meta.app_url)) {
+    let policy = app.webhook_policy();
+    let target = match wh::check_url(&url, &policy) {
         Ok(t) => t,
         Err(e) => return give_up(&app, &id, job.attempt, &e.to_string()).await,
     };
@@ -319,7 +350,7 @@ async fn deliver(app: Weak<App>, job: Job) -> Result<(), JobError> {
         )
         .await;
     };
-    let attempt = match wh::deliver(&target, allow, &key, &id, p.body.as_bytes(), TIMEOUT).await {
+    let attempt = match wh::deliver(&target, &policy, &key, &id, p.body.as_bytes(), TIMEOUT).await {
         Ok(a) => a,
         Err(TargetError::Unresolved(e)) => wh::Attempt {
             status: 0,

@@ -84,7 +84,34 @@ fn refused_v4(ip: Ipv4Addr) -> bool {
         || o[0] >= 240
 }
 
-/// A checked target: the URL and, once resolved, the addresses it may connect to.
+/// What a webhook may target, beyond being an http(s) URL.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Loopback, private and link-local addresses allowed (`settings.webhooks.allowPrivateNetworks`).
+    pub allow_private: bool,
+    /// This server's public URL (`settings.meta.appURL`): scheme, host and port compared.
+    pub app_url: Option<String>,
+    /// The addresses this server listens on: a target that reaches one of them is this server
+    /// whatever name points there.
+    pub listening: Vec<SocketAddr>,
+}
+
+impl Policy {
+    /// Whether a connection to `addr` would reach this server's own listener.
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        let ip = addr.ip();
+        self.listening.iter().any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == ip
+                    // Bound to every interface: loopback and "any" reach it for sure (other
+                    // local interfaces are not known here; appURL covers the public name).
+                    || (l.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+                    || (l.ip().is_loopback() && ip.is_loopback()))
+        })
+    }
+}
+
+/// A checked target: the URL and the host and port to resolve.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: reqwest::Url,
@@ -92,14 +119,10 @@ pub struct Target {
     port: u16,
 }
 
-/// Checks what can be checked without DNS: an http(s) URL with a host, no credentials; a
-/// literal address or `localhost` name in a refused range unless `allow_private`; not
-/// `this_server` (the app URL: scheme, host and port compared).
-pub fn check_url(
-    url: &str,
-    allow_private: bool,
-    this_server: Option<&str>,
-) -> Result<Target, TargetError> {
+/// Checks what can be checked without DNS: an http(s) URL with a host, no credentials; not
+/// this server (the app URL, or a literal address or `localhost` name on a port it listens
+/// on); a literal address or `localhost` name in a refused range unless allowed.
+pub fn check_url(url: &str, policy: &Policy) -> Result<Target, TargetError> {
     if url.len() > 2048 {
         return Err(TargetError::Invalid);
     }
@@ -113,7 +136,11 @@ pub fn check_url(
         .ok_or(TargetError::Invalid)?
         .to_ascii_lowercase();
     let port = u.port_or_known_default().ok_or(TargetError::Invalid)?;
-    if let Some(me) = this_server.and_then(|s| reqwest::Url::parse(s).ok()) {
+    if let Some(me) = policy
+        .app_url
+        .as_deref()
+        .and_then(|s| reqwest::Url::parse(s).ok())
+    {
         if me.host_str().map(str::to_ascii_lowercase).as_deref() == Some(host.as_str())
             && me.port_or_known_default() == Some(port)
         {
@@ -121,21 +148,50 @@ pub fn check_url(
         }
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if !allow_private {
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            if is_refused(ip) {
-                return Err(TargetError::Private);
-            }
-        }
-        if bare == "localhost" || bare.ends_with(".localhost") || bare.ends_with(".local") {
-            return Err(TargetError::Private);
-        }
+    let literal = bare.parse::<IpAddr>().ok();
+    let localhost = bare == "localhost" || bare.ends_with(".localhost");
+    let local_ip = literal.or(localhost.then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    if local_ip.is_some_and(|ip| policy.is_self(SocketAddr::new(ip, port))) {
+        return Err(TargetError::SelfTarget);
+    }
+    if !policy.allow_private
+        && (literal.is_some_and(is_refused) || localhost || bare.ends_with(".local"))
+    {
+        return Err(TargetError::Private);
     }
     Ok(Target {
         url: u,
         host: bare.to_owned(),
         port,
     })
+}
+
+/// Resolves `target` (once; a literal address as it is) and picks the address to connect
+/// to: none that is this server, and outside the refused ranges unless allowed.
+pub async fn resolve(target: &Target, policy: &Policy) -> Result<SocketAddr, TargetError> {
+    let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
+        Err(_) => tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host((target.host.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| TargetError::Unresolved("timed out".into()))?
+        .map_err(|e| TargetError::Unresolved(e.to_string()))?
+        .collect(),
+    };
+    if addrs.iter().any(|a| policy.is_self(*a)) {
+        return Err(TargetError::SelfTarget);
+    }
+    addrs
+        .iter()
+        .copied()
+        .find(|a| policy.allow_private || !is_refused(a.ip()))
+        .ok_or(if addrs.is_empty() {
+            TargetError::Unresolved("no address".into())
+        } else {
+            TargetError::Private
+        })
 }
 
 /// What one attempt got.
@@ -154,39 +210,18 @@ impl Attempt {
     }
 }
 
-/// Posts `body` to `target`, signed, once: resolves the host, refuses private addresses
-/// unless `allow_private`, connects only to the checked address, follows no redirect, and
-/// gives up after `timeout`.
+/// Posts `body` to `target`, signed, once: resolves the host and checks its addresses
+/// ([`resolve`]), connects only to the checked address, follows no redirect, and gives up
+/// after `timeout`.
 pub async fn deliver(
     target: &Target,
-    allow_private: bool,
+    policy: &Policy,
     key: &[u8],
     id: &str,
     body: &[u8],
     timeout: Duration,
 ) -> Result<Attempt, TargetError> {
-    let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::lookup_host((target.host.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| TargetError::Unresolved("timed out".into()))?
-        .map_err(|e| TargetError::Unresolved(e.to_string()))?
-        .collect(),
-    };
-    let Some(addr) = addrs
-        .iter()
-        .copied()
-        .find(|a| allow_private || !is_refused(a.ip()))
-    else {
-        return Err(if addrs.is_empty() {
-            TargetError::Unresolved("no address".into())
-        } else {
-            TargetError::Private
-        });
-    };
+    let addr = resolve(target, policy).await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
@@ -250,8 +285,17 @@ mod tests {
         assert!(secret_key("whsec_c2hvcnQ=").is_none());
     }
 
+    fn policy(allow_private: bool, app_url: Option<&str>, listening: &[&str]) -> Policy {
+        Policy {
+            allow_private,
+            app_url: app_url.map(str::to_owned),
+            listening: listening.iter().map(|a| a.parse().expect("addr")).collect(),
+        }
+    }
+
     #[test]
     fn refuses_private_targets() {
+        let (strict, open) = (policy(false, None, &[]), policy(true, None, &[]));
         for bad in [
             "ftp://example.com/",
             "example.com",
@@ -260,13 +304,14 @@ mod tests {
             "javascript:alert(1)",
         ] {
             assert_eq!(
-                check_url(bad, false, None).err(),
+                check_url(bad, &strict).err(),
                 Some(TargetError::Invalid),
                 "{bad}"
             );
         }
         for private in [
             "http://127.0.0.1/",
+            "http://127.1/",
             "http://10.1.2.3/",
             "http://192.168.0.1:8080/x",
             "http://172.16.5.4/",
@@ -282,28 +327,65 @@ mod tests {
             "https://printer.local/",
         ] {
             assert_eq!(
-                check_url(private, false, None).err(),
+                check_url(private, &strict).err(),
                 Some(TargetError::Private),
                 "{private}"
             );
-            assert!(check_url(private, true, None).is_ok(), "{private}");
+            assert!(check_url(private, &open).is_ok(), "{private}");
         }
-        assert!(check_url("https://hooks.example.com/in", false, None).is_ok());
-        assert!(check_url("http://8.8.8.8/", false, None).is_ok());
+        assert!(check_url("https://hooks.example.com/in", &strict).is_ok());
+        assert!(check_url("http://8.8.8.8/", &strict).is_ok());
+        let me = policy(true, Some("http://127.0.0.1:8090"), &[]);
         assert_eq!(
-            check_url(
-                "http://127.0.0.1:8090/api/x",
-                true,
-                Some("http://127.0.0.1:8090")
-            )
-            .err(),
+            check_url("http://127.0.0.1:8090/api/x", &me).err(),
             Some(TargetError::SelfTarget)
         );
-        assert!(check_url(
-            "http://127.0.0.1:9000/",
-            true,
-            Some("http://127.0.0.1:8090")
-        )
-        .is_ok());
+        assert!(check_url("http://127.0.0.1:9000/", &me).is_ok());
+        // The listener, whatever appURL says: by address, by `localhost`, and any loopback
+        // address when bound to every interface.
+        let bound = policy(true, Some("https://api.example.com"), &["127.0.0.1:8090"]);
+        for url in ["http://127.0.0.1:8090/x", "http://localhost:8090/x"] {
+            assert_eq!(
+                check_url(url, &bound).err(),
+                Some(TargetError::SelfTarget),
+                "{url}"
+            );
+        }
+        assert!(check_url("http://127.0.0.1:8091/x", &bound).is_ok());
+        let any = policy(true, None, &["0.0.0.0:8090"]);
+        for url in [
+            "http://127.0.0.2:8090/x",
+            "http://0.0.0.0:8090/",
+            "http://[::1]:8090/",
+        ] {
+            assert_eq!(
+                check_url(url, &any).err(),
+                Some(TargetError::SelfTarget),
+                "{url}"
+            );
+        }
+        assert!(check_url("http://10.0.0.1:8090/", &any).is_ok());
+    }
+
+    #[tokio::test]
+    async fn resolved_names_are_checked() {
+        // `localhost` is refused by name; resolving it shows what a name that points at
+        // loopback gets, and a literal is taken as it is.
+        let strict = policy(false, None, &[]);
+        let t = Target {
+            url: reqwest::Url::parse("http://localhost:9/").expect("url"),
+            host: "localhost".into(),
+            port: 9,
+        };
+        assert_eq!(resolve(&t, &strict).await, Err(TargetError::Private));
+        let open = policy(true, None, &[]);
+        assert!(resolve(&t, &open).await.is_ok_and(|a| a.ip().is_loopback()));
+        let bound = policy(true, None, &["127.0.0.1:9"]);
+        assert_eq!(resolve(&t, &bound).await, Err(TargetError::SelfTarget));
+        let nowhere = check_url("http://no-such-host.invalid/x", &strict).expect("url");
+        assert!(matches!(
+            resolve(&nowhere, &strict).await,
+            Err(TargetError::Unresolved(_))
+        ));
     }
 }

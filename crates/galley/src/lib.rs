@@ -180,6 +180,9 @@ pub async fn serve_with(
             .await
             .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
     }
+    if let Ok(addr) = listener.local_addr() {
+        server.app.add_listening(addr);
+    }
     let app_for_drain = server.app.clone();
     let svc = router(server, &ops).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {

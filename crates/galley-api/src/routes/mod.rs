@@ -5,6 +5,7 @@ mod collections;
 mod crons;
 mod files;
 mod health;
+mod jobs;
 mod logs;
 mod realtime;
 mod realtime_ws;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(batch::router())
         .merge(settings::router())
         .merge(crons::router())
+        .merge(jobs::router())
         .merge(logs::router())
         .merge(backups::router())
         .merge(realtime::router())

@@ -94,6 +94,9 @@ pub struct App {
     pub rate_limiter: crate::rate_rules::RuleLimiter,
     /// What takes part in every record write (auth collections' rules, server hooks).
     pub(crate) record_hooks: RecordHooks,
+    /// The addresses this process serves HTTP on (set by the server as it starts): a
+    /// webhook may not target them.
+    pub(crate) listening: crate::webhooks::Listening,
 }
 
 impl App {
@@ -170,6 +173,17 @@ impl App {
 
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.load_full()
+    }
+
+    /// Records an address this process serves HTTP on (webhooks may not target it).
+    pub fn add_listening(&self, addr: std::net::SocketAddr) {
+        self.listening.add(addr);
+    }
+
+    /// What a webhook may target now: `settings.webhooks.allowPrivateNetworks`, never this
+    /// server (`meta.appURL` and the addresses it listens on).
+    pub fn webhook_policy(&self) -> galley_jobs::webhook::Policy {
+        self.listening.policy(&self.settings())
     }
 
     /// A consistent copy of the database in the file `dest` (SQLite; `BadRequest` on

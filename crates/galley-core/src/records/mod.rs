@@ -291,8 +291,50 @@ pub async fn prepare_input(
             }
         }
     }
+    if col.name == galley_types::collection::WEBHOOKS {
+        check_webhook_target(app, &values, is_create).await?;
+    }
     input.values = values;
     Ok(input)
+}
+
+/// A webhook's URL whose name resolves to a refused address (or to this server) is a 400
+/// when the webhook is saved. Resolved here, before the write job, because DNS must not run
+/// on the writer; the record hook checks the rest inside the job, and every delivery
+/// resolves and checks again (DNS answers change).
+async fn check_webhook_target(
+    app: &App,
+    values: &Map<String, Value>,
+    is_create: bool,
+) -> Result<(), CoreError> {
+    let Some(url) = values.get("url").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    use galley_jobs::webhook::{self as wh, TargetError};
+    let policy = app.webhook_policy();
+    // What needs no DNS is the record hook's to report, with the other fields' errors.
+    let Ok(target) = wh::check_url(url, &policy) else {
+        return Ok(());
+    };
+    // A name that does not resolve now may later: accepted, checked at delivery.
+    match wh::resolve(&target, &policy).await {
+        Ok(_) | Err(TargetError::Unresolved(_)) => Ok(()),
+        Err(e) => {
+            let mut errors = galley_types::FieldErrors::new();
+            errors.add(
+                "url",
+                galley_types::FieldError::new("validation_invalid_url", e.to_string()),
+            );
+            Err(CoreError::validation(
+                if is_create {
+                    "Failed to create record."
+                } else {
+                    "Failed to update record."
+                },
+                errors,
+            ))
+        }
+    }
 }
 
 /// A create's id, chosen before the job when uploads must be stored under it.

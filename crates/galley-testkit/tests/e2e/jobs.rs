@@ -335,3 +335,174 @@ async fn dev_outbox_survives_restart_sqlite() {
 async fn dev_outbox_survives_restart_postgres() {
     dev_outbox_survives_restart(Engine::Postgres).await
 }
+
+/// Polls `GET /api/jobs/{id}` until `done` holds for its body (404 gives `Null`).
+async fn job_until(srv: &TestServer, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = srv.su(Method::GET, &format!("/api/jobs/{id}"), None).await;
+        last = if r.status == 200 { r.body } else { Value::Null };
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("job {id} never got there: {last}");
+}
+
+both_engines! {
+    async fn jobs_api_enqueue_list_retry_delete(srv) {
+        let runs = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+        let seen = runs.clone();
+        srv.app.jobs().register("echo", move |job| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().expect("lock").push(job.payload.clone());
+                Ok(())
+            }
+        });
+        let fails = Arc::new(AtomicUsize::new(0));
+        let f2 = fails.clone();
+        srv.app.jobs().register("always-fails", move |_job| {
+            let f = f2.clone();
+            async move {
+                f.fetch_add(1, Ordering::SeqCst);
+                Err(galley_jobs::JobError::permanent("no luck"))
+            }
+        });
+
+        // Superusers only, as /api/crons.
+        let g = srv.guest(Method::GET, "/api/jobs", None).await;
+        assert_eq!((g.status, g.body["message"].clone()), (401, json!("The request requires valid record authorization token.")));
+        let g = srv.guest(Method::POST, "/api/jobs", Some(json!({"kind": "echo"}))).await;
+        assert_eq!(g.status, 401);
+        assert!(runs.lock().expect("lock").is_empty());
+
+        // Enqueue: runs with its payload.
+        let r = srv.su(Method::POST, "/api/jobs", Some(json!({"kind": "echo", "payload": {"n": 1}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["duplicate"], json!(false));
+        let id = r.body["id"].as_str().expect("id").to_owned();
+        assert_eq!(id.len(), 15);
+        for _ in 0..200 {
+            if !runs.lock().expect("lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(*runs.lock().expect("lock"), vec![json!({"n": 1})]);
+        // Done jobs are deleted.
+        job_until(&srv, &id, Value::is_null).await;
+
+        // A job for later, listed and viewed with what was sent, then deleted.
+        let later = json!({"kind": "echo", "payload": {"n": 2}, "queue": "reports", "priority": 5, "runAt": "2999-01-01 00:00:00.000Z", "maxAttempts": 3, "uniqueKey": "report-1"});
+        let r = srv.su(Method::POST, "/api/jobs", Some(later.clone())).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let later_id = r.body["id"].as_str().expect("id").to_owned();
+        // The same unique key while it is queued: nothing added, the live job's id.
+        let r = srv.su(Method::POST, "/api/jobs", Some(later.clone())).await;
+        assert_eq!(r.body, json!({"id": later_id, "duplicate": true}));
+        let l = srv.su(Method::GET, "/api/jobs?state=queued", None).await;
+        assert_eq!(l.status, 200, "{}", l.body);
+        assert_eq!((l.body["totalItems"].clone(), l.body["page"].clone(), l.body["perPage"].clone()), (json!(1), json!(1), json!(30)));
+        let item = &l.body["items"][0];
+        assert_eq!((item["id"].as_str(), item["kind"].as_str(), item["queue"].as_str()), (Some(later_id.as_str()), Some("echo"), Some("reports")));
+        assert_eq!((item["payload"].clone(), item["priority"].clone(), item["maxAttempts"].clone(), item["uniqueKey"].clone(), item["attempts"].clone()), (json!({"n": 2}), json!(5), json!(3), json!("report-1"), json!(0)));
+        assert_eq!(item["runAt"], json!(chrono::DateTime::parse_from_rfc3339("2999-01-01T00:00:00Z").expect("date").timestamp_millis()));
+        let v = srv.su(Method::GET, &format!("/api/jobs/{later_id}"), None).await;
+        assert_eq!(&v.body, item);
+        // Only dead jobs can be retried.
+        let r = srv.su(Method::POST, &format!("/api/jobs/{later_id}/retry"), None).await;
+        assert_eq!((r.status, r.body["message"].clone()), (400, json!("only dead jobs can be retried")));
+        let d = srv.su(Method::DELETE, &format!("/api/jobs/{later_id}"), None).await;
+        assert_eq!(d.status, 204);
+        let v = srv.su(Method::GET, &format!("/api/jobs/{later_id}"), None).await;
+        assert_eq!((v.status, v.body.clone()), (404, json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404})));
+        assert_eq!(srv.su(Method::DELETE, &format!("/api/jobs/{later_id}"), None).await.status, 404);
+        assert_eq!(srv.su(Method::POST, "/api/jobs/nope/retry", None).await.status, 404);
+
+        // A job that fails for good is dead with its error; retry runs it again.
+        let r = srv.su(Method::POST, "/api/jobs", Some(json!({"kind": "always-fails"}))).await;
+        let dead_id = r.body["id"].as_str().expect("id").to_owned();
+        let dead = job_until(&srv, &dead_id, |j| j["state"] == "dead").await;
+        assert_eq!((dead["lastError"].clone(), dead["attempts"].clone()), (json!("no luck"), json!(1)));
+        let l = srv.su(Method::GET, "/api/jobs?state=dead", None).await;
+        assert_eq!(l.body["items"].as_array().map(|a| a.iter().map(|j| j["id"].clone()).collect::<Vec<_>>()), Some(vec![json!(dead_id)]));
+        let r = srv.su(Method::POST, &format!("/api/jobs/{dead_id}/retry"), None).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        for _ in 0..200 {
+            if fails.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(fails.load(Ordering::SeqCst), 2);
+        job_until(&srv, &dead_id, |j| j["state"] == "dead" && j["attempts"] == 1).await;
+    }
+
+    async fn jobs_api_bad_input(srv) {
+        srv.app.jobs().register("echo", |_job| async { Ok(()) });
+        let big = "x".repeat(galley_jobs::queue::MAX_PAYLOAD);
+        let cases = [
+            (json!({"kind": "no-such-kind"}), "kind", "validation_unknown_kind"),
+            (json!({}), "kind", "validation_required"),
+            (json!({"kind": ""}), "kind", "validation_required"),
+            (json!({"kind": 5}), "kind", "validation_invalid_value"),
+            (json!({"kind": "k".repeat(201)}), "kind", "validation_invalid_value"),
+            (json!({"kind": "echo", "payload": {"big": big}}), "payload", "validation_max_size"),
+            (json!({"kind": "echo", "maxAttempts": 0}), "maxAttempts", "validation_invalid_value"),
+            (json!({"kind": "echo", "maxAttempts": 1001}), "maxAttempts", "validation_invalid_value"),
+            (json!({"kind": "echo", "priority": "high"}), "priority", "validation_invalid_value"),
+            (json!({"kind": "echo", "priority": 1.5}), "priority", "validation_invalid_value"),
+            (json!({"kind": "echo", "runAt": "tomorrow"}), "runAt", "validation_invalid_datetime"),
+            (json!({"kind": "echo", "uniqueKey": ["a"]}), "uniqueKey", "validation_invalid_value"),
+        ];
+        for (body, field, code) in cases {
+            let r = srv.su(Method::POST, "/api/jobs", Some(body.clone())).await;
+            assert_eq!(r.status, 400, "{field}: {}", r.body);
+            assert_eq!(r.body["message"], "Failed to enqueue the job.", "{}", r.body);
+            assert_eq!(r.body["data"][field]["code"], code, "{field}: {}", r.body);
+            assert!(r.body["data"][field]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        // A body that is not JSON: PocketBase's generic 400.
+        let r = srv
+            .request(Method::POST, "/api/jobs")
+            .header("authorization", srv.token.clone())
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 400);
+        let b: Value = r.json().await.expect("json");
+        assert_eq!((b["status"].clone(), b["data"].clone()), (json!(400), json!({})));
+        let r = srv.su(Method::GET, "/api/jobs?state=finished", None).await;
+        assert_eq!((r.status, r.body["data"]["state"]["code"].clone()), (400, json!("validation_in_invalid")), "{}", r.body);
+        // Nothing was enqueued by any of them.
+        let l = srv.su(Method::GET, "/api/jobs", None).await;
+        assert_eq!(l.body["totalItems"], json!(0), "{}", l.body);
+    }
+
+    async fn invalid_cron_in_settings(srv) {
+        for (cron, field, code) in [
+            ("61 * * * *", "cron", "validation_invalid_cron"),
+            ("* * *", "cron", "validation_invalid_cron"),
+            ("@every 1m", "cron", "validation_invalid_cron"),
+            ("0 0 * * MON", "cron", "validation_invalid_cron"),
+        ] {
+            let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"backups": {"cron": cron}}))).await;
+            assert_eq!(r.status, 400, "{cron}: {}", r.body);
+            assert_eq!(r.body["message"], "An error occurred while submitting the form.");
+            assert_eq!(r.body["data"]["backups"][field]["code"], code, "{cron}: {}", r.body);
+        }
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"backups": {"cron": "0 3 * * *", "cronMaxKeep": 0}}))).await;
+        assert_eq!((r.status, r.body["data"]["backups"]["cronMaxKeep"]["code"].clone()), (400, json!("validation_min_greater_equal_than_required")), "{}", r.body);
+        // Nothing was stored by the refused ones; valid ones are kept.
+        let r = srv.su(Method::GET, "/api/settings", None).await;
+        assert_eq!(r.body["backups"]["cron"], "");
+        for cron in ["@daily", "*/15 2-4 1,15 * 1-5"] {
+            let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"backups": {"cron": cron}}))).await;
+            assert_eq!((r.status, r.body["backups"]["cron"].clone()), (200, json!(cron)), "{}", r.body);
+        }
+    }
+}

@@ -327,6 +327,73 @@ both_engines! {
     }
 }
 
+/// This machine's name when it resolves only to refused addresses (loopback or private, as
+/// /etc/hosts usually makes it), else `None`.
+async fn name_of_a_private_host() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()?
+        .trim()
+        .to_owned();
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 80))
+        .await
+        .ok()?
+        .collect();
+    (!name.is_empty()
+        && !addrs.is_empty()
+        && addrs
+            .iter()
+            .all(|a| galley_jobs::webhook::is_refused(a.ip())))
+    .then_some(name)
+}
+
+both_engines! {
+    async fn targets_are_resolved_when_saved(srv) {
+        posts(&srv).await;
+        let port = srv.url.rsplit(':').next().expect("port").to_owned();
+        let base = json!({"name": "h", "collection": "posts", "events": ["create"], "active": true});
+        let with_url = |url: String| {
+            let mut b = base.clone();
+            b["url"] = json!(url);
+            b
+        };
+        // A name the resolver cannot answer now is accepted (delivery checks it again).
+        let ok = webhook(&srv, with_url("https://hooks.invalid/in".into())).await;
+        let ok_id = ok["id"].as_str().expect("id").to_owned();
+        let private = name_of_a_private_host().await;
+        if let Some(host) = &private {
+            // A name (not a literal, not `localhost`) that resolves to loopback/private.
+            let r = srv.su(Method::POST, "/api/collections/_webhooks/records", Some(with_url(format!("http://{host}:9/x")))).await;
+            assert_eq!(r.status, 400, "{}", r.body);
+            assert_eq!(r.body["message"], "Failed to create record.");
+            assert_eq!(r.body["data"]["url"]["code"], "validation_invalid_url", "{}", r.body);
+            assert!(r.body["data"]["url"]["message"].as_str().is_some_and(|m| m.contains("allowPrivateNetworks")), "{}", r.body);
+            let r = srv.su(Method::PATCH, &format!("/api/collections/_webhooks/records/{ok_id}"), Some(json!({"url": format!("http://{host}/x")}))).await;
+            assert_eq!((r.status, r.body["message"].clone(), r.body["data"]["url"]["code"].clone()), (400, json!("Failed to update record."), json!("validation_invalid_url")), "{}", r.body);
+            let r = srv.su(Method::GET, &format!("/api/collections/_webhooks/records/{ok_id}"), None).await;
+            assert_eq!(r.body["url"], "https://hooks.invalid/in");
+        } else {
+            eprintln!("skipped the resolved-name case: this machine's name does not resolve to a private address");
+        }
+        // With private networks allowed, this server is still refused: by the address it
+        // listens on (appURL is left at its default), by `localhost`, by a name for it.
+        allow_private(&srv).await;
+        let mut own = vec![format!("{}/api/health", srv.url), format!("http://localhost:{port}/api/health")];
+        if let Some(host) = &private {
+            own.push(format!("http://{host}:{port}/api/health"));
+        }
+        for url in own {
+            let r = srv.su(Method::POST, "/api/collections/_webhooks/records", Some(with_url(url.clone()))).await;
+            assert_eq!((r.status, r.body["data"]["url"]["message"].clone()), (400, json!("The URL points to this server.")), "{url}: {}", r.body);
+        }
+        // Another port on this machine is the user's own network: allowed now.
+        let (_rx, receiver) = Receiver::start(&[]).await;
+        webhook(&srv, with_url(receiver)).await;
+        if let Some(host) = &private {
+            webhook(&srv, with_url(format!("http://{host}:9/x"))).await;
+        }
+    }
+}
+
 both_engines_with! {
     config = |c| { c.jobs.backoff_base = Duration::from_millis(50); c.jobs.backoff_max = Duration::from_millis(200); };
 
