@@ -16,8 +16,9 @@ use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt, StoreError};
 use galley_types::Collection;
 use serde_json::{Map, Value};
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 const TARGETS: [&str; 2] = ["nats", "rabbitmq"];
@@ -30,11 +31,51 @@ const BATCH: i64 = 200;
 pub struct Brokers {
     app: OnceLock<Weak<App>>,
     wake: Notify,
+    /// Per target (in [`TARGETS`] order): rows waiting in the outbox, as last counted
+    /// (every second, all nodes' rows) plus what this node added since.
+    pending: [AtomicI64; 2],
+    /// Per target: events dropped at the bound since the process started, and when the
+    /// last error about it was logged.
+    dropped: [AtomicU64; 2],
+    logged: [Mutex<Option<Instant>>; 2],
 }
+
+/// How often the outbox is counted against `brokers.maxPending`.
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+/// At most one log line a minute per broker while events are dropped.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Brokers {
     fn settings(&self) -> Option<Arc<Settings>> {
         self.app.get()?.upgrade().map(|a| a.settings())
+    }
+
+    /// Whether `target`'s outbox has room for one more event; at the bound the event is
+    /// dropped and counted, and an error logged (at most once a minute).
+    fn admit(&self, i: usize, max: i64) -> bool {
+        if self.pending[i].load(Ordering::Relaxed) < max {
+            self.pending[i].fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let dropped = self.dropped[i].fetch_add(1, Ordering::Relaxed) + 1;
+        if let Ok(mut last) = self.logged[i].lock() {
+            if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                *last = Some(Instant::now());
+                tracing::error!(
+                    target = TARGETS[i],
+                    max_pending = max,
+                    dropped_since_start = dropped,
+                    "broker outbox full (brokers.maxPending): new events for this broker are dropped, the writes are kept; consumers see gaps in seq"
+                );
+            }
+        }
+        false
+    }
+
+    /// Events dropped at the bound since the process started, per target
+    /// (`nats`, `rabbitmq`).
+    pub fn dropped(&self) -> [(&'static str, u64); 2] {
+        [0, 1].map(|i| (TARGETS[i], self.dropped[i].load(Ordering::Relaxed)))
     }
 
     fn emit(
@@ -73,8 +114,12 @@ impl Brokers {
             o.insert("seq".into(), Value::from(seq));
         }
         let body = body.to_string();
-        for (target, on) in [("nats", nats_on), ("rabbitmq", rabbit_on)] {
-            if !on {
+        for (i, (target, on)) in [("nats", nats_on), ("rabbitmq", rabbit_on)]
+            .into_iter()
+            .enumerate()
+        {
+            // The seq is taken either way: a dropped event leaves a gap consumers can see.
+            if !on || !self.admit(i, s.brokers.max_pending) {
                 continue;
             }
             let subject = match target {
@@ -144,6 +189,41 @@ pub fn start(app: &Arc<App>, hook: &Arc<Brokers>) {
     for target in TARGETS {
         tokio::spawn(publish_loop(Arc::downgrade(app), hook.clone(), target));
     }
+    tokio::spawn(count_loop(Arc::downgrade(app), hook.clone()));
+}
+
+/// Counts the outbox of each enabled broker every [`COUNT_EVERY`], for the bound (rows
+/// other nodes added and rows published since are seen here).
+async fn count_loop(app: Weak<App>, hook: Arc<Brokers>) {
+    loop {
+        tokio::time::sleep(COUNT_EVERY).await;
+        let Some(app) = app.upgrade() else { return };
+        let s = app.settings();
+        if !s.brokers.nats.enabled && !s.brokers.rabbitmq.enabled {
+            continue;
+        }
+        let counted = app
+            .store
+            .read(|c: &mut dyn Conn| {
+                c.query(
+                    "SELECT \"target\", COUNT(*) AS n FROM \"_brokerOutbox\" GROUP BY \"target\"",
+                    &[],
+                )
+            })
+            .await;
+        match counted {
+            Ok(rows) => {
+                for (i, t) in TARGETS.iter().enumerate() {
+                    let n = rows
+                        .iter()
+                        .find(|r| r.text("target") == *t)
+                        .map_or(0, |r| r.int("n"));
+                    hook.pending[i].store(n, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the broker outbox"),
+        }
+    }
 }
 
 enum Conn2 {
@@ -167,9 +247,8 @@ async fn publish_loop(app: Weak<App>, hook: Arc<Brokers>, target: &'static str) 
         } else {
             Duration::from_millis(250 << failures.min(7))
         };
-        tokio::select! {
-            _ = hook.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+        if !backoff(&app, &hook, target, wait).await {
+            failures = 0;
         }
         let Some(app) = app.upgrade() else { return };
         let settings = app.settings();
@@ -251,6 +330,32 @@ async fn publish_loop(app: Weak<App>, hook: Arc<Brokers>, target: &'static str) 
     }
 }
 
+/// Waits up to `wait` or until a write wakes the publishers; false when the broker's
+/// settings changed meanwhile (a fixed URL is tried at once, without the failures' backoff).
+async fn backoff(app: &Weak<App>, hook: &Brokers, target: &str, wait: Duration) -> bool {
+    let key = |app: &Weak<App>| {
+        app.upgrade()
+            .and_then(|a| config_key(&a.settings(), target))
+    };
+    let before = key(app);
+    let deadline = Instant::now() + wait;
+    loop {
+        let step = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        tokio::select! {
+            _ = hook.wake.notified() => return true,
+            _ = tokio::time::sleep(step) => {}
+        }
+        if key(app) != before {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+    }
+}
+
 /// What identifies a broker's connection settings (a change reconnects); `None` when the
 /// broker is disabled.
 fn config_key(s: &Settings, target: &str) -> Option<String> {
@@ -259,12 +364,13 @@ fn config_key(s: &Settings, target: &str) -> Option<String> {
         "rabbitmq" if s.brokers.rabbitmq.enabled => {
             let r = &s.brokers.rabbitmq;
             Some(format!(
-                "{}:{}{}:{}:{}:{}",
+                "{}:{}{}:{}:{}:{}:{}",
                 r.host,
                 r.port,
                 r.vhost,
                 r.username,
                 r.exchange,
+                r.tls,
                 r.password.expose().len()
             ))
         }
@@ -291,6 +397,7 @@ async fn connect(s: &Settings, target: &str) -> Result<Conn2, BrokerError> {
         username: r.username.clone(),
         password: r.password.expose().to_owned(),
         timeout,
+        tls: r.tls,
     })
     .await?;
     if !r.exchange.is_empty() {

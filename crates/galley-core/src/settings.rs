@@ -283,11 +283,31 @@ pub struct Webhooks {
     pub allow_private_networks: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Brokers {
     pub nats: NatsBroker,
     pub rabbitmq: RabbitBroker,
+    /// Events that may wait in one broker's outbox (while it is down or slow). At the
+    /// bound, new events for that broker are dropped, not the writes: the write commits,
+    /// its event is not queued for that broker, an error is logged, and consumers see a gap
+    /// in the collection's `seq`.
+    pub max_pending: i64,
+}
+
+/// The default bound of a broker's outbox: hours of a busy app's writes, a few hundred MB
+/// of rows at most.
+pub const MAX_PENDING_DEFAULT: i64 = 100_000;
+const MAX_PENDING_LIMIT: i64 = 100_000_000;
+
+impl Default for Brokers {
+    fn default() -> Self {
+        Brokers {
+            nats: NatsBroker::default(),
+            rabbitmq: RabbitBroker::default(),
+            max_pending: MAX_PENDING_DEFAULT,
+        }
+    }
 }
 
 /// Events go to `<subjectPrefix>.<collection>.<event>`; with JetStream, into `stream`
@@ -296,7 +316,7 @@ pub struct Brokers {
 #[serde(default, rename_all = "camelCase")]
 pub struct NatsBroker {
     pub enabled: bool,
-    /// `nats://[user:pass@]host:port`.
+    /// `nats://[user:pass@]host:port`, or `tls://…` for TLS (the server must offer it).
     pub url: String,
     pub subject_prefix: String,
     pub stream: String,
@@ -324,6 +344,8 @@ pub struct RabbitBroker {
     pub vhost: String,
     pub username: String,
     pub exchange: String,
+    /// AMQPS: TLS from the first byte (RabbitMQ's TLS port is usually 5671).
+    pub tls: bool,
     #[serde(skip_serializing)]
     pub password: Secret,
 }
@@ -337,6 +359,7 @@ impl Default for RabbitBroker {
             vhost: "/".into(),
             username: "guest".into(),
             exchange: "galley".into(),
+            tls: false,
             password: Secret::default(),
         }
     }
@@ -415,7 +438,7 @@ struct Check {
     ok: fn(&Settings) -> bool,
 }
 
-fn checks() -> [Check; 4] {
+fn checks() -> [Check; 5] {
     [
         // The type is the whole check; kept here for its message.
         Check {
@@ -444,7 +467,29 @@ fn checks() -> [Check; 4] {
                     .contains(&s.realtime.max_subscriptions_per_client)
             },
         },
+        Check {
+            path: ["brokers", "maxPending"],
+            message: format!("Must be a whole number between 1 and {MAX_PENDING_LIMIT}."),
+            ok: |s| (1..=MAX_PENDING_LIMIT).contains(&s.brokers.max_pending),
+        },
     ]
+}
+
+/// `nats://` or `tls://` (or no scheme), optional credentials, `host:port`.
+fn valid_nats_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("nats://")
+        .or_else(|| url.strip_prefix("tls://"))
+        .unwrap_or(url);
+    if rest.contains("://") || url.len() > 2048 {
+        return false;
+    }
+    let addr = rest.rsplit_once('@').map_or(rest, |(_, a)| a);
+    let addr = addr.strip_suffix('/').unwrap_or(addr);
+    match addr.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
 }
 
 impl Check {
@@ -486,6 +531,15 @@ impl Settings {
             .collect();
         invalid.extend(self.invalid_superuser_ips());
         invalid.extend(self.invalid_backups_cron());
+        if !valid_nats_url(&self.brokers.nats.url) {
+            invalid.push(Invalid {
+                path: vec!["brokers".into(), "nats".into(), "url".into()],
+                error: FieldError::new(
+                    "validation_invalid_url",
+                    "Must be nats://[user:pass@]host:port, or tls://… for TLS.",
+                ),
+            });
+        }
         invalid
     }
 

@@ -200,6 +200,7 @@ fn rabbit() -> amqp::AmqpConfig {
         username: "guest".into(),
         password: "guest".into(),
         timeout: Duration::from_secs(5),
+        tls: false,
     }
 }
 

@@ -5,7 +5,7 @@
 //! Every read is bounded (frame size, time-outs); the connection is dropped on any error,
 //! and the caller reconnects.
 
-use super::BrokerError;
+use super::{BrokerError, Stream};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -31,10 +31,13 @@ pub struct AmqpConfig {
     pub username: String,
     pub password: String,
     pub timeout: Duration,
+    /// AMQPS: TLS from the first byte (RabbitMQ's TLS listener, usually port 5671), the
+    /// server's certificate checked against the web PKI roots.
+    pub tls: bool,
 }
 
 pub struct Amqp {
-    io: BufReader<TcpStream>,
+    io: BufReader<Stream>,
     frame_max: u32,
     /// Delivery tag of the last publish on the confirm channel.
     tag: u64,
@@ -138,8 +141,15 @@ impl Amqp {
         .map_err(|_| err("connecting to RabbitMQ timed out"))?
         .map_err(|e| err(format!("cannot connect to RabbitMQ: {e}")))?;
         let _ = stream.set_nodelay(true);
+        let conn: Stream = if cfg.tls {
+            tokio::time::timeout(cfg.timeout, super::tls(stream, &cfg.host, "RabbitMQ"))
+                .await
+                .map_err(|_| err("the TLS handshake with RabbitMQ timed out"))??
+        } else {
+            Box::new(stream)
+        };
         let mut c = Amqp {
-            io: BufReader::new(stream),
+            io: BufReader::new(conn),
             frame_max: 131_072,
             tag: 0,
             timeout: cfg.timeout,

@@ -6,7 +6,7 @@
 //! Every read is bounded (line length, payload size, time-outs); the connection is dropped
 //! on any error and the caller reconnects.
 
-use super::BrokerError;
+use super::{BrokerError, Stream};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -19,13 +19,31 @@ fn err(m: impl Into<String>) -> BrokerError {
 }
 
 pub struct Nats {
-    io: BufReader<TcpStream>,
+    io: BufReader<Stream>,
     /// The server has JetStream.
     pub jetstream: bool,
     max_payload: usize,
     inbox: String,
     next: u64,
     timeout: Duration,
+}
+
+/// One protocol line, bounded in length and time.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    io: &mut R,
+    timeout: Duration,
+) -> Result<String, BrokerError> {
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(timeout, async {
+        io.take(MAX_LINE as u64).read_until(b'\n', &mut buf).await
+    })
+    .await
+    .map_err(|_| err("NATS did not answer in time"))?
+    .map_err(|e| err(format!("NATS connection: {e}")))?;
+    if n == 0 || !buf.ends_with(b"\n") {
+        return Err(err("NATS closed the connection or sent a line too long"));
+    }
+    Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
 }
 
 /// One message the server delivered to our inbox.
@@ -35,9 +53,13 @@ struct Msg {
 }
 
 impl Nats {
-    /// Connects to `nats://[user:pass@]host:port` (or `host:port`).
+    /// Connects to `nats://[user:pass@]host:port` (or `host:port`); `tls://` asks for TLS
+    /// (the server must offer it; its certificate is checked against the web PKI roots).
     pub async fn connect(url: &str, timeout: Duration) -> Result<Nats, BrokerError> {
-        let rest = url.strip_prefix("nats://").unwrap_or(url);
+        let (tls, rest) = match url.strip_prefix("tls://") {
+            Some(r) => (true, r),
+            None => (false, url.strip_prefix("nats://").unwrap_or(url)),
+        };
         let (auth, addr) = match rest.rsplit_once('@') {
             Some((a, h)) => (Some(a), h),
             None => (None, rest),
@@ -48,20 +70,44 @@ impl Nats {
             .map_err(|_| err("connecting to NATS timed out"))?
             .map_err(|e| err(format!("cannot connect to NATS at {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        // The server speaks first, in the clear (INFO); TLS starts after it.
+        let mut plain = BufReader::new(stream);
+        let info = read_line(&mut plain, timeout).await?;
+        let info = info
+            .strip_prefix("INFO ")
+            .ok_or_else(|| err(format!("not a NATS server: {info:.80}")))?;
+        let info: serde_json::Value =
+            serde_json::from_str(info).map_err(|e| err(format!("NATS INFO: {e}")))?;
+        let io: Stream = if tls {
+            let offered = info["tls_required"].as_bool() == Some(true)
+                || info["tls_available"].as_bool() == Some(true);
+            if !offered {
+                return Err(err(format!(
+                    "the NATS server at {addr} does not offer TLS (the URL asks for tls://)"
+                )));
+            }
+            let s = tokio::time::timeout(
+                timeout,
+                super::tls(plain.into_inner(), super::host_of(addr), "NATS"),
+            )
+            .await
+            .map_err(|_| err("the TLS handshake with NATS timed out"))??;
+            s
+        } else if info["tls_required"].as_bool() == Some(true) {
+            return Err(err(format!(
+                "the NATS server at {addr} requires TLS: use a tls:// URL"
+            )));
+        } else {
+            Box::new(plain.into_inner())
+        };
         let mut c = Nats {
-            io: BufReader::new(stream),
+            io: BufReader::new(io),
             jetstream: false,
             max_payload: 1 << 20,
             inbox: format!("_INBOX.galley.{}", galley_types::ids::record_id()),
             next: 0,
             timeout,
         };
-        let info = c.line().await?;
-        let info = info
-            .strip_prefix("INFO ")
-            .ok_or_else(|| err(format!("not a NATS server: {info:.80}")))?;
-        let info: serde_json::Value =
-            serde_json::from_str(info).map_err(|e| err(format!("NATS INFO: {e}")))?;
         c.jetstream = info["jetstream"].as_bool().unwrap_or(false);
         if let Some(m) = info["max_payload"].as_u64() {
             c.max_payload = usize::try_from(m).unwrap_or(MAX_PAYLOAD).min(MAX_PAYLOAD);
@@ -73,6 +119,7 @@ impl Nats {
         }
         let mut connect = serde_json::json!({
             "verbose": false, "pedantic": false, "headers": true, "no_responders": true,
+            "tls_required": tls,
             "lang": "rust-galley", "version": env!("CARGO_PKG_VERSION"), "protocol": 1,
         });
         if let Some(a) = auth {
@@ -208,20 +255,7 @@ impl Nats {
     }
 
     async fn line(&mut self) -> Result<String, BrokerError> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(self.timeout, async {
-            (&mut self.io)
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut buf)
-                .await
-        })
-        .await
-        .map_err(|_| err("NATS did not answer in time"))?
-        .map_err(|e| err(format!("NATS connection: {e}")))?;
-        if n == 0 || !buf.ends_with(b"\n") {
-            return Err(err("NATS closed the connection or sent a line too long"));
-        }
-        Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
+        read_line(&mut self.io, self.timeout).await
     }
 
     /// Reads protocol lines until PONG, answering PINGs.

@@ -162,6 +162,7 @@ fn rabbit() -> amqp::AmqpConfig {
         username: "guest".into(),
         password: "guest".into(),
         timeout: Duration::from_secs(5),
+        tls: false,
     }
 }
 
@@ -238,4 +239,95 @@ both_engines! {
         delete_stream(&stream).await;
         assert_eq!(event_of(&got[0].1), ("create".to_owned(), "while down".to_owned()));
     }
+}
+
+/// The seq of each message in `stream`, in order.
+fn seqs(got: &[(String, Value)]) -> Vec<i64> {
+    got.iter()
+        .map(|(_, b)| b["seq"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+both_engines! {
+    async fn outbox_is_bounded_while_the_broker_is_unreachable(srv) {
+        posts(&srv).await;
+        let t = tag();
+        let (prefix, stream) = (format!("gt{t}"), format!("GT{t}"));
+        // The real server asked for TLS, which it does not offer: nothing is published
+        // (no fall-back to plain text), so events wait in the outbox, up to the bound.
+        let tls_url = NATS_URL.replace("nats://", "tls://");
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"brokers": {"maxPending": 3, "nats": {"enabled": true, "url": tls_url, "subjectPrefix": prefix, "stream": stream}}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!((r.body["brokers"]["maxPending"].clone(), r.body["brokers"]["nats"]["url"].clone()), (json!(3), json!(tls_url)));
+        // Writes past the bound succeed; their events are not queued for the broker.
+        for i in 0..6 {
+            srv.create_record("posts", json!({"title": format!("b{i}")})).await;
+        }
+        assert_eq!(srv.all_records("posts").await.len(), 6);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let waiting = srv.app.store_for_tests().read(|c| Ok::<_, galley_store::StoreError>(c.query("SELECT COUNT(*) AS n FROM \"_brokerOutbox\"", &[])?[0].int("n"))).await.expect("count");
+        assert_eq!(waiting, 3);
+        // Still full after the count was refreshed: one more write, no more rows.
+        srv.create_record("posts", json!({"title": "b6"})).await;
+        let waiting = srv.app.store_for_tests().read(|c| Ok::<_, galley_store::StoreError>(c.query("SELECT COUNT(*) AS n FROM \"_brokerOutbox\"", &[])?[0].int("n"))).await.expect("count");
+        assert_eq!(waiting, 3);
+        // The broker back (plain URL): the kept events arrive; the next event's seq shows
+        // the gap the dropped ones left.
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"brokers": {"nats": {"url": NATS_URL}}}))).await;
+        assert_eq!(r.status, 200);
+        let got = stream_messages(&stream, 3).await;
+        assert_eq!(seqs(&got), [1, 2, 3]);
+        let titles: Vec<String> = got.iter().map(|(_, b)| event_of(b).1).collect();
+        assert_eq!(titles, ["b0", "b1", "b2"]);
+        assert_eq!(outbox_left(&srv).await, 0);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        srv.create_record("posts", json!({"title": "after"})).await;
+        let got = stream_messages(&stream, 4).await;
+        delete_stream(&stream).await;
+        assert_eq!(seqs(&got), [1, 2, 3, 8]);
+    }
+
+    async fn broker_settings_bad_input(srv) {
+        for (patch, pointer, code) in [
+            (json!({"brokers": {"maxPending": 0}}), "/data/brokers/maxPending/code", "validation_invalid_value"),
+            (json!({"brokers": {"maxPending": "many"}}), "/data/brokers/maxPending/code", "validation_invalid_value"),
+            (json!({"brokers": {"nats": {"url": "http://127.0.0.1:4222"}}}), "/data/brokers/nats/url/code", "validation_invalid_url"),
+            (json!({"brokers": {"nats": {"url": "nats://127.0.0.1"}}}), "/data/brokers/nats/url/code", "validation_invalid_url"),
+            (json!({"brokers": {"rabbitmq": {"tls": "yes"}}}), "/data/brokers/rabbitmq/tls/code", ""),
+        ] {
+            let r = srv.su(Method::PATCH, "/api/settings", Some(patch.clone())).await;
+            assert_eq!(r.status, 400, "{patch}: {}", r.body);
+            let got = r.body.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
+            assert!(!got.is_empty() && (code.is_empty() || got == code), "{patch}: {}", r.body);
+        }
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"brokers": {"nats": {"url": "tls://u:p@nats.example.com:4222"}, "rabbitmq": {"tls": true, "port": 5671}}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!((r.body["brokers"]["nats"]["url"].clone(), r.body["brokers"]["rabbitmq"]["tls"].clone(), r.body["brokers"]["maxPending"].clone()), (json!("tls://u:p@nats.example.com:4222"), json!(true), json!(100000)));
+    }
+}
+
+/// TLS where the settings ask for it, against this machine's plain servers: a clear error,
+/// never a fall-back to plain text.
+#[tokio::test]
+async fn tls_to_plain_brokers_fails_clearly() {
+    let e = nats::Nats::connect(
+        &NATS_URL.replace("nats://", "tls://"),
+        Duration::from_secs(5),
+    )
+    .await
+    .err()
+    .expect("no TLS from a plain NATS server");
+    assert!(e.0.contains("does not offer TLS"), "{e}");
+    let mut cfg = rabbit();
+    cfg.tls = true;
+    let e = amqp::Amqp::connect(&cfg)
+        .await
+        .err()
+        .expect("no TLS from a plain AMQP port");
+    assert!(e.0.contains("TLS handshake with RabbitMQ"), "{e}");
+    // The same servers in plain text work.
+    assert!(nats::Nats::connect(NATS_URL, Duration::from_secs(5))
+        .await
+        .is_ok());
+    assert!(amqp::Amqp::connect(&rabbit()).await.is_ok());
 }
