@@ -42,7 +42,7 @@ pub fn router(logs: Arc<Logs>) -> Router<AppState> {
         sessions: Sessions::default(),
         logs,
     });
-    use pages::{auth, collections, confirm, jobs, logs, records, settings};
+    use pages::{auth, collections, confirm, jobs, logs, records, settings, webhooks};
     Router::new()
         .route("/_", get(|| async { redirect("/_/") }))
         .route("/_/", get(collections::home))
@@ -83,7 +83,15 @@ pub fn router(logs: Arc<Logs>) -> Router<AppState> {
         .route("/_/settings", get(settings::view).post(settings::save))
         .route("/_/logs", get(logs::view))
         .route("/_/jobs", get(jobs::view).post(jobs::act))
-        .route("/_/webhooks", get(jobs::webhooks).post(jobs::redeliver))
+        .route("/_/webhooks", get(webhooks::list).post(webhooks::redeliver))
+        .route(
+            "/_/webhooks/new",
+            get(webhooks::new_page).post(webhooks::create),
+        )
+        .route(
+            "/_/webhooks/{id}",
+            get(webhooks::edit_page).post(webhooks::update),
+        )
         .route("/_/api/check-rule", post(collections::check_rule))
         .route("/_/confirm", get(confirm::page).post(confirm::submit))
         .route("/_/{*rest}", get(|| async { layout::not_found() }))

@@ -267,13 +267,247 @@ async fn jobs_crons_and_webhooks_pages() {
     // Webhooks page.
     let (res, body) = send(&c, get("/_/webhooks", &session)).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        body.contains("No deliveries yet.") && body.contains("/_/collections/_webhooks/records")
-    );
+    assert!(body.contains("No deliveries yet.") && body.contains("/_/webhooks/new"));
     let (res, _) = send(
         &c,
         post("/_/webhooks", &session, &format!("csrf={csrf}&id=missing")),
     )
     .await;
     assert_eq!(location(&res), "/_/webhooks?done=refused");
+}
+
+/// `a=b&c=d` with each value percent-encoded.
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A receiver on loopback that counts the POSTs it gets and keeps their `webhook-id`s.
+async fn receiver() -> (Arc<std::sync::Mutex<Vec<String>>>, String) {
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let state = got.clone();
+    let app = axum::Router::new()
+        .route(
+            "/in",
+            axum::routing::post(
+                |axum::extract::State(s): axum::extract::State<
+                    Arc<std::sync::Mutex<Vec<String>>>,
+                >,
+                 headers: axum::http::HeaderMap| async move {
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    s.lock().expect("lock").push(id);
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(state);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/in", l.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (got, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_created_edited_delivered_and_redelivered_from_the_dashboard() {
+    let c = start_with(|_| {}).await;
+    let (session, csrf) = signed_in(&c).await;
+    let col = serde_json::json!({"name": "posts", "type": "base", "fields": [{"name": "title", "type": "text"}]});
+    galley_core::collections::create(&c.app, col)
+        .await
+        .expect("collection");
+    let (got, url) = receiver().await;
+
+    // The form offers the collections a webhook may watch, not system ones.
+    let (res, body) = send(&c, get("/_/webhooks/new", &session)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(body.contains("<option value=\"posts\""), "{body}");
+    assert!(!body.contains("<option value=\"_superusers\""));
+
+    // A loopback target while private networks are not allowed: refused, the form shown
+    // again with the field's message and what was typed.
+    let fields_with = |url: &str, events: &[&str], filter: &str| {
+        let mut p = vec![
+            ("csrf", csrf.as_str()),
+            ("name", "to receiver"),
+            ("collection", "posts"),
+            ("url", url),
+            ("filter", filter),
+            ("active", "on"),
+        ];
+        p.extend(events.iter().map(|e| ("events", *e)));
+        form(&p)
+    };
+    let fields = |url: &str, events: &[&str]| fields_with(url, events, "title != 'skip'");
+    let (res, body) = send(
+        &c,
+        post("/_/webhooks/new", &session, &fields(&url, &["create"])),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("Failed to create record.") && body.contains("allowPrivateNetworks"),
+        "{body}"
+    );
+    assert!(body.contains(&url), "the submitted URL is kept in the form");
+    // Without the CSRF token: refused.
+    let (res, _) = send(&c, post("/_/webhooks/new", &session, "name=x")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    c.app
+        .update_settings(serde_json::json!({"webhooks": {"allowPrivateNetworks": true}}))
+        .await
+        .expect("settings");
+    let (res, _) = send(
+        &c,
+        post("/_/webhooks/new", &session, &fields(&url, &["create"])),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = location(&res).to_owned();
+    assert!(
+        to.starts_with("/_/webhooks/") && to.ends_with("?done=created"),
+        "{to}"
+    );
+    let id = to
+        .trim_start_matches("/_/webhooks/")
+        .trim_end_matches("?done=created")
+        .to_owned();
+    let posts = galley_core::records::find_collection(&c.app, "_webhooks").expect("col");
+    let stored = galley_core::records::find_by_id(&c.app, posts, &id)
+        .await
+        .expect("stored");
+    assert_eq!(stored["events"], serde_json::json!(["create"]));
+    assert_eq!(stored["filter"], "title != 'skip'");
+    assert_eq!(stored["active"], true);
+    let secret = stored["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("whsec_"), "a secret is generated");
+
+    // Listed, and its page shows the form filled in.
+    let (_, body) = send(&c, get("/_/webhooks", &session)).await;
+    assert!(
+        body.contains("to receiver") && body.contains(&format!("/_/webhooks/{id}")),
+        "{body}"
+    );
+    let (res, body) = send(&c, get(&format!("/_/webhooks/{id}"), &session)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        body.contains(&url) && body.contains("title != 'skip'"),
+        "{body}"
+    );
+    assert!(!body.contains(&secret), "the secret is never shown");
+
+    // Edit: also on update; a bad filter is refused; an empty secret keeps the old one.
+    let (res, body) = send(
+        &c,
+        post(
+            &format!("/_/webhooks/{id}"),
+            &session,
+            &fields_with(&url, &["create", "update"], "nofield = 1"),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("Failed to update record.") && body.contains("filter"),
+        "{body}"
+    );
+    let (res, _) = send(
+        &c,
+        post(
+            &format!("/_/webhooks/{id}"),
+            &session,
+            &fields(&url, &["create", "update"]),
+        ),
+    )
+    .await;
+    assert_eq!(location(&res), format!("/_/webhooks/{id}?done=saved"));
+    let posts = galley_core::records::find_collection(&c.app, "_webhooks").expect("col");
+    let stored = galley_core::records::find_by_id(&c.app, posts, &id)
+        .await
+        .expect("stored");
+    assert_eq!(stored["events"], serde_json::json!(["create", "update"]));
+    assert_eq!(stored["secret"].as_str(), Some(secret.as_str()));
+
+    // A write delivers; the delivery is listed on the webhook's page; redeliver sends it
+    // again with the same webhook-id and comes back to that page.
+    let req = galley_core::Request::internal(
+        galley_core::records::system::caller(&c.app.schema()),
+        "POST",
+    );
+    let mut rec = serde_json::Map::new();
+    rec.insert("title".into(), serde_json::json!("hello"));
+    galley_core::records::create(
+        &c.app,
+        &req,
+        "posts",
+        galley_core::records::RecordBody::json(rec),
+        &[],
+    )
+    .await
+    .expect("record");
+    for _ in 0..200 {
+        if got.lock().expect("lock").len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = got.lock().expect("lock").clone();
+    assert_eq!(first.len(), 1);
+    let delivery = first[0].clone();
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = send(&c, get(&format!("/_/webhooks/{id}"), &session))
+            .await
+            .1;
+        if page.contains("delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        page.contains(&delivery) && page.contains("delivered") && page.contains("posts create"),
+        "{page}"
+    );
+    let (res, _) = send(
+        &c,
+        post(
+            "/_/webhooks",
+            &session,
+            &form(&[("csrf", &csrf), ("id", &delivery), ("back", &id)]),
+        ),
+    )
+    .await;
+    assert_eq!(location(&res), format!("/_/webhooks/{id}?done=queued"));
+    for _ in 0..200 {
+        if got.lock().expect("lock").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*got.lock().expect("lock"), vec![delivery.clone(), delivery]);
+    // Unknown webhook: not found.
+    let (res, _) = send(&c, get("/_/webhooks/nope", &session)).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

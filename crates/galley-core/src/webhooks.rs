@@ -432,13 +432,22 @@ pub struct DeliveryInfo {
     pub created: String,
 }
 
-/// The newest `limit` deliveries.
-pub async fn recent_deliveries(app: &App, limit: i64) -> Result<Vec<DeliveryInfo>, CoreError> {
+/// The newest `limit` deliveries (of webhook `webhook` only, when given).
+pub async fn recent_deliveries(
+    app: &App,
+    webhook: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryInfo>, CoreError> {
+    let webhook = webhook.map(str::to_owned);
     Ok(app
         .store
         .read(move |c: &mut dyn Conn| {
             let mut q = Sql::new(c.dialect());
-            q.push("SELECT \"id\", \"webhook\", \"event\", \"collection\", \"record\", \"status\", \"attempts\", \"responseCode\", \"duration\", \"error\", \"created\" FROM \"_webhookDeliveries\" ORDER BY \"created\" DESC, \"id\" DESC LIMIT ")
+            q.push("SELECT \"id\", \"webhook\", \"event\", \"collection\", \"record\", \"status\", \"attempts\", \"responseCode\", \"duration\", \"error\", \"created\" FROM \"_webhookDeliveries\"");
+            if let Some(w) = &webhook {
+                q.push(" WHERE \"webhook\" = ").push_param(w.as_str());
+            }
+            q.push(" ORDER BY \"created\" DESC, \"id\" DESC LIMIT ")
                 .push_param(SqlValue::Int(limit.clamp(1, 1000)));
             Ok::<_, StoreError>(
                 c.query_sql(&q)?

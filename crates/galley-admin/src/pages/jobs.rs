@@ -1,6 +1,5 @@
 //! Background work: the job queue (counts, jobs by state with their errors; retry and
-//! delete), cron entries (run now), and webhooks (their records, recent deliveries,
-//! redeliver). Webhooks themselves are created and edited as `_webhooks` records.
+//! delete) and cron entries (run now). Webhooks have pages of their own (`webhooks.rs`).
 
 use crate::form::FormData;
 use crate::layout::{self, csrf, page};
@@ -126,72 +125,5 @@ pub async fn act(State(app): State<AppState>, admin: Admin, form: FormData) -> R
             tracing::info!(error = %e, "job action refused");
             redirect("/_/jobs?done=refused")
         }
-    }
-}
-
-pub async fn webhooks(
-    State(app): State<AppState>,
-    admin: Admin,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let q = super::query(q.as_deref());
-    let deliveries = galley_core::webhooks::recent_deliveries(&app, SHOWN as i64)
-        .await
-        .unwrap_or_default();
-    let body = html! {
-        h1 { "Webhooks" }
-        p {
-            "Webhooks are records of "
-            a href="/_/collections/_webhooks/records" { "_webhooks" }
-            " (create and edit them there); every delivery is a record of "
-            a href="/_/collections/_webhookDeliveries/records" { "_webhookDeliveries" } "."
-        }
-        section.card {
-            h2 { "Recent deliveries" }
-            @if deliveries.is_empty() { p { "No deliveries yet." } }
-            @else {
-                table {
-                    thead { tr { th { "Created" } th { "Event" } th { "Record" } th { "Status" } th { "Attempts" } th { "Code" } th { "ms" } th { "Error" } th { "" } } }
-                    tbody {
-                        @for d in &deliveries {
-                            tr {
-                                td { (d.created) }
-                                td { (d.collection) " " (d.event) }
-                                td { code { (d.record) } }
-                                td { (d.status) }
-                                td { (d.attempts) }
-                                td { (d.response_code) }
-                                td { (d.duration) }
-                                td { (d.error) }
-                                td {
-                                    form.inline-form method="post" action="/_/webhooks" {
-                                        (csrf(&admin.csrf))
-                                        input type="hidden" name="id" value=(d.id);
-                                        button type="submit" { "Redeliver" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    page(
-        &app,
-        &admin,
-        "Webhooks",
-        layout::flash(q.get("done").map(String::as_str)),
-        body,
-    )
-}
-
-pub async fn redeliver(State(app): State<AppState>, admin: Admin, form: FormData) -> Response {
-    if let Some(r) = admin.check(&form) {
-        return r;
-    }
-    match galley_core::webhooks::redeliver(&app, form.get("id")).await {
-        Ok(()) => redirect("/_/webhooks?done=queued"),
-        Err(_) => redirect("/_/webhooks?done=refused"),
     }
 }

@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod logs;
 pub mod records;
 pub mod settings;
+pub mod webhooks;
 
 use std::collections::HashMap;
 
