@@ -218,7 +218,19 @@ pub(crate) struct Inner {
     /// A NOTIFY to the other nodes is wanted (see [`Jobs::enqueue`]); one is sent at a time.
     pub(crate) notify_pending: std::sync::atomic::AtomicBool,
     pub(crate) notify_wake: tokio::sync::Notify,
+    /// PostgreSQL: enqueues waiting to be committed together (see [`Jobs::enqueue`]).
+    grouped: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Grouped>>,
 }
+
+/// An enqueue waiting for a group commit, and where its answer goes.
+type Grouped = (
+    NewJob,
+    tokio::sync::oneshot::Sender<Result<Enqueued, JobsError>>,
+);
+
+/// Most enqueues in one group commit, and group commits in flight at once.
+const GROUP_MAX: usize = 512;
+const GROUPS_IN_FLIGHT: usize = 4;
 
 impl Jobs {
     pub fn new(store: Arc<Store>, config: JobsConfig) -> Jobs {
@@ -232,6 +244,7 @@ impl Jobs {
                 runtime: Default::default(),
                 notify_pending: Default::default(),
                 notify_wake: tokio::sync::Notify::new(),
+                grouped: Default::default(),
             }),
         }
     }
@@ -240,9 +253,22 @@ impl Jobs {
         &self.inner.config
     }
 
-    /// Enqueues `job` in a write job of its own (see [`enqueue`] to enqueue inside one).
+    /// Enqueues `job` in a write job of its own (see [`enqueue`] to enqueue inside one),
+    /// answering once it is committed.
+    ///
+    /// On PostgreSQL concurrent enqueues are committed together (up to [`GROUP_MAX`] per
+    /// transaction, a few transactions in flight): each commit waits for its WAL flush, so
+    /// one transaction per enqueue caps the queue at the disk's commit rate. SQLite's single
+    /// writer already commits queued write jobs together.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, JobsError> {
         queue::validate(&job)?;
+        if self.inner.store.dialect().notify().is_some() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.grouper()
+                .send((job, tx))
+                .map_err(|_| JobsError::Store(StoreError::Closed))?;
+            return rx.await.map_err(|_| JobsError::Store(StoreError::Closed))?;
+        }
         let r = self
             .inner
             .store
@@ -253,6 +279,15 @@ impl Jobs {
             self.notify_nodes();
         }
         Ok(r)
+    }
+
+    /// The group committer's queue, started on first use.
+    fn grouper(&self) -> &tokio::sync::mpsc::UnboundedSender<Grouped> {
+        self.inner.grouped.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(group_commits(Arc::downgrade(&self.inner), rx));
+            tx
+        })
     }
 
     /// Enqueues many jobs in one write job (one commit for all): each is new or a
@@ -433,5 +468,59 @@ impl Jobs {
     pub async fn delete(&self, id: &str) -> Result<(), JobsError> {
         let id = id.to_owned();
         self.inner.store.write(move |c| queue::delete(c, &id)).await
+    }
+}
+
+/// Commits waiting enqueues together: takes what is queued (up to [`GROUP_MAX`]), inserts it
+/// in one write job, answers each enqueue after the commit. A failed transaction fails
+/// every enqueue in it (none was acknowledged, so none is lost).
+async fn group_commits(
+    inner: std::sync::Weak<Inner>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Grouped>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(GROUPS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Taken after a slot is free, so a busy database makes the groups bigger.
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(g) => group.push(g),
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let (jobs, answers): (Vec<NewJob>, Vec<_>) = group.into_iter().unzip();
+            let r = inner
+                .store
+                .write(move |c| {
+                    jobs.iter()
+                        .map(|j| queue::insert(c, j, false))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await;
+            drop(slot);
+            match r {
+                Ok(done) => {
+                    if done.iter().any(|e| matches!(e, Enqueued::New(_))) {
+                        worker::wake_local();
+                        Jobs { inner }.notify_nodes();
+                    }
+                    for (tx, e) in answers.into_iter().zip(done) {
+                        let _ = tx.send(Ok(e));
+                    }
+                }
+                Err(e) => {
+                    for tx in answers {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
     }
 }
