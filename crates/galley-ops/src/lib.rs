@@ -33,8 +33,10 @@ impl Ops {
     /// Opens the log store of `app`; `metrics` turns the request metrics on.
     pub async fn open(app: Arc<App>, metrics: bool) -> Result<Ops, CoreError> {
         let logs = Logs::open(app.clone()).await?;
+        let backups = Arc::new(Backups::new(app, logs.clone()));
+        backups.follow_schedule();
         Ok(Ops {
-            backups: Arc::new(Backups::new(app, logs.clone())),
+            backups,
             logs,
             metrics: metrics.then(|| Arc::new(Metrics::new())),
         })
