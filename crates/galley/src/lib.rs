@@ -114,8 +114,15 @@ pub fn metrics_router(app: Arc<App>, ops: &Ops) -> Router {
     Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let text = metrics.render(&app, Some(&logs));
+            let (app, metrics, logs) = (app.clone(), metrics.clone(), logs.clone());
             async move {
+                // The queue's counts are a query: a scrape waits for it only briefly.
+                let counts =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), app.jobs().counts())
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                let text = metrics.render(&app, Some(&logs), counts.as_deref());
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
