@@ -583,7 +583,7 @@ fn fit_data(data: &mut Map<String, Value>, max: usize) {
         .iter()
         .filter_map(|(k, v)| v.as_str().map(|s| (k, s.len())))
         .collect();
-    strings.sort_by(|a, b| b.1.cmp(&a.1));
+    strings.sort_by_key(|s| std::cmp::Reverse(s.1));
     let keys: Vec<String> = strings.iter().map(|(k, _)| (*k).clone()).collect();
     for k in keys {
         if over == 0 {
