@@ -44,37 +44,94 @@ struct DataArgs {
     pool_size: usize,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090", env = "GALLEY_HTTP")]
+    http: String,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 32 << 20, env = "GALLEY_BODY_LIMIT")]
+    body_limit: usize,
+    /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
+    #[arg(long, env = "GALLEY_SYNC_FULL")]
+    sync_full: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
+    /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
+    #[arg(long, env = "GALLEY_METRICS")]
+    metrics: Option<String>,
+    /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
+    /// `galley_hooks` folder beside the data directory, when there is one.
+    #[arg(long, env = "GALLEY_HOOKS_DIR")]
+    hooks_dir: Option<PathBuf>,
+    /// Do not reload the hooks when their files change.
+    #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
+    hooks_no_watch: bool,
+    /// Folder of migration files (PocketBase's pb_migrations format), applied at start
+    /// when pending; default: a `galley_migrations` folder beside the data directory.
+    #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
+    migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct TlsArgs {
+    /// Also serve HTTPS on this address (e.g. 0.0.0.0:443), with --tls-cert and --tls-key.
+    /// Send the process SIGHUP to load renewed certificate files without a restart.
+    #[arg(long, env = "GALLEY_HTTPS", requires_all = ["tls_cert", "tls_key"])]
+    https: Option<String>,
+    /// PEM file with the certificate chain (the server's certificate first).
+    #[arg(long, env = "GALLEY_TLS_CERT", requires = "https")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GALLEY_TLS_KEY", requires = "https")]
+    tls_key: Option<PathBuf>,
+}
+
+/// The HTTPS listener and its certificates, when `--https` is given.
+async fn https_listener(
+    tls: &TlsArgs,
+) -> anyhow::Result<
+    Option<(
+        tokio::net::TcpListener,
+        std::sync::Arc<galley::tls::Certificates>,
+    )>,
+> {
+    let (Some(addr), Some(cert), Some(key)) = (&tls.https, &tls.tls_cert, &tls.tls_key) else {
+        return Ok(None);
+    };
+    let certs = galley::tls::Certificates::load(cert, key)
+        .map_err(|e| anyhow::anyhow!("{e}. Give PEM files with --tls-cert and --tls-key"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e}. Pick another address with --https")
+    })?;
+    #[cfg(unix)]
+    {
+        let certs = certs.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match certs.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use")
+                    }
+                }
+            }
+        });
+    }
+    Ok(Some((listener, certs)))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the HTTP server.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090", env = "GALLEY_HTTP")]
-        http: String,
-        #[command(flatten)]
-        data: DataArgs,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, default_value_t = 32 << 20, env = "GALLEY_BODY_LIMIT")]
-        body_limit: usize,
-        /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
-        #[arg(long, env = "GALLEY_SYNC_FULL")]
-        sync_full: bool,
-        /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
-        /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
-        #[arg(long, env = "GALLEY_METRICS")]
-        metrics: Option<String>,
-        /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
-        /// `galley_hooks` folder beside the data directory, when there is one.
-        #[arg(long, env = "GALLEY_HOOKS_DIR")]
-        hooks_dir: Option<PathBuf>,
-        /// Do not reload the hooks when their files change.
-        #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
-        hooks_no_watch: bool,
-        /// Folder of migration files (PocketBase's pb_migrations format), applied at start
-        /// when pending; default: a `galley_migrations` folder beside the data directory.
-        #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
-        migrations_dir: Option<PathBuf>,
-    },
+    Serve(Box<ServeArgs>),
     /// Migration files: create one, apply the pending ones, revert the newest.
     Migrate {
         #[command(subcommand)]
@@ -244,15 +301,20 @@ struct ServerCode {
 }
 
 async fn serve(
-    http: String,
-    data: DataArgs,
-    body_limit: usize,
-    sync_full: bool,
-    metrics: Option<String>,
+    args: ServeArgs,
     app_log: galley_ops::logs::AppLogLayer,
     ext: ServerCode,
 ) -> anyhow::Result<()> {
     let ServerCode { hooks, migrations } = ext;
+    let ServeArgs {
+        http,
+        tls,
+        data,
+        body_limit,
+        sync_full,
+        metrics,
+        ..
+    } = args;
     // Pending migration files need the JavaScript engine even without hook files.
     let hooks = match hooks {
         None if migrations.is_dir() => Some(galley::galley_hooks::HooksConfig {
@@ -271,6 +333,7 @@ async fn serve(
             anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
         }
     })?;
+    let https = https_listener(&tls).await?;
     let metrics_listener = match &metrics {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!(
@@ -315,6 +378,10 @@ async fn serve(
         env!("CARGO_PKG_VERSION")
     );
     println!("Dashboard: http://{addr}/_/");
+    if let Some((l, _)) = &https {
+        let a = l.local_addr().context("reading the HTTPS address")?;
+        println!("HTTPS: https://{a}/api/ (SIGHUP reloads the certificate)");
+    }
     if galley_core::superusers::count(&app).await.unwrap_or(1) == 0 {
         let dir = if data.database_url.is_some() {
             "--database-url …".to_owned()
@@ -357,7 +424,11 @@ async fn serve(
             }
         }
     };
-    galley::serve_with(listener, server, ops, stop)
+    let listeners = galley::Listeners {
+        http: listener,
+        https,
+    };
+    galley::serve_with(listeners, server, ops, stop)
         .await
         .context("serving HTTP")?;
     let _ = stop_metrics.send(());
@@ -378,23 +449,14 @@ async fn serve(
 
 async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            http,
-            data,
-            body_limit,
-            sync_full,
-            metrics,
-            hooks_dir,
-            hooks_no_watch,
-            migrations_dir: m,
-        } => {
-            let hooks = hooks_config(&data, hooks_dir, !hooks_no_watch);
-            let m = migrations_dir(&data, m);
+        Command::Serve(args) => {
+            let hooks = hooks_config(&args.data, args.hooks_dir.clone(), !args.hooks_no_watch);
+            let m = migrations_dir(&args.data, args.migrations_dir.clone());
             let code = ServerCode {
                 hooks,
                 migrations: m,
             };
-            serve(http, data, body_limit, sync_full, metrics, app_log, code).await
+            serve(*args, app_log, code).await
         }
         Command::Migrate { action } => migrate(action).await,
         Command::Superuser {

@@ -1,6 +1,6 @@
 //! Black-box tests of the `galley` binary: crash safety under write load (kill -9, restart,
-//! every acknowledged write is there) on SQLite and PostgreSQL, and the CLI's behaviour on
-//! start-up errors and signals.
+//! every acknowledged write is there) on SQLite and PostgreSQL, HTTPS with a certificate
+//! reloaded on SIGHUP, and the CLI's behaviour on start-up errors and signals.
 //!
 //! PostgreSQL tests use `GALLEY_TEST_DATABASE_URL` (a fresh database per test) and are skipped
 //! only when `GALLEY_SKIP_POSTGRES=1`.
@@ -624,4 +624,253 @@ fn unreachable_database_url_fails_clearly() {
     assert!(!status.success());
     assert!(!err.contains("panicked"), "stderr: {err}");
     assert!(err.contains("127.0.0.1:1"), "stderr: {err}");
+}
+
+/// HTTPS (`--https`, `--tls-cert`, `--tls-key`): served with the certificate given, a
+/// renewed one taken on SIGHUP, a broken one refused while the old one stays, a client that
+/// never finishes its handshake holds no one else up.
+mod https {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc as StdArc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pair {
+        cert_pem: String,
+        key_pem: String,
+        der: CertificateDer<'static>,
+    }
+
+    fn self_signed() -> Pair {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        Pair {
+            cert_pem: c.cert.pem(),
+            key_pem: c.key_pair.serialize_pem(),
+            der: c.cert.der().clone(),
+        }
+    }
+
+    fn write(dir: &Path, p: &Pair) {
+        std::fs::write(dir.join("cert.pem"), &p.cert_pem).expect("cert");
+        std::fs::write(dir.join("key.pem"), &p.key_pem).expect("key");
+    }
+
+    /// One TLS connection to `addr` (trusting `trusted`): the certificate the server showed
+    /// and its answer to `GET path`.
+    async fn get(addr: &str, trusted: &[&Pair], path: &str) -> (CertificateDer<'static>, String) {
+        let mut roots = rustls::RootCertStore::empty();
+        for p in trusted {
+            roots.add(p.der.clone()).expect("root");
+        }
+        let provider = StdArc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(StdArc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let shown = tls.get_ref().1.peer_certificates().expect("certificate")[0].clone();
+        tls.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer).await;
+        (shown, answer)
+    }
+
+    async fn https_serves_and_reloads(db: Option<&str>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (self_signed(), self_signed());
+        write(dir.path(), &a);
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let data = data_args(&dir.path().join("data"), db);
+        let mut args = vec![
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+        ];
+        args.extend(data.iter().map(String::as_str));
+        let mut p = Proc::spawn(&args);
+        let out = p.wait_stdout("HTTPS: https://", Duration::from_secs(60));
+        let addr = out
+            .split("HTTPS: https://")
+            .nth(1)
+            .and_then(|s| s.split("/api/").next())
+            .unwrap_or_else(|| panic!("no HTTPS address in {out:?}"))
+            .to_owned();
+
+        let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert_eq!(shown, a.der, "the certificate given at start");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("API is healthy."), "{answer}");
+
+        // A client that connects and never speaks TLS does not hold up the next one.
+        let _silent = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (_, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // Renewed files, SIGHUP: new connections get the new certificate.
+        write(dir.path(), &b);
+        let hup = |pid: u32| {
+            let s = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .expect("kill -HUP");
+            assert!(s.success());
+        };
+        hup(p.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+            if shown == b.der {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIGHUP did not load the new certificate\nstderr:\n{}",
+                p.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A broken file: refused with its reason, the certificate in use stays, the server lives.
+        std::fs::write(&cert, "not a certificate").expect("write");
+        hup(p.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(p.stdout() + &p.stderr()).contains("TLS certificate not reloaded") {
+            assert!(
+                Instant::now() < deadline,
+                "no error for the broken certificate\nstdout:\n{}\nstderr:\n{}",
+                p.stdout(),
+                p.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!((p.stdout() + &p.stderr()).contains("holds no PEM certificate"));
+        let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert_eq!(shown, b.der);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // The plain listener serves as before.
+        let http_url = out
+            .split("serving on ")
+            .nth(1)
+            .and_then(|s| s.split("/api/").next())
+            .expect("http address")
+            .to_owned();
+        let r = http()
+            .get(format!("{http_url}/api/health"))
+            .send()
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 200);
+        p.sigterm();
+        let status = p
+            .wait_exit(Duration::from_secs(30))
+            .expect("exit after SIGTERM");
+        assert!(status.success(), "{status}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        https_serves_and_reloads(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(db) = TempPgDatabase::create().await else {
+            return;
+        };
+        https_serves_and_reloads(Some(db.url())).await;
+    }
+
+    #[test]
+    fn bad_tls_arguments_fail_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        // --https without its files: clap's usage error.
+        let (status, _, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("--tls-cert") && err.contains("--tls-key"),
+            "{err}"
+        );
+        // Files that are not there: what is wrong and what to do.
+        let missing = dir.path().join("missing.pem");
+        let m = missing.to_str().expect("path");
+        let (status, out, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--tls-cert",
+                m,
+                "--tls-key",
+                m,
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success(), "{out}");
+        assert!(
+            err.contains("cannot read")
+                && err.contains("missing.pem")
+                && err.contains("--tls-cert"),
+            "{err}"
+        );
+        // A key that does not belong to the certificate.
+        let (a, b) = (self_signed(), self_signed());
+        std::fs::write(dir.path().join("a.pem"), &a.cert_pem).expect("write");
+        std::fs::write(dir.path().join("b.key"), &b.key_pem).expect("write");
+        let (ca, kb) = (dir.path().join("a.pem"), dir.path().join("b.key"));
+        let (status, out, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--tls-cert",
+                ca.to_str().expect("p"),
+                "--tls-key",
+                kb.to_str().expect("p"),
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success(), "{out}");
+        assert!(err.contains("do not belong together"), "{err}");
+    }
 }
