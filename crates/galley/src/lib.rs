@@ -104,6 +104,11 @@ pub fn router(server: impl Into<Server>, ops: &Ops) -> Router {
         Some(m) => router.layer(from_fn_with_state(m.clone(), galley_ops::metrics::track)),
         None => router,
     };
+    let router = if ops.traces {
+        router.layer(from_fn(galley_ops::traces::trace_requests))
+    } else {
+        router
+    };
     router.with_state(app)
 }
 

@@ -59,6 +59,11 @@ struct ServeArgs {
     /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
     #[arg(long, env = "GALLEY_SYNC_FULL")]
     sync_full: bool,
+    /// Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318): a span per
+    /// request with child spans for the database, rules and outgoing calls; a request's W3C
+    /// `traceparent` is continued.
+    #[arg(long, env = "GALLEY_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
     /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
     #[arg(long, env = "GALLEY_METRICS")]
@@ -313,6 +318,7 @@ async fn serve(
         body_limit,
         sync_full,
         metrics,
+        otlp_endpoint,
         ..
     } = args;
     // Pending migration files need the JavaScript engine even without hook files.
@@ -398,6 +404,8 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
     app_log.attach(&ops.logs);
+    let mut ops = ops;
+    ops.traces = otlp_endpoint.is_some_and(|e| !e.is_empty());
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(l) = metrics_listener {
         let addr = l.local_addr().context("reading the metrics address")?;
@@ -502,40 +510,76 @@ async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result
 
 /// Console lines (human or JSON) on stderr, and the app's warnings and errors into the
 /// stored logs once the server has opened them.
-fn init_logging(format: LogFormat) -> galley_ops::logs::AppLogLayer {
+/// What `init_logging` set up: the stored-logs layer (attached once the log store opens)
+/// and, with `--otlp-endpoint`, the trace exporter to flush at exit.
+struct Logging {
+    app_log: galley_ops::logs::AppLogLayer,
+    #[cfg(feature = "otel")]
+    traces: Option<galley_ops::traces::TraceExport>,
+}
+
+fn init_logging(format: LogFormat, otlp: Option<&str>) -> anyhow::Result<Logging> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
-    });
+    use tracing_subscriber::Layer;
+    // Per layer, not global: the trace spans are for the OTLP layer alone, and a global
+    // filter would switch them off before it saw them.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
+        })
+    };
+    #[cfg(feature = "otel")]
+    let (otel, traces) = match otlp {
+        Some(endpoint) => {
+            let (layer, export) = galley_ops::traces::otlp_layer(endpoint)?;
+            (Some(layer), Some(export))
+        }
+        None => (None, None),
+    };
+    #[cfg(not(feature = "otel"))]
+    let otel: Option<tracing_subscriber::layer::Identity> = match otlp {
+        Some(_) => anyhow::bail!("this build has no OTLP export (cargo feature `otel`)"),
+        None => None,
+    };
     let app_log = galley_ops::logs::AppLogLayer::new();
-    let registry = tracing_subscriber::registry()
-        .with(app_log.clone())
-        .with(filter);
-    match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(false)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-        LogFormat::Human => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-    }
-    app_log
+    let console = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(app_log.clone().with_filter(filter()))
+        .with(console.with_filter(filter()))
+        .init();
+    Ok(Logging {
+        app_log,
+        #[cfg(feature = "otel")]
+        traces,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let app_log = init_logging(cli.log_format);
+    let otlp = match &cli.command {
+        Command::Serve(a) => a.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+        _ => None,
+    };
+    let logging = match init_logging(cli.log_format, otlp.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -546,7 +590,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli, app_log)) {
+    let result = rt.block_on(run(cli, logging.app_log.clone()));
+    #[cfg(feature = "otel")]
+    if let Some(t) = &logging.traces {
+        t.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

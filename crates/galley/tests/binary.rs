@@ -874,3 +874,212 @@ mod https {
         assert!(err.contains("do not belong together"), "{err}");
     }
 }
+
+/// Traces (`--otlp-endpoint`): exported over OTLP/HTTP to a receiver started here; a
+/// request's span carries its route template and status, continues the caller's
+/// `traceparent`, and has the database and rule spans as children.
+mod traces {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
+
+    type Received = Arc<Mutex<Vec<Span>>>;
+
+    /// An OTLP/HTTP receiver on a free port: its base URL and the spans it got.
+    async fn receiver() -> (String, Received) {
+        let got: Received = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                    let mut v = sink.lock().expect("spans");
+                    for rs in req.resource_spans {
+                        let service = rs
+                            .resource
+                            .iter()
+                            .flat_map(|r| &r.attributes)
+                            .any(|a| a.key == "service.name"
+                                && matches!(&a.value.as_ref().and_then(|v| v.value.clone()), Some(Any::StringValue(s)) if s == "galley"));
+                        assert!(service, "service.name galley");
+                        for ss in rs.scope_spans {
+                            v.extend(ss.spans);
+                        }
+                    }
+                    ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (url, got)
+    }
+
+    fn attr(span: &Span, key: &str) -> Option<Any> {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.clone())
+    }
+
+    async fn requests_are_traced(db: Option<&str>) {
+        let (otlp, got) = receiver().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        upsert_superuser(dir.path(), db);
+        let mut args = vec!["serve", "--http", "127.0.0.1:0", "--otlp-endpoint", &otlp];
+        let data = data_args(dir.path(), db);
+        args.extend(data.iter().map(String::as_str));
+        let mut p = Proc::spawn(&args);
+        let out = p.wait_stdout("/api/ (", Duration::from_secs(60));
+        let url = out
+            .split("serving on ")
+            .nth(1)
+            .and_then(|s| s.split("/api/").next())
+            .expect("address")
+            .to_owned();
+        let client = http();
+        let token = superuser_token(&client, &url).await;
+        let r = client
+            .post(format!("{url}/api/collections"))
+            .header("Authorization", &token)
+            .json(&json!({"name": "notes", "listRule": "id != ''", "fields": [{"name": "t", "type": "text"}]}))
+            .send()
+            .await
+            .expect("create collection");
+        assert_eq!(r.status(), 200);
+
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let parent_id = "00f067aa0ba902b7";
+        let r = client
+            .get(format!("{url}/api/collections/notes/records"))
+            .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(r.status(), 200);
+        // Untraced callers get a trace of their own.
+        let r = client
+            .get(format!("{url}/api/collections/nope/records"))
+            .send()
+            .await
+            .expect("404");
+        assert_eq!(r.status(), 404);
+
+        // SIGTERM flushes what the exporter still holds.
+        p.sigterm();
+        let status = p.wait_exit(Duration::from_secs(30)).expect("exit");
+        assert!(status.success(), "{status}\n{}", p.stderr());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let spans = loop {
+            let spans = got.lock().expect("spans").clone();
+            if spans.iter().any(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && hex(&s.trace_id) == trace_id
+            }) || Instant::now() > deadline
+            {
+                break spans;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        let req = spans
+            .iter()
+            .find(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && hex(&s.trace_id) == trace_id
+            })
+            .unwrap_or_else(|| panic!("no request span in {names:?}"));
+        assert_eq!(
+            hex(&req.parent_span_id),
+            parent_id,
+            "continues the caller's trace"
+        );
+        assert_eq!(req.kind, 2, "SPAN_KIND_SERVER");
+        assert_eq!(
+            attr(req, "http.route"),
+            Some(Any::StringValue(
+                "/api/collections/{collection}/records".into()
+            ))
+        );
+        assert_eq!(
+            attr(req, "http.request.method"),
+            Some(Any::StringValue("GET".into()))
+        );
+        assert_eq!(
+            attr(req, "http.response.status_code"),
+            Some(Any::IntValue(200))
+        );
+        let children: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == req.span_id)
+            .collect();
+        let child_names: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
+        assert!(child_names.contains(&"rule"), "{child_names:?}");
+        let read = children
+            .iter()
+            .find(|s| s.name == "db.read")
+            .unwrap_or_else(|| panic!("{child_names:?}"));
+        let system = if db.is_some() { "postgresql" } else { "sqlite" };
+        assert_eq!(
+            attr(read, "db.system"),
+            Some(Any::StringValue(system.into()))
+        );
+        assert!(read.end_time_unix_nano >= read.start_time_unix_nano);
+        assert!(req.end_time_unix_nano >= read.end_time_unix_nano);
+
+        let other = spans
+            .iter()
+            .find(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && attr(s, "http.response.status_code") == Some(Any::IntValue(404))
+            })
+            .unwrap_or_else(|| panic!("no span for the 404 in {names:?}"));
+        assert_ne!(hex(&other.trace_id), trace_id);
+        assert!(other.parent_span_id.is_empty(), "a root span");
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        requests_are_traced(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(db) = TempPgDatabase::create().await else {
+            return;
+        };
+        requests_are_traced(Some(db.url())).await;
+    }
+
+    #[test]
+    fn a_bad_endpoint_fails_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let (status, _, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--otlp-endpoint",
+                "collector:4318",
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success());
+        assert!(err.contains("not an http(s) URL"), "{err}");
+    }
+}
