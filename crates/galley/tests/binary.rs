@@ -183,18 +183,54 @@ fn upsert_superuser(dir: &Path, db: Option<&str>) {
 
 /// A server on a free port; returns it with its base URL `http://127.0.0.1:PORT`.
 fn start_server(dir: &Path, db: Option<&str>) -> (Proc, String) {
+    let (p, url, _) = start_server_with(dir, db, &[]);
+    (p, url)
+}
+
+/// [`start_server`] with more `serve` arguments; also returns what it printed at start.
+fn start_server_with(dir: &Path, db: Option<&str>, extra: &[&str]) -> (Proc, String, String) {
     let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
     let data = data_args(dir, db);
     args.extend(data.iter().map(String::as_str));
     let mut p = Proc::spawn(&args);
     let out = p.wait_stdout("/api/ (", Duration::from_secs(60));
-    let url = out
-        .split("serving on ")
+    let url = address_after(&out, "serving on ");
+    (p, url, out)
+}
+
+/// The address printed after `label` (up to `/api/`) in the server's start-up lines.
+fn address_after(out: &str, label: &str) -> String {
+    out.split(label)
         .nth(1)
         .and_then(|s| s.split("/api/").next())
-        .unwrap_or_else(|| panic!("no address in {out:?}"))
-        .to_owned();
-    (p, url)
+        .unwrap_or_else(|| panic!("no {label:?} address in {out:?}"))
+        .to_owned()
+}
+
+/// `mod NAME { sqlite, postgres }`: the async test body `f(Option<&str>)` once per engine
+/// (PostgreSQL on a throwaway database, skipped only with GALLEY_SKIP_POSTGRES=1).
+macro_rules! on_both_engines {
+    ($name:ident, $f:path) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $f(None).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                // Declared first so it is dropped last, after the server processes.
+                let Some(db) = TempPgDatabase::create().await else {
+                    eprintln!("PostgreSQL test skipped (GALLEY_SKIP_POSTGRES=1)");
+                    return;
+                };
+                $f(Some(db.url())).await;
+            }
+        }
+    };
 }
 
 fn http() -> reqwest::Client {
@@ -411,24 +447,7 @@ async fn kill9_keeps_acknowledged_writes(db: Option<&str>) {
     drop(server2);
 }
 
-mod kill9 {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        kill9_keeps_acknowledged_writes(None).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        // Declared first so it is dropped last, after the server processes.
-        let Some(db) = TempPgDatabase::create().await else {
-            eprintln!("PostgreSQL crash test skipped (GALLEY_SKIP_POSTGRES=1)");
-            return;
-        };
-        kill9_keeps_acknowledged_writes(Some(db.url())).await;
-    }
-}
+on_both_engines!(kill9, kill9_keeps_acknowledged_writes);
 
 #[test]
 fn version_flag_prints_the_version() {
@@ -626,6 +645,8 @@ fn unreachable_database_url_fails_clearly() {
     assert!(err.contains("127.0.0.1:1"), "stderr: {err}");
 }
 
+on_both_engines!(https_on, https::https_serves_and_reloads);
+
 /// HTTPS (`--https`, `--tls-cert`, `--tls-key`): served with the certificate given, a
 /// renewed one taken on SIGHUP, a broken one refused while the old one stays, a client that
 /// never finishes its handshake holds no one else up.
@@ -686,16 +707,12 @@ mod https {
         (shown, answer)
     }
 
-    async fn https_serves_and_reloads(db: Option<&str>) {
+    pub(super) async fn https_serves_and_reloads(db: Option<&str>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (self_signed(), self_signed());
         write(dir.path(), &a);
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let data = data_args(&dir.path().join("data"), db);
-        let mut args = vec![
-            "serve",
-            "--http",
-            "127.0.0.1:0",
+        let tls = [
             "--https",
             "127.0.0.1:0",
             "--tls-cert",
@@ -703,15 +720,8 @@ mod https {
             "--tls-key",
             key.to_str().expect("path"),
         ];
-        args.extend(data.iter().map(String::as_str));
-        let mut p = Proc::spawn(&args);
-        let out = p.wait_stdout("HTTPS: https://", Duration::from_secs(60));
-        let addr = out
-            .split("HTTPS: https://")
-            .nth(1)
-            .and_then(|s| s.split("/api/").next())
-            .unwrap_or_else(|| panic!("no HTTPS address in {out:?}"))
-            .to_owned();
+        let (mut p, http_url, out) = start_server_with(&dir.path().join("data"), db, &tls);
+        let addr = address_after(&out, "HTTPS: https://");
 
         let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
         assert_eq!(shown, a.der, "the certificate given at start");
@@ -769,12 +779,6 @@ mod https {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
         // The plain listener serves as before.
-        let http_url = out
-            .split("serving on ")
-            .nth(1)
-            .and_then(|s| s.split("/api/").next())
-            .expect("http address")
-            .to_owned();
         let r = http()
             .get(format!("{http_url}/api/health"))
             .send()
@@ -786,19 +790,6 @@ mod https {
             .wait_exit(Duration::from_secs(30))
             .expect("exit after SIGTERM");
         assert!(status.success(), "{status}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        https_serves_and_reloads(None).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(db) = TempPgDatabase::create().await else {
-            return;
-        };
-        https_serves_and_reloads(Some(db.url())).await;
     }
 
     #[test]
@@ -875,6 +866,8 @@ mod https {
     }
 }
 
+on_both_engines!(traces_on, traces::requests_are_traced);
+
 /// Traces (`--otlp-endpoint`): exported over OTLP/HTTP to a receiver started here; a
 /// request's span carries its route template and status, continues the caller's
 /// `traceparent`, and has the database and rule spans as children.
@@ -930,21 +923,11 @@ mod traces {
             .and_then(|v| v.value.clone())
     }
 
-    async fn requests_are_traced(db: Option<&str>) {
+    pub(super) async fn requests_are_traced(db: Option<&str>) {
         let (otlp, got) = receiver().await;
         let dir = tempfile::tempdir().expect("tempdir");
         upsert_superuser(dir.path(), db);
-        let mut args = vec!["serve", "--http", "127.0.0.1:0", "--otlp-endpoint", &otlp];
-        let data = data_args(dir.path(), db);
-        args.extend(data.iter().map(String::as_str));
-        let mut p = Proc::spawn(&args);
-        let out = p.wait_stdout("/api/ (", Duration::from_secs(60));
-        let url = out
-            .split("serving on ")
-            .nth(1)
-            .and_then(|s| s.split("/api/").next())
-            .expect("address")
-            .to_owned();
+        let (mut p, url, _) = start_server_with(dir.path(), db, &["--otlp-endpoint", &otlp]);
         let client = http();
         let token = superuser_token(&client, &url).await;
         let r = client
@@ -1048,19 +1031,6 @@ mod traces {
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        requests_are_traced(None).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(db) = TempPgDatabase::create().await else {
-            return;
-        };
-        requests_are_traced(Some(db.url())).await;
     }
 
     #[test]
