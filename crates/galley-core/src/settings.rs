@@ -530,7 +530,7 @@ impl Settings {
             .map(Check::invalid)
             .collect();
         invalid.extend(self.invalid_superuser_ips());
-        invalid.extend(self.invalid_backups_cron());
+        invalid.extend(self.invalid_backups());
         if !valid_nats_url(&self.brokers.nats.url) {
             invalid.push(Invalid {
                 path: vec!["brokers".into(), "nats".into(), "url".into()],
@@ -875,27 +875,34 @@ impl Settings {
             .collect()
     }
 
-    /// `backups.cron`, when set, must be a cron expression (PocketBase's code); then
-    /// `cronMaxKeep` must keep at least one backup.
-    fn invalid_backups_cron(&self) -> Vec<Invalid> {
+    /// PocketBase's checks of the backups schedule: a cron expression (5 fields or a macro)
+    /// and, when there is one, at least one backup to keep.
+    fn invalid_backups(&self) -> Vec<Invalid> {
+        let mut invalid = Vec::new();
         let b = &self.backups;
-        if b.cron.is_empty() {
-            return vec![];
+        if !b.cron.is_empty() && galley_jobs::cron::Schedule::parse(&b.cron).is_err() {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cron".into()],
+                error: FieldError::new(
+                    "validation_invalid_cron",
+                    "Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments.",
+                ),
+            });
         }
-        let at = |key: &str, code: &str, message: String| Invalid {
-            path: vec!["backups".into(), key.into()],
-            error: FieldError::new(code, message),
-        };
-        let mut invalid = vec![];
-        if let Err(e) = galley_jobs::cron::Schedule::parse(&b.cron) {
-            invalid.push(at("cron", "validation_invalid_cron", e.to_string()));
-        }
-        if b.cron_max_keep < 1 {
-            invalid.push(at(
-                "cronMaxKeep",
-                "validation_min_greater_equal_than_required",
-                "Must be no less than 1.".into(),
-            ));
+        if !b.cron.is_empty() && b.cron_max_keep == 0 {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cronMaxKeep".into()],
+                error: FieldError::required(),
+            });
+        } else if b.cron_max_keep < 0 {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cronMaxKeep".into()],
+                error: FieldError::new(
+                    "validation_min_greater_equal_than_required",
+                    "Must be no less than 1.",
+                )
+                .with_params(json!({"threshold": 1})),
+            });
         }
         invalid
     }

@@ -220,6 +220,29 @@ pub(crate) struct Inner {
     pub(crate) notify_wake: tokio::sync::Notify,
     /// PostgreSQL: enqueues waiting to be committed together (see [`Jobs::enqueue`]).
     grouped: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Grouped>>,
+    pub(crate) counters: Counters,
+}
+
+/// What this process's workers did since it started (for metrics).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) running: std::sync::atomic::AtomicU64,
+    pub(crate) succeeded: std::sync::atomic::AtomicU64,
+    pub(crate) retried: std::sync::atomic::AtomicU64,
+    pub(crate) dead: std::sync::atomic::AtomicU64,
+}
+
+/// A reading of this process's job counters ([`Jobs::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Handlers running now.
+    pub running: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed and were queued again (backoff).
+    pub retried: u64,
+    /// Runs that failed for good (the job is kept as dead).
+    pub dead: u64,
 }
 
 /// An enqueue waiting for a group commit, and where its answer goes.
@@ -245,6 +268,7 @@ impl Jobs {
                 notify_pending: Default::default(),
                 notify_wake: tokio::sync::Notify::new(),
                 grouped: Default::default(),
+                counters: Counters::default(),
             }),
         }
     }
@@ -451,6 +475,18 @@ impl Jobs {
             .store
             .read(move |c| queue::list(c, state.as_deref(), limit, offset))
             .await
+    }
+
+    /// This process's job counters (no query).
+    pub fn stats(&self) -> JobStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        JobStats {
+            running: c.running.load(Relaxed),
+            succeeded: c.succeeded.load(Relaxed),
+            retried: c.retried.load(Relaxed),
+            dead: c.dead.load(Relaxed),
+        }
     }
 
     /// Jobs per state.
