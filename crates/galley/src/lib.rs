@@ -213,7 +213,12 @@ pub async fn serve_with(
             .await
             .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
     }
-    if let Ok(addr) = listener.local_addr() {
+    // Webhooks may not target this server: every address it answers on.
+    let https_tcp = https.as_ref().map(|(tcp, _)| tcp);
+    for addr in std::iter::once(&http)
+        .chain(https_tcp)
+        .filter_map(|l| l.local_addr().ok())
+    {
         server.app.add_listening(addr);
     }
     let app_for_drain = server.app.clone();
