@@ -41,7 +41,7 @@ impl App {
         prepare_upload_dir(&config.data_dir)?;
         let store = Arc::new(store);
         let brokers = Arc::new(crate::brokers::Brokers::default());
-        let listening = crate::webhooks::Listening::default();
+        let listening = crate::app::Listening::default();
         let app = App {
             jobs: galley_jobs::Jobs::new(store.clone(), config.jobs.clone()),
             store,

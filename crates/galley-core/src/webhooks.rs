@@ -8,6 +8,7 @@
 //! are retried with the queue's backoff.
 
 use crate::app::App;
+use crate::app::Listening;
 use crate::context::{Caller, Change, RecordHook, RequestMeta, WriteCtx};
 use crate::error::CoreError;
 use crate::rules::{self, RuleCtx};
@@ -18,8 +19,7 @@ use galley_store::{Conn, ConnExt, StoreError};
 use galley_types::collection::{WEBHOOKS, WEBHOOK_DELIVERIES};
 use galley_types::{Collection, FieldError};
 use serde_json::{json, Map, Value};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The job kind of a delivery; its payload is `{"delivery": "<_webhookDeliveries id>"}`.
@@ -27,28 +27,6 @@ pub const JOB_KIND: &str = "webhook";
 
 /// How long one attempt may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The addresses this process serves HTTP on, shared by the App (which learns them as the
-/// server starts) and the record hook (which refuses webhooks that target them).
-#[derive(Debug, Clone, Default)]
-pub struct Listening(Arc<Mutex<Vec<SocketAddr>>>);
-
-impl Listening {
-    pub(crate) fn add(&self, addr: SocketAddr) {
-        if let Ok(mut l) = self.0.lock() {
-            l.push(addr);
-        }
-    }
-
-    /// What a webhook may target under `settings`.
-    pub(crate) fn policy(&self, settings: &crate::settings::Settings) -> wh::Policy {
-        wh::Policy {
-            allow_private: settings.webhooks.allow_private_networks,
-            app_url: Some(settings.meta.app_url.clone()),
-            listening: self.0.lock().map(|l| l.clone()).unwrap_or_default(),
-        }
-    }
-}
 
 /// The record hook: validates `_webhooks` records and enqueues deliveries.
 pub struct Webhooks {

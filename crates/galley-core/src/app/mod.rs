@@ -57,6 +57,31 @@ impl AppConfig {
     }
 }
 
+/// The addresses this process serves HTTP on, shared by the App (which learns them as the
+/// server starts) and the record hook (which refuses webhooks that target them).
+#[derive(Debug, Clone, Default)]
+pub struct Listening(Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>);
+
+impl Listening {
+    pub(crate) fn add(&self, addr: std::net::SocketAddr) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(addr);
+        }
+    }
+
+    /// What a webhook may target under `settings`.
+    pub(crate) fn policy(
+        &self,
+        settings: &crate::settings::Settings,
+    ) -> galley_jobs::webhook::Policy {
+        galley_jobs::webhook::Policy {
+            allow_private: settings.webhooks.allow_private_networks,
+            app_url: Some(settings.meta.app_url.clone()),
+            listening: self.0.lock().map(|l| l.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 /// Realtime clients, known by their caller.
 pub type RealtimeHub = galley_realtime::Hub<Caller>;
 
@@ -98,7 +123,7 @@ pub struct App {
     pub(crate) record_hooks: RecordHooks,
     /// The addresses this process serves HTTP on (set by the server as it starts): a
     /// webhook may not target them.
-    pub(crate) listening: crate::webhooks::Listening,
+    pub(crate) listening: Listening,
 }
 
 impl App {
