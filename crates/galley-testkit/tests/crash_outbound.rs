@@ -233,6 +233,7 @@ fn check(what: &str, want: &HashSet<String>, got: &[(String, String)]) -> usize 
     got.len() - ids.len()
 }
 
+/// Never blocks a runtime thread: the webhook receiver runs on this runtime.
 async fn rounds(engine: Engine) {
     let Some(srv) = TestServer::start(engine).await else {
         return;
@@ -295,7 +296,7 @@ async fn rounds(engine: Engine) {
                 .collect::<Vec<_>>()
         });
         // Opening the app takes a moment; then writes run for a while and are cut.
-        std::thread::sleep(Duration::from_millis(1200 + round * 211 % 700));
+        tokio::time::sleep(Duration::from_millis(1200 + round * 211 % 700)).await;
         c.kill().expect("SIGKILL");
         let _ = c.wait();
         let got = reader.join().expect("reader");
@@ -319,7 +320,7 @@ async fn rounds(engine: Engine) {
             t0.elapsed() < Duration::from_secs(180),
             "the drain did not finish"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(drained.join().expect("reader"), "the drain child failed");
 
