@@ -6,6 +6,7 @@
 //! panics or throws into JavaScript except through that shape.
 
 use crate::Shared;
+use galley_core::collections::By;
 use galley_core::context::{Next, WriteCtx};
 use galley_core::records::system;
 use galley_core::{App, CoreError, RequestMeta};
@@ -262,9 +263,9 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
             let exists = !id.is_empty() && app.schema().find(&id).is_some();
             let col = shared.block_on(async {
                 if exists {
-                    galley_core::collections::update(&app, &id, a).await
+                    galley_core::collections::update(&app, &id, a, By::Code).await
                 } else {
-                    galley_core::collections::create(&app, a).await
+                    galley_core::collections::create(&app, a, By::Code).await
                 }
             })?;
             Ok(col.to_json())
@@ -272,7 +273,7 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "deleteCollection" => {
             let app = app(shared)?;
             let name = s(&a).to_owned();
-            shared.block_on(galley_core::collections::delete(&app, &name))?;
+            shared.block_on(galley_core::collections::delete(&app, &name, By::Code))?;
             Ok(Value::Null)
         }
         "enqueue" => {

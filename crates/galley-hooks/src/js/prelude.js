@@ -269,13 +269,27 @@
   class FieldsList extends Array {
     getByName(n) { return this.find((f) => f.name === n) || null; }
     getById(id) { return this.find((f) => f.id === id) || null; }
-    add(...fs) {
-      for (const f of fs) {
-        const i = this.findIndex((x) => (f.id && x.id === f.id) || x.name === f.name);
-        if (i >= 0) this[i] = f; else this.push(f);
-      }
+    add(...fs) { for (const f of fs) this.__put(-1, f); }
+    addAt(pos, ...fs) {
+      const total = this.length;
+      fs.forEach((f, i) => this.__put(pos < 0 ? -1 : pos > total ? total + i : pos + i, f));
     }
-    addAt(pos, ...fs) { this.splice(pos, 0, ...fs); }
+    // PocketBase's FieldsList.add: a field of the same id (or, without an id, of the same
+    // name, whose id it takes) is replaced, in place for `add`, moved to `pos` for `addAt`
+    // (what generated migrations' "update field" relies on).
+    __put(pos, f) {
+      let inPlace = false;
+      if (pos < 0) { inPlace = true; pos = this.length; } else if (pos > this.length) pos = this.length;
+      const byName = !f.id;
+      const i = this.findIndex((x) => byName ? (!!f.name && x.name === f.name) : x.id === f.id);
+      if (i >= 0) {
+        if (byName) f.id = this[i].id;
+        if (inPlace) { this[i] = f; return; }
+        this.splice(i, 1);
+        if (pos > this.length) pos = this.length;
+      }
+      this.splice(pos, 0, f);
+    }
     removeById(id) { const i = this.findIndex((f) => f.id === id); if (i >= 0) this.splice(i, 1); }
     removeByName(n) { const i = this.findIndex((f) => f.name === n); if (i >= 0) this.splice(i, 1); }
     fieldNames() { return this.map((f) => f.name); }
