@@ -202,9 +202,6 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "equal" => Ok(json!(galley_auth::jwt::secrets_equal(s(&a[0]), s(&a[1])))),
         "sha256" | "sha512" => Ok(json!(crate::security::digest(op, s(&a)))),
         "hmac" => Ok(json!(crate::security::hmac(s(&a[0]), s(&a[1]), s(&a[2])))),
-        "md5" | "encrypt" | "decrypt" => Err(bad(format!(
-            "$security.{op} is part of PocketBase's JavaScript API but Galley does not offer it"
-        ))),
         "hashPassword" => galley_auth::password::hash(s(&a))
             .map(|h| json!(h))
             .map_err(|e| CoreError::internal(&e)),

@@ -193,6 +193,7 @@
       return v === undefined ? null : v;
     }
     set(k, v) {
+      if (/:autogenerate$/.test(k)) throw new Error("the :autogenerate modifier of record.set is part of PocketBase's JavaScript API but Galley does not offer it (a text field's autogeneratePattern fills an empty value on save)");
       v = toJSONValue(v);
       this.__dirty[String(k).replace(/^\+|[+-]$/g, "")] = true;
       const m = /^(\+)?([^+-]+)([+-])?$/.exec(k);
@@ -504,11 +505,8 @@
     equal: (a, b) => call("equal", [String(a), String(b)]),
     sha256: (s) => call("sha256", String(s)),
     sha512: (s) => call("sha512", String(s)),
-    md5: (s) => call("md5", String(s)),
     hs256: (s, k) => call("hmac", ["sha256", String(s), String(k)]),
     hs512: (s, k) => call("hmac", ["sha512", String(s), String(k)]),
-    encrypt: (data, key) => call("encrypt", [String(data), String(key)]),
-    decrypt: (data, key) => call("decrypt", [String(data), String(key)]),
   };
   g.$os = {
     getenv: (k) => call("getenv", String(k)),
@@ -621,6 +619,9 @@
     remoteIP() { return this.__req.ip; }
     hasSuperuserAuth() { return !!(this.auth && this.auth.isSuperuser()); }
     isTLS() { return false; }
+    // Values kept for the rest of the request (middlewares to handler).
+    set(k, v) { (this.__store || (this.__store = {}))[String(k)] = v; }
+    get(k) { const s = this.__store || {}; return k in s ? s[k] : null; }
     requestInfo() {
       const req = this.__req, auth = this.auth;
       return {
@@ -810,7 +811,8 @@
 
   // Names of PocketBase's JavaScript API that Galley does not offer: using one fails the
   // load with its name, never a silent no-op.
-  for (const name of g.__unsupported || []) {
+  const unsupported = new Set(g.__unsupported || []);
+  for (const name of unsupported) {
     const fail = () => { throw new Error(name + " is part of PocketBase's JavaScript API but Galley does not offer it"); };
     if (name.startsWith("$")) {
       g[name] = new Proxy({}, { get: (_, p) => (typeof p === "symbol" ? undefined : fail()) });
@@ -832,7 +834,104 @@
     return module.exports;
   };
 
+  // ---- the load-time check of names ---------------------------------------------------
+  // Handlers run as source text later, so a name they use that Galley does not offer would
+  // only fail when called; the check finds them in the file's text at load: names of
+  // PocketBase's globals that are not defined here, members of the `$` objects that they do
+  // not have, and PocketBase's methods on events and records that are not offered.
+  const PB_GLOBALS = ["$apis", "$app", "$dbx", "$filepath", "$filesystem", "$http", "$mails", "$os",
+    "$security", "$template", "ApiError", "AppleClientSecretCreateForm", "AutodateField",
+    "BadRequestError", "BoolField", "Collection", "Command", "Context", "Cookie", "DateField",
+    "DateTime", "DynamicModel", "EditorField", "EmailField", "Field", "FieldsList", "FileField",
+    "ForbiddenError", "GeoPointField", "InternalServerError", "JSONField", "MailerMessage",
+    "Middleware", "NotFoundError", "NumberField", "PasswordField", "Record", "RecordUpsertForm",
+    "RelationField", "RequestInfo", "SelectField", "SubscriptionMessage", "TestEmailSendForm",
+    "TestS3FilesystemForm", "TextField", "Timezone", "TooManyRequestsError", "URLField",
+    "UnauthorizedError", "ValidationError", "arrayOf", "cronAdd", "cronRemove", "migrate",
+    "nullArray", "nullBool", "nullFloat", "nullInt", "nullObject", "nullString", "readerToString",
+    "routerAdd", "routerUse", "sleep", "toBytes", "toString", "unmarshal"];
+  const PB_METHODS = ["findUploadedFiles", "formFile", "fileFS", "stream", "getUnsavedFiles",
+    "unmarshalJSONField", "newAuthToken", "newVerificationToken", "newPasswordResetToken",
+    "newEmailChangeToken", "newFileToken", "newStaticAuthToken", "refreshTokenKey", "setTokenKey",
+    "canAccessRecord", "expandRecord", "expandRecords", "recordQuery", "collectionQuery",
+    "modelQuery", "importCollections", "isCollectionNameUnique", "truncateCollection",
+    "findAllExternalAuthsByRecord", "findAuthRecordByFilter", "newBackup", "restoreBackup",
+    "newFilesystem", "newBackupsFilesystem", "saveNoValidateWithContext", "unsafeWithoutHooks",
+    "findCachedCollectionByNameOrId", "syncRecordTableSchema", "auxDB", "nonconcurrentDB",
+    "concurrentDB", "cron", "store", "subscriptionsBroker", "onTerminate"];
+  // Comments, strings and regular expressions become spaces (lines kept), so that only code
+  // is looked at; template literals' `${...}` parts stay code.
+  function codeOf(src) {
+    const blank = (t) => t.replace(/[^\n]/g, " ");
+    const n = src.length;
+    let out = "", i = 0, prev = "";
+    while (i < n) {
+      const c = src[i], d = src[i + 1];
+      if (c === "/" && (d === "/" || d === "*")) {
+        const j = d === "/" ? src.indexOf("\n", i) : src.indexOf("*/", i + 2);
+        const e = j < 0 ? n : d === "/" ? j : j + 2;
+        out += blank(src.slice(i, e));
+        i = e;
+        continue;
+      }
+      const regex = c === "/" && !/[\w$)\]]/.test(prev);
+      if (c === "'" || c === '"' || c === "`" || regex) {
+        let j = i + 1;
+        while (j < n && src[j] !== c) {
+          if (src[j] === "\\") { j += 2; continue; }
+          if (src[j] === "\n" && c !== "`") break;
+          if (c === "`" && src[j] === "$" && src[j + 1] === "{") {
+            out += blank(src.slice(i, j + 2));
+            let k = j + 2, depth = 1;
+            while (k < n && depth > 0) { if (src[k] === "{") depth++; else if (src[k] === "}") depth--; k++; }
+            out += src.slice(j + 2, k - 1) + " ";
+            i = j = k;
+            continue;
+          }
+          j++;
+        }
+        out += blank(src.slice(i, j + 1));
+        i = j + 1;
+        prev = c;
+        continue;
+      }
+      out += c;
+      if (!/\s/.test(c)) prev = c;
+      i++;
+    }
+    return out;
+  }
+  function lineAt(text, index) { return text.slice(0, index).split("\n").length; }
+  function checkNames(src) {
+    const code = codeOf(String(src));
+    const notOffered = (name, index) => ({ name, line: lineAt(code, index) });
+    let m;
+    const ident = /(^|[^\w$.])([A-Za-z_$][\w$]*)/g;
+    while ((m = ident.exec(code))) {
+      const name = m[2], at = m.index + m[1].length;
+      if (unsupported.has(name)) return notOffered(name, at);
+      if (PB_GLOBALS.includes(name) && typeof g[name] === "undefined") return notOffered(name, at);
+    }
+    const member = /(\$[A-Za-z_]\w*|(?<![\w$.])e\.app)\s*\.\s*([A-Za-z_$][\w$]*)/g;
+    while ((m = member.exec(code))) {
+      const ns = m[1] === "e.app" ? "$app" : m[1];
+      const obj = g[ns];
+      if (unsupported.has(ns) || !obj || typeof obj !== "object") continue;
+      if (!(m[2] in obj)) return notOffered(ns + "." + m[2], m.index);
+    }
+    const query = /\.db\(\s*\)\s*\.\s*([A-Za-z_$][\w$]*)/g;
+    while ((m = query.exec(code))) if (m[1] !== "newQuery") return notOffered("$app.db()." + m[1], m.index);
+    const method = new RegExp("\\.\\s*(" + PB_METHODS.join("|") + ")\\s*\\(", "g");
+    if ((m = method.exec(code))) return notOffered(m[1], m.index);
+    return null;
+  }
+
   g.__galley = {
+    // The first name of `source` that Galley does not offer, as "line:name", or "".
+    check(source) {
+      const r = checkNames(source);
+      return r ? r.line + ":" + r.name : "";
+    },
     // Loading one hook file: Rust evaluates it (with its file name, for error lines)
     // between these two; `end` answers the registrations it made, as JSON.
     begin() {
@@ -914,7 +1013,15 @@
           else if (event === "onRecordAuthRequest") arg = { token: e.token, record: e.record.publicExport(), meta: e.meta };
           else if (event === "onRecordViewRequest") arg = e.record.publicExport();
           answer = call("nextRequest", arg);
-          if (write && answer) e.record = presented(col, answer);
+          if (write && answer) {
+            // As PocketBase's e.record after e.next(): the saved record, with the values
+            // the answer does not show (an auth record's email) readable but still hidden.
+            const before = e.record.__data;
+            e.record = presented(col, answer);
+            for (const k of Object.keys(before)) {
+              if (!(k in answer)) { e.record.__data[k] = before[k]; e.record.__hidden[k] = true; }
+            }
+          }
         });
       } catch (err) {
         return JSON.stringify({ error: failure(err) });
@@ -927,9 +1034,15 @@
       const col = collectionFrom(colJson);
       const fns = JSON.parse(handlerIds).map(handler);
       const out = [];
+      let info = null;
       try {
         for (const data of JSON.parse(recordsJson)) {
           const { e } = requestEvent(req);
+          // PocketBase's enrich event has `e.requestInfo` as a value; a request event's is a
+          // method: both forms work.
+          info = info || e.requestInfo();
+          const ri = Object.assign(() => info, info);
+          Object.defineProperty(e, "requestInfo", { value: ri });
           e.collection = col;
           e.record = presented(col, data);
           chain(fns, e, () => {});
