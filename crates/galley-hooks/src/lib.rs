@@ -243,7 +243,7 @@ impl Hooks {
             automigrate::install(app, dir.clone());
         }
         jobs::sync(&self.0, app);
-        events::bootstrap(&self.0, "onBootstrap").await?;
+        events::bootstrap(&self.0, "onBootstrap", serde_json::json!({})).await?;
         if self.0.config.watch {
             if let Some(dir) = self.0.config.dir.clone() {
                 watch(Arc::downgrade(&self.0), dir);
@@ -254,7 +254,17 @@ impl Hooks {
 
     /// Runs the `onServe` handlers (the server is about to accept requests).
     pub async fn serve(&self) -> Result<(), CoreError> {
-        events::bootstrap(&self.0, "onServe").await
+        events::bootstrap(&self.0, "onServe", serde_json::json!({})).await
+    }
+
+    /// Runs the `onTerminate` handlers (the server stopped serving and is about to close;
+    /// `e.isRestart` is false: Galley restarts only after a backup restore, as a new
+    /// process). A failure is logged.
+    pub async fn terminate(&self) {
+        let fields = serde_json::json!({"isRestart": false});
+        if let Err(e) = events::bootstrap(&self.0, "onTerminate", fields).await {
+            tracing::error!(target: "hooks", error = %e, "onTerminate failed");
+        }
     }
 
     /// Answers a request with the route a hook file added, or gives it back.

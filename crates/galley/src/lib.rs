@@ -166,7 +166,8 @@ pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1
 /// [`serve`] with the operations the caller opened (the binary points its app-log layer at
 /// the log store and serves the metrics). When `shutdown` resolves: stops accepting, ends
 /// the realtime streams (their clients reconnect), lets requests in flight finish for up to
-/// [`DRAIN_DEADLINE`], then writes the queued log entries and returns.
+/// [`DRAIN_DEADLINE`], runs the hooks' `onTerminate`, then writes the queued log entries
+/// and returns.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: impl Into<Server>,
@@ -181,6 +182,7 @@ pub async fn serve_with(
             .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
     }
     let app_for_drain = server.app.clone();
+    let hooks = server.hooks.clone();
     let svc = router(server, &ops).into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
@@ -209,6 +211,9 @@ pub async fn serve_with(
             Ok(())
         }
     };
+    if let Some(h) = hooks {
+        h.terminate().await;
+    }
     ops.logs.close().await;
     served
 }

@@ -858,7 +858,7 @@
     "findAllExternalAuthsByRecord", "findAuthRecordByFilter", "newBackup", "restoreBackup",
     "newFilesystem", "newBackupsFilesystem", "saveNoValidateWithContext", "unsafeWithoutHooks",
     "findCachedCollectionByNameOrId", "syncRecordTableSchema", "auxDB", "nonconcurrentDB",
-    "concurrentDB", "cron", "store", "subscriptionsBroker", "onTerminate"];
+    "concurrentDB", "cron", "store", "subscriptionsBroker"];
   // Comments, strings and regular expressions become spaces (lines kept), so that only code
   // is looked at; template literals' `${...}` parts stay code.
   function codeOf(src) {
@@ -943,15 +943,25 @@
       return JSON.stringify(registrations.splice(0));
     },
     // A route: middlewares (routerUse's, then the route's) then the handler.
-    route(reqJson, handlerId, mws) {
+    // The request's headers come as their own JSON text, parsed only when read; the answer
+    // is "status\ncontent type\nheaders JSON\nbody" (the body as written, not re-encoded
+    // in JSON), or "!" and the error's JSON.
+    route(reqJson, headersJson, handlerId, mws) {
       const req = JSON.parse(reqJson);
+      let headers = null;
+      Object.defineProperty(req, "headers", { get: () => headers || (headers = JSON.parse(headersJson)) });
       const { e, reply, headersOut } = requestEvent(req);
       try {
-        chain(JSON.parse(mws).map(middleware), e, () => handler(Number(handlerId))(e));
+        const f = handler(Number(handlerId));
+        if (mws === "[]") f(e);
+        else chain(JSON.parse(mws).map(middleware), e, () => f(e));
       } catch (err) {
-        return JSON.stringify({ error: failure(err) });
+        return "!" + JSON.stringify(failure(err));
       }
-      return JSON.stringify({ reply, headers: headersOut });
+      if (!reply.set) return "";
+      let h = "";
+      for (const k in headersOut) { h = JSON.stringify(headersOut); break; }
+      return reply.status + "\n" + reply.type + "\n" + h + "\n" + reply.body;
     },
     // A record event: the handlers in order, the last one's next() being Rust's next.
     record(event, handlerIds, colJson, recordJson, extraJson) {
@@ -1003,7 +1013,6 @@
         e.record = write ? Record.__stored(col, p.record) : presented(col, p.record);
       }
       let called = false;
-      let answer = null;
       try {
         chain(JSON.parse(handlerIds).map(handler), e, () => {
           called = true;
@@ -1012,21 +1021,33 @@
           else if (event === "onRecordsListRequest") arg = Object.assign({}, e.result, { items: e.records.map((r) => r.publicExport()) });
           else if (event === "onRecordAuthRequest") arg = { token: e.token, record: e.record.publicExport(), meta: e.meta };
           else if (event === "onRecordViewRequest") arg = e.record.publicExport();
-          answer = call("nextRequest", arg);
-          if (write && answer) {
+          call("nextRequest", arg);
+          if (write) {
             // As PocketBase's e.record after e.next(): the saved record, with the values
             // the answer does not show (an auth record's email) readable but still hidden.
-            const before = e.record.__data;
-            e.record = presented(col, answer);
-            for (const k of Object.keys(before)) {
-              if (!(k in answer)) { e.record.__data[k] = before[k]; e.record.__hidden[k] = true; }
-            }
+            // Rust keeps the answer; it comes here only when a handler reads e.record.
+            const before = e.record;
+            let after = null;
+            Object.defineProperty(e, "record", {
+              configurable: true, enumerable: true,
+              get() {
+                if (after) return after;
+                const answer = call("nextAnswer");
+                if (!answer) return (after = before);
+                after = presented(col, answer);
+                for (const k of Object.keys(before.__data)) {
+                  if (!(k in answer)) { after.__data[k] = before.__data[k]; after.__hidden[k] = true; }
+                }
+                return after;
+              },
+              set(v) { after = v; },
+            });
           }
         });
       } catch (err) {
         return JSON.stringify({ error: failure(err) });
       }
-      return JSON.stringify({ reply, headers: headersOut, called, answer });
+      return JSON.stringify({ reply, headers: headersOut, called });
     },
     // onRecordEnrich: each record of an answer through the handlers.
     enrich(handlerIds, reqJson, colJson, recordsJson) {
@@ -1099,6 +1120,7 @@
       const ev = JSON.parse(eventJson);
       const col = ev.collection ? collectionFrom(ev.collection) : null;
       const e = { app: app };
+      if (ev.isRestart !== undefined) e.isRestart = ev.isRestart;
       if (col) e.collection = col;
       if (ev.record) e.record = Record.__stored(col, ev.record);
       try {

@@ -919,3 +919,26 @@ mod automigrate_writes_files {
         automigrate_writes_files_that_rebuild_the_schema(galley_testkit::Engine::Postgres).await
     }
 }
+
+const TERMINATE: &str = r#"
+onTerminate((e) => {
+    const col = $app.findCollectionByNameOrId("notes")
+    $app.save(new Record(col, { text: "terminated, restart: " + e.isRestart }))
+    e.next()
+})
+"#;
+
+both_engines_hooks! {
+    files = &[("terminate.pb.js", TERMINATE)];
+
+    // onTerminate runs once the server stopped serving, before the App closes: what it
+    // saves is there after a restart.
+    async fn on_terminate_runs_at_shutdown(srv) {
+        let mut srv = srv;
+        srv.create_collection(json!({"name": "notes", "type": "base", "listRule": "", "fields": [{"name": "text", "type": "text"}]})).await;
+        assert!(srv.all_records("notes").await.is_empty());
+        srv.restart().await;
+        let texts: Vec<Value> = srv.all_records("notes").await.iter().map(|r| r["text"].clone()).collect();
+        assert_eq!(texts, [json!("terminated, restart: false")]);
+    }
+}
