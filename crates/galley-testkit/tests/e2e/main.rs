@@ -27,6 +27,7 @@ mod extend;
 mod files;
 mod health;
 mod hooks;
+mod hooks_docs;
 mod jobs;
 mod logs;
 mod mail_tls;
