@@ -334,7 +334,7 @@ async fn webhooks_created_edited_delivered_and_redelivered_from_the_dashboard() 
     let c = start_with(|_| {}).await;
     let (session, csrf) = signed_in(&c).await;
     let col = serde_json::json!({"name": "posts", "type": "base", "fields": [{"name": "title", "type": "text"}]});
-    galley_core::collections::create(&c.app, col)
+    galley_core::collections::create(&c.app, col, galley_core::collections::By::Code)
         .await
         .expect("collection");
     let (got, url) = receiver().await;
