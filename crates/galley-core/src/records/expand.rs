@@ -94,8 +94,12 @@ impl Expander<'_> {
             None => return false,
         };
         for seg in path {
-            let next = match cur.field(seg).and_then(|f| f.relation()) {
-                Some(rel) => self.schema.by_id(&rel.collection_id).cloned(),
+            let next = match cur.field(seg) {
+                // A field the caller cannot see expands nothing (as in filters).
+                Some(f) if f.hidden && !self.caller.is_superuser() => None,
+                Some(f) => f
+                    .relation()
+                    .and_then(|rel| self.schema.by_id(&rel.collection_id).cloned()),
                 None => self.back_relation(&cur, seg).map(|(other, _, _)| other),
             };
             match next {
@@ -243,7 +247,7 @@ impl Expander<'_> {
         let (other_name, field) = key.split_once("_via_")?;
         let other = self.schema.find(other_name)?.clone();
         let f = other.field(field)?;
-        if f.relation()?.collection_id != col.id {
+        if f.relation()?.collection_id != col.id || (f.hidden && !self.caller.is_superuser()) {
             return None;
         }
         let unique = !f.is_multiple()

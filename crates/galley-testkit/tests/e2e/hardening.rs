@@ -98,3 +98,50 @@ both_engines! {
         assert_eq!(ids_of(&r.body["items"]), both);
     }
 }
+
+both_engines! {
+    // Item 2: `expand` (and realtime's `expand` option) skips a relation field the caller
+    // may not see, forwards and backwards (`docs_via_owner`), at any depth.
+    async fn expand_ignores_hidden_relation_fields(srv) {
+        let owners = srv.create_collection(json!({"name": "owners", "listRule": "", "viewRule": "",
+            "fields": [{"name": "name", "type": "text"}]})).await;
+        let docs = srv.create_collection(json!({"name": "docs", "listRule": "", "viewRule": "",
+            "fields": [{"name": "title", "type": "text"},
+                       {"name": "owner", "type": "relation", "collectionId": owners["id"], "hidden": true}]})).await;
+        srv.create_collection(json!({"name": "notes", "listRule": "", "viewRule": "",
+            "fields": [{"name": "doc", "type": "relation", "collectionId": docs["id"]}]})).await;
+        let owner = srv.create_record("owners", json!({"name": "secret owner"})).await;
+        let doc = srv.create_record("docs", json!({"title": "d", "owner": owner["id"]})).await;
+        let note = srv.create_record("notes", json!({"doc": doc["id"]})).await;
+        let (owner, doc, note) = (owner["id"].as_str().unwrap(), doc["id"].as_str().unwrap(), note["id"].as_str().unwrap());
+
+        let guest_doc = srv.guest(Method::GET, &format!("/api/collections/docs/records/{doc}?expand=owner"), None).await;
+        assert_eq!(guest_doc.status, 200, "{}", guest_doc.body);
+        assert!(guest_doc.body.get("owner").is_none() && guest_doc.body.get("expand").is_none(), "{}", guest_doc.body);
+        let r = srv.guest(Method::GET, &format!("/api/collections/owners/records/{owner}?expand=docs_via_owner"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.get("expand").is_none(), "{}", r.body);
+        // A path through a hidden field expands nothing, as a path through a non-relation.
+        let r = srv.guest(Method::GET, "/api/collections/notes/records?expand=doc.owner", None).await;
+        assert!(r.body["items"][0].get("expand").is_none(), "{}", r.body);
+        let r = srv.guest(Method::GET, "/api/collections/notes/records?expand=doc,doc.owner", None).await;
+        assert_eq!(r.body["items"][0]["expand"]["doc"]["id"], doc, "{}", r.body);
+        assert!(r.body["items"][0]["expand"]["doc"].get("expand").is_none(), "{}", r.body);
+
+        // The superuser sees hidden fields, and expands them.
+        let r = srv.su(Method::GET, &format!("/api/collections/notes/records/{note}?expand=doc.owner"), None).await;
+        assert_eq!(r.body["expand"]["doc"]["expand"]["owner"]["name"], "secret owner", "{}", r.body);
+        let r = srv.su(Method::GET, &format!("/api/collections/owners/records/{owner}?expand=docs_via_owner"), None).await;
+        assert_eq!(r.body["expand"]["docs_via_owner"][0]["id"], doc, "{}", r.body);
+
+        // Realtime's expand option goes through the same code.
+        let mut sse = galley_testkit::sse::SseClient::connect(&srv.url).await;
+        let topic = format!("docs/*?options={}", enc(r#"{"query":{"expand":"owner"}}"#));
+        let r = srv.guest(Method::POST, "/api/realtime", Some(json!({"clientId": sse.client_id, "subscriptions": [topic]}))).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        srv.su(Method::PATCH, &format!("/api/collections/docs/records/{doc}"), Some(json!({"title": "d2"}))).await;
+        let e = sse.next(std::time::Duration::from_secs(5)).await.expect("event");
+        assert_eq!(e.data["record"]["title"], "d2", "{}", e.data);
+        assert!(e.data["record"].get("expand").is_none(), "{}", e.data);
+    }
+}
