@@ -449,15 +449,15 @@ both_engines! {
         r.assert_error(403, "The collection is not configured to allow OAuth2 authentication.");
         let m = methods(&srv).await;
         assert_eq!(m["oauth2"], json!({"providers": [], "enabled": false}));
-        // Superusers never sign up through OAuth2.
+        // Superusers never sign in or up through OAuth2 (issue 17: enabling it is refused).
         let su = srv.su(Method::PATCH, "/api/collections/_superusers", Some(json!({"oauth2": {"enabled": true, "providers": oidc(&fake)}}))).await;
-        assert_eq!(su.status, 200, "{}", su.body);
+        assert_eq!(su.status, 400, "{}", su.body);
         let info = srv.guest(Method::GET, "/api/collections/_superusers/auth-methods", None).await;
-        let p = &info.body["oauth2"]["providers"][0];
-        let code = fake.code(p["codeChallenge"].as_str().expect("c"), json!({"sub": "root", "email": "root@example.com", "email_verified": true}));
+        assert_eq!(info.body["oauth2"], json!({"providers": [], "enabled": false}));
+        let code = fake.code("", json!({"sub": "root", "email": galley_testkit::SUPERUSER_EMAIL, "email_verified": true}));
         let r = srv.guest(Method::POST, "/api/collections/_superusers/auth-with-oauth2", Some(json!({
-            "provider": "oidc", "code": code, "codeVerifier": p["codeVerifier"], "redirectURL": "http://app.test/cb"}))).await;
-        r.assert_error(400, "Failed to authenticate.");
+            "provider": "oidc", "code": code, "codeVerifier": "v", "redirectURL": "http://app.test/cb"}))).await;
+        r.assert_error(403, "The collection is not configured to allow OAuth2 authentication.");
     }
 
     async fn preset_as_data_with_explicit_endpoints(srv) {

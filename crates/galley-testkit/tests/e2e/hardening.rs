@@ -145,3 +145,85 @@ both_engines! {
         assert!(e.data["record"].get("expand").is_none(), "{}", e.data);
     }
 }
+
+/// The field named `name` of a collection's JSON.
+fn field<'a>(coll: &'a Value, name: &str) -> &'a Value {
+    coll["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no field {name}: {coll}"))
+}
+
+both_engines! {
+    // Item 6: OAuth2 on `_superusers` is refused (a provider vouching for an address would
+    // give a superuser login), and the system fields of auth collections keep their type
+    // and flags whatever a superuser submits.
+    async fn oauth2_on_superusers_refused_and_auth_system_fields_kept(srv) {
+        let google = json!([{"name": "google", "clientId": "id", "clientSecret": "secret"}]);
+        let r = srv.su(Method::PATCH, "/api/collections/_superusers",
+            Some(json!({"oauth2": {"enabled": true, "providers": google}}))).await;
+        r.assert_error(400, "Failed to update collection.");
+        assert_eq!(r.code_at("/oauth2/enabled"), Some("validation_invalid_value"), "{}", r.body);
+        let su = srv.su(Method::GET, "/api/collections/_superusers", None).await.body;
+        assert_eq!(su["oauth2"]["enabled"], false, "{su}");
+        let r = srv.guest(Method::GET, "/api/collections/_superusers/auth-methods", None).await;
+        assert_eq!(r.body["oauth2"]["enabled"], false, "{}", r.body);
+        // Providers alone (disabled) may be stored, as every other option.
+        let r = srv.su(Method::PATCH, "/api/collections/_superusers", Some(json!({"oauth2": {"enabled": false}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        // System fields of an auth collection: flags forced back, types and names kept.
+        let accounts = srv.create_collection(json!({"name": "accounts", "type": "auth", "listRule": "", "viewRule": "", "createRule": ""})).await;
+        let account = srv.create_record("accounts", json!({"email": "a@example.com", "emailVisibility": true,
+            "password": "Account-Pass-1", "passwordConfirm": "Account-Pass-1"})).await;
+        let mut fields = accounts["fields"].as_array().expect("fields").clone();
+        for f in fields.iter_mut() {
+            match f["name"].as_str() {
+                Some("tokenKey" | "password") => { f["hidden"] = json!(false); f["system"] = json!(false); f["required"] = json!(false); }
+                Some("email") => { f["hidden"] = json!(true); f["system"] = json!(false); }
+                Some("id") => { f["hidden"] = json!(true); }
+                _ => {}
+            }
+        }
+        let r = srv.su(Method::PATCH, "/api/collections/accounts", Some(json!({"fields": fields}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        for (name, hidden) in [("tokenKey", true), ("password", true), ("email", false), ("id", false)] {
+            let f = field(&r.body, name);
+            assert_eq!((f["hidden"].as_bool(), f["system"].as_bool()), (Some(hidden), Some(true)), "{name}: {f}");
+        }
+        assert_eq!(field(&r.body, "tokenKey")["required"], true);
+        assert_eq!(field(&r.body, "password")["required"], true);
+        let seen = srv.guest(Method::GET, &format!("/api/collections/accounts/records/{}", account["id"].as_str().unwrap()), None).await;
+        assert_eq!(galley_testkit::keys(&seen.body),
+            ["collectionId", "collectionName", "email", "emailVisibility", "id", "verified"], "{}", seen.body);
+        assert_eq!(seen.body["email"], "a@example.com");
+
+        // Another type under a system name, a system field renamed or dropped: refused.
+        let swap = |name: &str, to: Value| -> Vec<Value> {
+            fields.iter().map(|f| if f["name"] == name { to.clone() } else { f.clone() }).collect()
+        };
+        for (bad, code) in [
+            (swap("tokenKey", json!({"name": "tokenKey", "type": "number", "hidden": true})), "validation_missing_tokenKey_field"),
+            (swap("password", json!({"name": "password", "type": "text", "hidden": true})), "validation_missing_password_field"),
+            (swap("email", json!({"id": field(&accounts, "email")["id"], "name": "mail", "type": "email"})), "validation_system_field_change"),
+        ] {
+            let r = srv.su(Method::PATCH, "/api/collections/accounts", Some(json!({"fields": bad}))).await;
+            r.assert_error(400, "Failed to update collection.");
+            assert_eq!(r.code_at("/fields"), Some(code), "{}", r.body);
+        }
+        // The same on create.
+        let r = srv.su(Method::POST, "/api/collections", Some(json!({"name": "accounts2", "type": "auth",
+            "fields": [{"name": "tokenKey", "type": "json", "hidden": false}]}))).await;
+        r.assert_error(400, "Failed to create collection.");
+        assert_eq!(r.code_at("/fields"), Some("validation_missing_tokenKey_field"), "{}", r.body);
+        // Nothing changed, and the account still signs in.
+        let now = srv.su(Method::GET, "/api/collections/accounts", None).await.body;
+        assert_eq!(field(&now, "email")["type"], "email");
+        assert_eq!(field(&now, "password")["type"], "password");
+        let r = srv.guest(Method::POST, "/api/collections/accounts/auth-with-password",
+            Some(json!({"identity": "a@example.com", "password": "Account-Pass-1"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
