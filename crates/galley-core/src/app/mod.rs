@@ -238,6 +238,12 @@ impl App {
             .map_err(|e| CoreError::internal(&e))
     }
 
+    /// How many password hashes and verifications (each the cost of one argon2id run) the
+    /// App has made: what a caller can make the server spend.
+    pub fn password_work(&self) -> u64 {
+        self.hashers.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Verifies a password off the async threads; `None` hash does the same work and fails.
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
         let Ok(_permit) = self.hash_permits.acquire().await else {
@@ -270,6 +276,8 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// (RSS reached GiBs under a login storm). A fixed set of threads reuses a fixed set of arenas.
 pub(crate) struct HashThreads {
     jobs: crossbeam_channel::Sender<HashJob>,
+    /// Hashes and verifications run so far.
+    runs: std::sync::atomic::AtomicU64,
 }
 
 impl HashThreads {
@@ -288,10 +296,14 @@ impl HashThreads {
                     }
                 });
         }
-        HashThreads { jobs: tx }
+        HashThreads {
+            jobs: tx,
+            runs: Default::default(),
+        }
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
             let _ = tx.send(f());

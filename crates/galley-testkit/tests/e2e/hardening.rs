@@ -227,3 +227,65 @@ both_engines! {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 }
+
+galley_testkit::both_engines_with! {
+    config = |cfg| cfg.auth_limits = galley_auth::ratelimit::AuthLimits { window: std::time::Duration::from_secs(60), per_ip: 14, per_identity: 5 };
+    // Item 11: a write with `password`/`oldPassword` hashes only once the request is known to
+    // be allowed (not for a superusers-only create, a missing record, a refused update, in
+    // a batch too), and such writes count in the auth limiter.
+    async fn password_hashing_after_rules(srv) {
+        let member = srv.member_token().await;
+        srv.enable_batch().await;
+        let r = srv.su(Method::PATCH, "/api/collections/members", Some(json!({"updateRule": "id = @request.auth.id"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let other = srv.create_record("members", json!({"email": "other@example.com", "password": "Other-Pass-1", "passwordConfirm": "Other-Pass-1"})).await;
+        let other = other["id"].as_str().unwrap().to_owned();
+        let me = srv.send(Method::POST, "/api/collections/members/auth-refresh", Some(&member), None).await.body["record"]["id"].as_str().unwrap().to_owned();
+        let pw = json!({"password": "New-Pass-123", "passwordConfirm": "New-Pass-123", "oldPassword": "Member-Pass-1"});
+        let work = || srv.app.password_work();
+
+        let w = work();
+        srv.guest(Method::POST, "/api/collections/_superusers/records",
+            Some(json!({"email": "evil@example.com", "password": "Evil-Pass-1", "passwordConfirm": "Evil-Pass-1"}))).await
+            .assert_error(403, "Only superusers can perform this action.");
+        srv.send(Method::PATCH, "/api/collections/members/records/missingrecord01", Some(&member), Some(pw.clone())).await
+            .assert_error(404, "The requested resource wasn't found.");
+        srv.send(Method::PATCH, &format!("/api/collections/members/records/{other}"), Some(&member), Some(pw.clone())).await
+            .assert_error(404, "The requested resource wasn't found.");
+        let r = srv.send(Method::POST, "/api/batch", Some(&member), Some(json!({"requests": [
+            {"method": "PATCH", "url": format!("/api/collections/members/records/{other}"), "body": pw},
+        ]}))).await;
+        assert_eq!((r.status, r.body["data"]["requests"]["0"]["response"]["status"].as_i64()), (400, Some(404)), "{}", r.body);
+        let r = srv.guest(Method::POST, "/api/batch", Some(json!({"requests": [
+            {"method": "POST", "url": "/api/collections/_superusers/records", "body": {"email": "e@example.com", "password": "Evil-Pass-1", "passwordConfirm": "Evil-Pass-1"}},
+        ]}))).await;
+        assert_eq!((r.status, r.body["data"]["requests"]["0"]["response"]["status"].as_i64()), (400, Some(403)), "{}", r.body);
+        assert_eq!(work(), w, "no hashing for refused writes");
+
+        // An allowed change costs its verification and its hash.
+        let r = srv.send(Method::PATCH, &format!("/api/collections/members/records/{me}"), Some(&member), Some(pw.clone())).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(work(), w + 2);
+
+        // These writes count against the per-IP auth limit (14 a minute here), before any hashing.
+        let mut refused = None;
+        for i in 0..16 {
+            let before = work();
+            let r = srv.guest(Method::POST, "/api/collections/members/records",
+                Some(json!({"email": format!("n{i}@example.com"), "password": "Some-Pass-12", "passwordConfirm": "Some-Pass-12"}))).await;
+            if r.status == 429 {
+                r.assert_error(429, "Too Many Requests.");
+                assert_eq!(work(), before, "a refused request hashes nothing");
+                refused = Some(i);
+                break;
+            }
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        assert!(refused.is_some(), "record writes with a password are rate limited");
+        // Writes without a password are not auth requests.
+        let r = srv.su(Method::PATCH, "/api/collections/members", Some(json!({"createRule": ""}))).await;
+        assert_eq!(r.status, 200);
+        srv.create_collection(json!({"name": "plain", "createRule": "", "fields": [{"name": "t", "type": "text"}]})).await;
+        assert_eq!(srv.guest(Method::POST, "/api/collections/plain/records", Some(json!({"t": "x"}))).await.status, 200);
+    }
+}
