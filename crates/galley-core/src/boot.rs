@@ -72,6 +72,8 @@ impl App {
             ),
         };
         app.auth.set_limiting(app.settings().rate_limits_enabled());
+        app.store
+            .set_read_timeout(app.settings().query_time_limit());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
         crate::webhooks::start(&app);

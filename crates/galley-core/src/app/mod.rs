@@ -210,6 +210,7 @@ impl App {
         }
         self.auth.set_limiting(s.rate_limits_enabled());
         self.realtime.set_limits(s.realtime_limits());
+        self.store.set_read_timeout(s.query_time_limit());
         self.settings.store(Arc::new(s));
     }
 
