@@ -384,3 +384,56 @@ both_engines! {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 }
+
+/// Creates `n` records of `collection` as the superuser, 50 to a batch (batch must be on).
+async fn many(srv: &TestServer, collection: &str, n: usize, body: impl Fn(usize) -> Value) {
+    for start in (0..n).step_by(50) {
+        let requests: Vec<Value> = (start..n.min(start + 50))
+            .map(|i| json!({"method": "POST", "url": format!("/api/collections/{collection}/records"), "body": body(i)}))
+            .collect();
+        let r = srv
+            .su(
+                Method::POST,
+                "/api/batch",
+                Some(json!({"requests": requests})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+}
+
+both_engines! {
+    // Item 9: one request's expand fetches at most 10,000 records and adds at most 16 MiB
+    // to the answer (forward relations copy a record into every parent); a 400 beyond.
+    async fn expand_fan_out_bound(srv) {
+        srv.enable_batch().await;
+        let tags = srv.create_collection(json!({"name": "tags", "listRule": "", "viewRule": "",
+            "fields": [{"name": "body", "type": "text", "max": 1000000}]})).await;
+        srv.create_collection(json!({"name": "posts", "listRule": "", "viewRule": "",
+            "fields": [{"name": "n", "type": "number"},
+                       {"name": "tags", "type": "relation", "collectionId": tags["id"], "maxSelect": 10}]})).await;
+        // Bytes: one 300 kB tag copied into 60 posts is 18 MB.
+        let big = srv.create_record("tags", json!({"body": "x".repeat(300_000)})).await;
+        many(&srv, "posts", 60, |i| json!({"n": i, "tags": [big["id"]]})).await;
+        srv.guest(Method::GET, "/api/collections/posts/records?perPage=60&expand=tags", None).await
+            .assert_error(400, "The expanded records are larger than 16 MiB. Expand fewer relations or ask for fewer items per page.");
+        let r = srv.guest(Method::GET, "/api/collections/posts/records?perPage=40&expand=tags&fields=id,expand.tags.id", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["items"][39]["expand"]["tags"][0]["id"], big["id"], "{}", r.body);
+
+        // Records: 10 tags, each on the same 1,000 posts: one post's tags' posts are 10,000 rows.
+        let r = srv.su(Method::DELETE, &format!("/api/collections/tags/records/{}", big["id"].as_str().unwrap()), None).await;
+        assert_eq!(r.status, 204);
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            ids.push(srv.create_record("tags", json!({"body": "t"})).await["id"].clone());
+        }
+        many(&srv, "posts", 1000, |i| json!({"n": 1000 + i, "tags": ids})).await;
+        let first = srv.guest(Method::GET, "/api/collections/posts/records?perPage=1&sort=-n&fields=id", None).await.body["items"][0]["id"].clone();
+        let path = format!("/api/collections/posts/records/{}?expand=tags.posts_via_tags&fields=id", first.as_str().unwrap());
+        srv.guest(Method::GET, &path, None).await
+            .assert_error(400, "The expand needs more than 10000 records. Expand fewer relations or ask for fewer items per page.");
+        let r = srv.guest(Method::GET, &format!("/api/collections/posts/records/{}?expand=tags", first.as_str().unwrap()), None).await;
+        assert_eq!(r.body["expand"]["tags"].as_array().map(Vec::len), Some(10), "{}", r.body);
+    }
+}
