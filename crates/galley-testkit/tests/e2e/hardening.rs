@@ -437,3 +437,45 @@ both_engines! {
         assert_eq!(r.body["expand"]["tags"].as_array().map(Vec::len), Some(10), "{}", r.body);
     }
 }
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([0, 0, 255]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
+    out.into_inner()
+}
+
+both_engines! {
+    // Item 13: a thumbnail that could not be made is not attempted again on every request
+    // (a stored file never changes). Seen here by repairing the original behind the
+    // server's back: a server that retried would now make the thumbnail.
+    async fn thumbnails_permit_first_and_failures_remembered(srv) {
+        let pics = srv.create_collection(json!({"name": "pics", "listRule": "", "viewRule": "", "createRule": "",
+            "fields": [{"name": "img", "type": "file", "maxSelect": 1, "maxSize": 100000, "thumbs": ["100x0"]}]})).await;
+        let cid = pics["id"].as_str().unwrap();
+        let corrupt = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 200][..]].concat();
+        let form = reqwest::multipart::Form::new().part("img", reqwest::multipart::Part::bytes(corrupt.clone()).file_name("p.png"));
+        let r = TestServer::read(srv.request(Method::POST, "/api/collections/pics/records").multipart(form).send().await.expect("upload")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let (id, name) = (r.body["id"].as_str().unwrap().to_owned(), r.body["img"].as_str().unwrap().to_owned());
+        let srv = &srv;
+        let get = |path: String| async move {
+            let r = srv.request(Method::GET, &path).send().await.expect("get");
+            (r.status().as_u16(), r.bytes().await.expect("bytes").to_vec())
+        };
+        let thumb = format!("/api/files/pics/{id}/{name}?thumb=100x100");
+        assert_eq!(get(thumb.clone()).await, (200, corrupt.clone()), "the original is served");
+        // Repair the stored original.
+        let good = png(300, 200);
+        std::fs::write(srv.config.data_dir.join("storage").join(cid).join(&id).join(&name), &good).expect("overwrite");
+        assert_eq!(get(thumb.clone()).await, (200, good.clone()), "served as is, without trying again");
+        assert_eq!(srv.stored_keys(&format!("{cid}/{id}")).await, vec![format!("{cid}/{id}/{name}")]);
+        // Another size is its own attempt, and works.
+        let (status, bytes) = get(format!("/api/files/pics/{id}/{name}?thumb=100x0")).await;
+        assert_eq!(status, 200);
+        assert_ne!(bytes, good, "a thumbnail");
+        assert_eq!(srv.stored_keys(&format!("{cid}/{id}")).await.len(), 2);
+    }
+}
