@@ -479,3 +479,43 @@ both_engines! {
         assert_eq!(srv.stored_keys(&format!("{cid}/{id}")).await.len(), 2);
     }
 }
+
+both_engines! {
+    // Item 7: every password login costs one full verification, whoever the identity is:
+    // unknown, an account whose password is a placeholder (OAuth2- or OTP-only accounts
+    // hold `!…`, which is no hash), or a wrong password. Measured as the fastest of a few
+    // tries each, against a generous bound (a hash is milliseconds; a refusal without one
+    // is microseconds).
+    async fn login_paths_same_cost(srv) {
+        let (_, ids) = people(&srv, &[("known@example.com", true), ("oauth@example.com", true)]).await;
+        let id = ids[1].clone();
+        srv.app.store_for_tests().write(move |c: &mut dyn galley_store::Conn| -> Result<(), galley_store::StoreError> {
+            let mut sql = galley_sql::Sql::new(c.dialect());
+            sql.push("UPDATE \"people\" SET \"password\" = ").push_param("!placeholder-no-hash").push(" WHERE \"id\" = ").push_param(id.as_str());
+            galley_store::ConnExt::execute_sql(c, &sql)?;
+            Ok(())
+        }).await.expect("placeholder");
+        let fastest = |identity: &'static str| {
+            let srv = &srv;
+            async move {
+                let mut best = std::time::Duration::MAX;
+                for _ in 0..4 {
+                    let work = srv.app.password_work();
+                    let t = std::time::Instant::now();
+                    srv.guest(Method::POST, "/api/collections/people/auth-with-password",
+                        Some(json!({"identity": identity, "password": "Wrong-Pass-1"}))).await
+                        .assert_error(400, "Failed to authenticate.");
+                    best = best.min(t.elapsed());
+                    assert_eq!(srv.app.password_work(), work + 1, "{identity}");
+                }
+                best
+            }
+        };
+        let known = fastest("known@example.com").await;
+        let unknown = fastest("nobody@example.com").await;
+        let placeholder = fastest("oauth@example.com").await;
+        for (name, t) in [("unknown", unknown), ("placeholder", placeholder)] {
+            assert!(t * 3 >= known, "{name}: {t:?} against {known:?} for a wrong password");
+        }
+    }
+}
