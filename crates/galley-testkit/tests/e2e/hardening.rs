@@ -519,3 +519,29 @@ both_engines! {
         }
     }
 }
+
+both_engines! {
+    // Item 16: uploaded scripts (and stylesheets, their sibling) are served as plain text
+    // attachments, which a page of this origin cannot load as a script or a stylesheet
+    // (`X-Content-Type-Options: nosniff`), whatever its CSP admits from 'self'.
+    async fn uploaded_js_served_as_text(srv) {
+        srv.create_collection(json!({"name": "assets", "listRule": "", "viewRule": "", "createRule": "",
+            "fields": [{"name": "f", "type": "file", "maxSelect": 5, "maxSize": 100000}]})).await;
+        let mut form = reqwest::multipart::Form::new();
+        for name in ["a.js", "b.mjs", "c.css", "d.JS"] {
+            form = form.part("f", reqwest::multipart::Part::bytes(b"alert(document.domain)".to_vec()).file_name(name));
+        }
+        let r = TestServer::read(srv.request(Method::POST, "/api/collections/assets/records").multipart(form).send().await.expect("upload")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap();
+        for name in r.body["f"].as_array().expect("files") {
+            let name = name.as_str().unwrap();
+            let resp = srv.request(Method::GET, &format!("/api/files/assets/{id}/{name}")).send().await.expect("get");
+            assert_eq!(resp.status(), 200);
+            let h = |k: &str| resp.headers().get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert_eq!(h("content-type"), "text/plain; charset=utf-8", "{name}");
+            assert!(h("content-disposition").starts_with("attachment;"), "{name}: {}", h("content-disposition"));
+            assert_eq!(h("x-content-type-options"), "nosniff");
+        }
+    }
+}
