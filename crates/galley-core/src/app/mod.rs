@@ -37,6 +37,9 @@ pub struct AppConfig {
     pub auth_limits: galley_auth::ratelimit::AuthLimits,
     /// How this node works the job queue (mail, webhooks, user jobs, crons).
     pub jobs: galley_jobs::JobsConfig,
+    /// Download OAuth2 avatars from non-public addresses too (an identity provider on the
+    /// operator's own network). Off: an avatar URL is user data at some providers.
+    pub oauth2_private_avatars: bool,
 }
 
 impl AppConfig {
@@ -53,6 +56,7 @@ impl AppConfig {
                 .unwrap_or(2),
             auth_limits: Default::default(),
             jobs: Default::default(),
+            oauth2_private_avatars: false,
         }
     }
 }

@@ -545,3 +545,31 @@ both_engines! {
         }
     }
 }
+
+both_engines! {
+    // Item 17: an OAuth2 avatar URL (user data at some providers) is fetched only from a
+    // public address: not from the provider's own host when that is not public (where it
+    // could reach any path), nor through a NAT64/6to4 address of a private one. The
+    // sign-up goes on without the avatar. (The ranges: galley-types' net tests.)
+    async fn oauth2_avatar_download_public_only(srv) {
+        use crate::auth_oauth2::{login, oidc, Fake};
+        let fake = Fake::start().await;
+        srv.create_collection(json!({
+            "name": "people", "type": "auth", "createRule": "",
+            "fields": [{"name": "photo", "type": "file", "maxSelect": 1, "maxSize": 1000}],
+            "oauth2": {"enabled": true, "mappedFields": {"avatarURL": "photo"}, "providers": oidc(&fake)},
+        })).await;
+        let port = fake.base.rsplit(':').next().unwrap().to_owned();
+        for (i, picture) in [
+            format!("{}/avatar.png", fake.base),
+            format!("http://[64:ff9b::7f00:1]:{port}/avatar.png"),
+            format!("http://[2002:7f00:1::1]:{port}/avatar.png"),
+            format!("http://198.18.0.1:{port}/avatar.png"),
+        ].into_iter().enumerate() {
+            let r = login(&srv, &fake, json!({"sub": format!("p{i}"), "email": format!("p{i}@example.com"),
+                "email_verified": true, "picture": picture})).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.body["record"]["photo"], "", "{picture}");
+        }
+    }
+}
