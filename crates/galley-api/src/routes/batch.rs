@@ -69,9 +69,11 @@ async fn run(
             None | Some(Value::Null) => Ok(Map::new()),
             Some(_) => Err(invalid()),
         };
-        let mut headers = Map::new();
+        // As PocketBase: the outer request's headers, with the sub-request's over them,
+        // except the caller's authorization and what a proxy set about the client.
+        let mut headers = outer.meta.headers.clone();
         for (k, v) in obj("headers")? {
-            if !k.eq_ignore_ascii_case("authorization") {
+            if !k.eq_ignore_ascii_case("authorization") && !galley_http::is_proxy_header(&app, &k) {
                 headers.insert(k.to_ascii_lowercase().replace('-', "_"), v);
             }
         }

@@ -573,3 +573,39 @@ both_engines! {
         }
     }
 }
+
+both_engines! {
+    // Item 18: a batch sub-request's headers go over the outer request's (as PocketBase),
+    // except those a proxy sets about the client, which stay the outer request's: a rule
+    // on `@request.headers.x_forwarded_for` cannot be satisfied by a sub-request's own.
+    async fn batch_sub_request_keeps_proxy_headers(srv) {
+        srv.enable_batch().await;
+        srv.create_collection(json!({"name": "notes", "listRule": "", "viewRule": "",
+            "createRule": "@request.headers.x_forwarded_for = '203.0.113.5' || @request.headers.x_real_ip = '203.0.113.5' || @request.headers.x_custom = 'ok'",
+            "fields": [{"name": "t", "type": "text"}]})).await;
+        let batch = |sub_headers: Value| {
+            let srv = &srv;
+            async move {
+                let r = srv.request(Method::POST, "/api/batch")
+                    .header("X-Forwarded-For", "198.51.100.1")
+                    .json(&json!({"requests": [{"method": "POST", "url": "/api/collections/notes/records",
+                        "headers": sub_headers, "body": {"t": "x"}}]}))
+                    .send().await.expect("batch");
+                TestServer::read(r).await
+            }
+        };
+        for spoof in [json!({"X-Forwarded-For": "203.0.113.5"}), json!({"x_forwarded_for": "203.0.113.5"}), json!({"X-Real-IP": "203.0.113.5"})] {
+            let r = batch(spoof.clone()).await;
+            assert_eq!((r.status, r.body["data"]["requests"]["0"]["response"]["status"].as_i64()), (400, Some(400)), "{spoof}: {}", r.body);
+        }
+        // Other headers of a sub-request still count.
+        let r = batch(json!({"X-Custom": "ok"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // The outer request's proxy header is what the rule sees.
+        let r = TestServer::read(srv.request(Method::POST, "/api/batch").header("X-Forwarded-For", "203.0.113.5")
+            .json(&json!({"requests": [{"method": "POST", "url": "/api/collections/notes/records", "body": {"t": "y"}}]}))
+            .send().await.expect("batch")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(srv.all_records("notes").await.len(), 2);
+    }
+}
