@@ -1,6 +1,9 @@
 //! Issue 17 (hardening, part A): one test per item, named after it. Each fails on the code
 //! before its fix: leaks of hidden data, work a caller could make the server do before it
-//! knows the caller may, and requests that reach further than they should.
+//! knows the caller may, and requests that reach further than they should. Item 5
+//! (`settings.superuserIPs` enforced) is `superuser_ips::superuser_ips_are_enforced`; the
+//! address ranges of item 17 are unit tests of `galley_types::net`, and the timing of
+//! item 7 also `galley_auth::password`'s.
 
 use crate::expr_support::enc;
 use galley_testkit::{both_engines, Engine, Method, TestServer};
