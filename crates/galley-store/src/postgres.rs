@@ -54,6 +54,12 @@ pub struct PgStore {
     /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
     /// writer) waits for the jobs in flight.
     gate: Arc<tokio::sync::RwLock<bool>>,
+    /// Counters and the read time limit, behind one pointer (keeps [`crate::Store`] small).
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
     /// Write jobs started, for metrics.
     writes: std::sync::atomic::AtomicU64,
     /// The time limit of a read job's statements in milliseconds (0: none).
@@ -61,7 +67,7 @@ pub struct PgStore {
     /// The `statement_timeout` each pooled connection's session has (none listed: 0, the
     /// server's default is not assumed). Reads set it when it differs, writes override it
     /// with `SET LOCAL` in their `BEGIN`, so neither costs a round trip in the steady state.
-    session_timeouts: Arc<std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>>,
+    session_timeouts: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
 }
 
 impl PgStore {
@@ -130,15 +136,14 @@ impl PgStore {
             cfg: listen_cfg,
             tls,
             gate: Arc::new(tokio::sync::RwLock::new(false)),
-            writes: std::sync::atomic::AtomicU64::new(0),
-            read_timeout: std::sync::atomic::AtomicU64::new(0),
-            session_timeouts: Default::default(),
+            shared: Default::default(),
         })
     }
 
     /// See [`crate::Store::set_read_timeout`] (milliseconds, 0: none).
     pub fn set_read_timeout(&self, ms: u64) {
-        self.read_timeout
+        self.shared
+            .read_timeout
             .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -194,17 +199,23 @@ impl PgStore {
         }
         let client = self.pool.get().await.map_err(pool_error)?;
         if write {
-            self.writes
+            self.shared
+                .writes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let handle = Handle::current();
         let pool = self.pool.clone();
         let id = Object::id(&client);
-        let sessions = self.session_timeouts.clone();
-        let limit = self.read_timeout.load(std::sync::atomic::Ordering::Relaxed);
+        let shared = self.shared.clone();
+        let limit = shared
+            .read_timeout
+            .load(std::sync::atomic::Ordering::Relaxed);
         // What to send before the job: reads need the session's timeout to be the limit.
         let set_session = {
-            let mut m = sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = shared
+                .session_timeouts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if m.len() > 4096 {
                 m.clear(); // ids of connections long gone; the live ones are set again
             }
@@ -223,14 +234,16 @@ impl PgStore {
             };
             if let Some(ms) = set_session {
                 if let Err(e) = c.simple(&format!("SET statement_timeout = {ms}")) {
-                    sessions
+                    shared
+                        .session_timeouts
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&id);
                     drop(Object::take(c.client));
                     return Err(map_err(e).into());
                 }
-                sessions
+                shared
+                    .session_timeouts
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id, ms);
@@ -241,7 +254,8 @@ impl PgStore {
                 pool.manager().statement_caches.clear();
             }
             if c.broken || c.client.is_closed() {
-                sessions
+                shared
+                    .session_timeouts
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
@@ -255,7 +269,10 @@ impl PgStore {
 
     pub fn stats(&self) -> crate::StoreStats {
         let s = self.pool.status();
-        let writes = self.writes.load(std::sync::atomic::Ordering::Relaxed);
+        let writes = self
+            .shared
+            .writes
+            .load(std::sync::atomic::Ordering::Relaxed);
         crate::StoreStats {
             write_queue: s.waiting as u64,
             read_queue: 0,

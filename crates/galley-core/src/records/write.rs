@@ -268,10 +268,17 @@ pub fn create(
     Ok(values)
 }
 
+/// An update checked by [`check_update`]: the stored record, the record with the submitted
+/// values applied, and the errors of that application.
+pub struct CheckedUpdate {
+    pub old: Map<String, Value>,
+    pub values: Map<String, Value>,
+    pub errors: FieldErrors,
+}
+
 /// Loads record `id` for an update by `caller` with the submitted `values` and checks the
 /// update rule: 403 when it is superusers only, 404 when the record is missing or the rule
-/// refuses. Returns the stored record, the record with `values` applied and the errors of
-/// that application.
+/// refuses.
 pub fn check_update(
     c: &mut dyn Conn,
     schema: &Schema,
@@ -280,7 +287,7 @@ pub fn check_update(
     col: &Collection,
     id: &str,
     submitted: &Map<String, Value>,
-) -> Result<(Map<String, Value>, Map<String, Value>, FieldErrors), CoreError> {
+) -> Result<CheckedUpdate, CoreError> {
     let superuser = caller.is_superuser();
     if !superuser && col.rules.update_rule.is_none() {
         return Err(CoreError::superuser_only());
@@ -294,7 +301,11 @@ pub fn check_update(
     let rctx = RuleCtx::new(schema, col, caller, meta, c.dialect()).with_body(&body);
     let access = rctx.access(&col.rules.update_rule)?;
     check_rule_after_write(c, &rctx, access, id, CoreError::not_found())?;
-    Ok((old, values, errors))
+    Ok(CheckedUpdate {
+        old,
+        values,
+        errors,
+    })
 }
 
 pub fn update(
@@ -305,7 +316,11 @@ pub fn update(
     input: Input,
 ) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to update record.";
-    let (old, mut values, mut errors) = check_update(
+    let CheckedUpdate {
+        old,
+        mut values,
+        mut errors,
+    } = check_update(
         c,
         &ctx.schema,
         &ctx.caller,

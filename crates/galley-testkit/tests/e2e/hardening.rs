@@ -66,7 +66,7 @@ both_engines! {
             .await;
         let mixed = srv.create_record("teams", json!({"name": "mixed", "members": [ids[0], ids[1]]})).await;
         let open = srv.create_record("teams", json!({"name": "open", "members": [ids[0]]})).await;
-        let (mixed, open) = (mixed["id"].as_str().unwrap().to_owned(), open["id"].as_str().unwrap().to_owned());
+        let (mixed, open) = (mixed["id"].as_str().expect("value").to_owned(), open["id"].as_str().expect("value").to_owned());
         let both = {
             let mut v = vec![mixed.clone(), open.clone()];
             v.sort();
@@ -91,7 +91,7 @@ both_engines! {
             assert_eq!(guest_ids(&srv, "teams", "strftime('%Y', lead.email) = null").await, Vec::<String>::new());
         } // (PostgreSQL refuses text in both: "expected a number field", "… a date field")
         let r = srv.su(Method::GET, &format!("/api/collections/teams/records?filter={}", enc("lead.email = '42@example.com'")), None).await;
-        assert_eq!(ids_of(&r.body["items"]), vec![led["id"].as_str().unwrap().to_owned()]);
+        assert_eq!(ids_of(&r.body["items"]), vec![led["id"].as_str().expect("value").to_owned()]);
         // Visible emails still filter as before, and the superuser sees every address.
         assert_eq!(guest_ids(&srv, "teams", "members.email ~ 'open'").await, vec![open.clone()]);
         assert_eq!(guest_ids(&srv, "teams", "members.email ?~ 'open'").await, both);
@@ -116,7 +116,7 @@ both_engines! {
         let owner = srv.create_record("owners", json!({"name": "secret owner"})).await;
         let doc = srv.create_record("docs", json!({"title": "d", "owner": owner["id"]})).await;
         let note = srv.create_record("notes", json!({"doc": doc["id"]})).await;
-        let (owner, doc, note) = (owner["id"].as_str().unwrap(), doc["id"].as_str().unwrap(), note["id"].as_str().unwrap());
+        let (owner, doc, note) = (owner["id"].as_str().expect("value"), doc["id"].as_str().expect("value"), note["id"].as_str().expect("value"));
 
         let guest_doc = srv.guest(Method::GET, &format!("/api/collections/docs/records/{doc}?expand=owner"), None).await;
         assert_eq!(guest_doc.status, 200, "{}", guest_doc.body);
@@ -198,7 +198,7 @@ both_engines! {
         }
         assert_eq!(field(&r.body, "tokenKey")["required"], true);
         assert_eq!(field(&r.body, "password")["required"], true);
-        let seen = srv.guest(Method::GET, &format!("/api/collections/accounts/records/{}", account["id"].as_str().unwrap()), None).await;
+        let seen = srv.guest(Method::GET, &format!("/api/collections/accounts/records/{}", account["id"].as_str().expect("value")), None).await;
         assert_eq!(galley_testkit::keys(&seen.body),
             ["collectionId", "collectionName", "email", "emailVisibility", "id", "verified"], "{}", seen.body);
         assert_eq!(seen.body["email"], "a@example.com");
@@ -242,8 +242,8 @@ galley_testkit::both_engines_with! {
         let r = srv.su(Method::PATCH, "/api/collections/members", Some(json!({"updateRule": "id = @request.auth.id"}))).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let other = srv.create_record("members", json!({"email": "other@example.com", "password": "Other-Pass-1", "passwordConfirm": "Other-Pass-1"})).await;
-        let other = other["id"].as_str().unwrap().to_owned();
-        let me = srv.send(Method::POST, "/api/collections/members/auth-refresh", Some(&member), None).await.body["record"]["id"].as_str().unwrap().to_owned();
+        let other = other["id"].as_str().expect("value").to_owned();
+        let me = srv.send(Method::POST, "/api/collections/members/auth-refresh", Some(&member), None).await.body["record"]["id"].as_str().expect("value").to_owned();
         let pw = json!({"password": "New-Pass-123", "passwordConfirm": "New-Pass-123", "oldPassword": "Member-Pass-1"});
         let work = || srv.app.password_work();
 
@@ -323,9 +323,9 @@ both_engines! {
         let docs = srv.create_collection(json!({"name": "docs", "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id",
             "createRule": "", "updateRule": "owner = @request.auth.id",
             "fields": [{"name": "owner", "type": "text"}, {"name": "file", "type": "file", "maxSelect": 1, "maxSize": 1000}]})).await;
-        let cid = docs["id"].as_str().unwrap();
+        let cid = docs["id"].as_str().expect("value");
         let doc = srv.create_record("docs", json!({"owner": "someone-else"})).await;
-        let doc = doc["id"].as_str().unwrap();
+        let doc = doc["id"].as_str().expect("value");
 
         for id in [doc, "missingrecord01"] {
             for size in [10, 5000] {
@@ -425,7 +425,7 @@ both_engines! {
         assert_eq!(r.body["items"][39]["expand"]["tags"][0]["id"], big["id"], "{}", r.body);
 
         // Records: 10 tags, each on the same 1,000 posts: one post's tags' posts are 10,000 rows.
-        let r = srv.su(Method::DELETE, &format!("/api/collections/tags/records/{}", big["id"].as_str().unwrap()), None).await;
+        let r = srv.su(Method::DELETE, &format!("/api/collections/tags/records/{}", big["id"].as_str().expect("value")), None).await;
         assert_eq!(r.status, 204);
         let mut ids = Vec::new();
         for _ in 0..10 {
@@ -433,10 +433,10 @@ both_engines! {
         }
         many(&srv, "posts", 1000, |i| json!({"n": 1000 + i, "tags": ids})).await;
         let first = srv.guest(Method::GET, "/api/collections/posts/records?perPage=1&sort=-n&fields=id", None).await.body["items"][0]["id"].clone();
-        let path = format!("/api/collections/posts/records/{}?expand=tags.posts_via_tags&fields=id", first.as_str().unwrap());
+        let path = format!("/api/collections/posts/records/{}?expand=tags.posts_via_tags&fields=id", first.as_str().expect("value"));
         srv.guest(Method::GET, &path, None).await
             .assert_error(400, "The expand needs more than 10000 records. Expand fewer relations or ask for fewer items per page.");
-        let r = srv.guest(Method::GET, &format!("/api/collections/posts/records/{}?expand=tags", first.as_str().unwrap()), None).await;
+        let r = srv.guest(Method::GET, &format!("/api/collections/posts/records/{}?expand=tags", first.as_str().expect("value")), None).await;
         assert_eq!(r.body["expand"]["tags"].as_array().map(Vec::len), Some(10), "{}", r.body);
     }
 }
@@ -457,12 +457,12 @@ both_engines! {
     async fn thumbnails_permit_first_and_failures_remembered(srv) {
         let pics = srv.create_collection(json!({"name": "pics", "listRule": "", "viewRule": "", "createRule": "",
             "fields": [{"name": "img", "type": "file", "maxSelect": 1, "maxSize": 100000, "thumbs": ["100x0"]}]})).await;
-        let cid = pics["id"].as_str().unwrap();
+        let cid = pics["id"].as_str().expect("value");
         let corrupt = [&b"\x89PNG\r\n\x1a\n"[..], &[7u8; 200][..]].concat();
         let form = reqwest::multipart::Form::new().part("img", reqwest::multipart::Part::bytes(corrupt.clone()).file_name("p.png"));
         let r = TestServer::read(srv.request(Method::POST, "/api/collections/pics/records").multipart(form).send().await.expect("upload")).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let (id, name) = (r.body["id"].as_str().unwrap().to_owned(), r.body["img"].as_str().unwrap().to_owned());
+        let (id, name) = (r.body["id"].as_str().expect("value").to_owned(), r.body["img"].as_str().expect("value").to_owned());
         let srv = &srv;
         let get = |path: String| async move {
             let r = srv.request(Method::GET, &path).send().await.expect("get");
@@ -536,9 +536,9 @@ both_engines! {
         }
         let r = TestServer::read(srv.request(Method::POST, "/api/collections/assets/records").multipart(form).send().await.expect("upload")).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let id = r.body["id"].as_str().unwrap();
+        let id = r.body["id"].as_str().expect("value");
         for name in r.body["f"].as_array().expect("files") {
-            let name = name.as_str().unwrap();
+            let name = name.as_str().expect("value");
             let resp = srv.request(Method::GET, &format!("/api/files/assets/{id}/{name}")).send().await.expect("get");
             assert_eq!(resp.status(), 200);
             let h = |k: &str| resp.headers().get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -562,7 +562,7 @@ both_engines! {
             "fields": [{"name": "photo", "type": "file", "maxSelect": 1, "maxSize": 1000}],
             "oauth2": {"enabled": true, "mappedFields": {"avatarURL": "photo"}, "providers": oidc(&fake)},
         })).await;
-        let port = fake.base.rsplit(':').next().unwrap().to_owned();
+        let port = fake.base.rsplit(':').next().expect("value").to_owned();
         for (i, picture) in [
             format!("{}/avatar.png", fake.base),
             format!("http://[64:ff9b::7f00:1]:{port}/avatar.png"),
