@@ -58,6 +58,7 @@ impl App {
             .with(hooks),
             events: std::sync::OnceLock::new(),
             request_hooks: std::sync::OnceLock::new(),
+            schema_hook: std::sync::OnceLock::new(),
             auth: AuthState::new(config.auth_limits, config.oauth2_private_avatars),
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),

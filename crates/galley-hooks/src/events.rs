@@ -213,15 +213,24 @@ pub(crate) fn log_plain(what: &str, r: Result<String, EngineError>) {
     }
 }
 
-/// Runs the `onBootstrap` (or `onServe`) handlers once; a failure stops the start.
-pub(crate) async fn bootstrap(shared: &Arc<Shared>, event: &str) -> Result<(), CoreError> {
+/// Runs the `onBootstrap`, `onServe` or `onTerminate` handlers once, with `fields` on
+/// `e`; a failure of the first two stops the start.
+pub(crate) async fn bootstrap(
+    shared: &Arc<Shared>,
+    event: &str,
+    fields: Value,
+) -> Result<(), CoreError> {
     let ids = shared.registry().handlers(event, "", "");
     if ids.is_empty() {
         return Ok(());
     }
     on_pool(shared, move |s| {
         engine::with(s, |js| {
-            engine::call(js, "plain", vec![json!(ids).to_string(), "{}".into()])
+            engine::call(
+                js,
+                "plain",
+                vec![json!(ids).to_string(), fields.to_string()],
+            )
         })
     })
     .await

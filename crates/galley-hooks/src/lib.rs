@@ -3,12 +3,14 @@
 //! The entry is [`Hooks`]: `Hooks::load` reads the hooks folder, `Hooks::record_hook` is
 //! the [`RecordHook`] that the App runs inside every record write, `Hooks::start` hands it
 //! the App once open (runs `onBootstrap`, watches the folder), and `Hooks::handle` answers
-//! the routes the files added (`routerAdd`). Rooms: `registry` (what the files
+//! the routes the files added (`routerAdd`); `migrate` runs migration files and
+//! `automigrate` writes them for the schema changes superusers make. Rooms: `registry` (what the files
 //! registered), `loader` (reading them), `engine` (a QuickJS engine per thread, limits),
 //! `ops` (the native operations behind `$app`, `$security`, `$http`, ...), `js/prelude.js`
 //! (PocketBase's JavaScript API over those operations), `routes` (HTTP), `events` (record
 //! events).
 
+mod automigrate;
 mod engine;
 mod events;
 mod http;
@@ -52,6 +54,9 @@ pub struct HooksConfig {
     pub pool_size: usize,
     /// Reload when a file of the folder changes.
     pub watch: bool,
+    /// PocketBase's automigrate: the migrations folder that collection changes made through
+    /// the collections API or the dashboard are written into; `None`: off.
+    pub automigrate: Option<PathBuf>,
 }
 
 impl Default for HooksConfig {
@@ -67,6 +72,7 @@ impl Default for HooksConfig {
             // its engine only when first used.
             pool_size: (cores * 8).max(16),
             watch: true,
+            automigrate: None,
         }
     }
 }
@@ -233,8 +239,11 @@ impl Hooks {
     pub async fn start(&self, app: &Arc<App>) -> Result<(), CoreError> {
         let _ = self.0.app.set(Arc::downgrade(app));
         app.set_request_hooks(Arc::new(requests::JsRequestHooks(self.0.clone())));
+        if let Some(dir) = &self.0.config.automigrate {
+            automigrate::install(app, dir.clone());
+        }
         jobs::sync(&self.0, app);
-        events::bootstrap(&self.0, "onBootstrap").await?;
+        events::bootstrap(&self.0, "onBootstrap", serde_json::json!({})).await?;
         if self.0.config.watch {
             if let Some(dir) = self.0.config.dir.clone() {
                 watch(Arc::downgrade(&self.0), dir);
@@ -245,7 +254,17 @@ impl Hooks {
 
     /// Runs the `onServe` handlers (the server is about to accept requests).
     pub async fn serve(&self) -> Result<(), CoreError> {
-        events::bootstrap(&self.0, "onServe").await
+        events::bootstrap(&self.0, "onServe", serde_json::json!({})).await
+    }
+
+    /// Runs the `onTerminate` handlers (the server stopped serving and is about to close;
+    /// `e.isRestart` is false: Galley restarts only after a backup restore, as a new
+    /// process). A failure is logged.
+    pub async fn terminate(&self) {
+        let fields = serde_json::json!({"isRestart": false});
+        if let Err(e) = events::bootstrap(&self.0, "onTerminate", fields).await {
+            tracing::error!(target: "hooks", error = %e, "onTerminate failed");
+        }
     }
 
     /// Answers a request with the route a hook file added, or gives it back.

@@ -109,6 +109,12 @@ pub(crate) fn evaluate(
     source: &str,
 ) -> Result<Vec<Registration>, LoadError> {
     let regs = crate::engine::fresh(shared, |ctx| {
+        // Handlers run later as text: a name they use that is not offered is found now
+        // (before the file runs, so that a top-level use is reported by its name too).
+        let missing = crate::engine::call(ctx, "check", vec![source.to_owned()])?;
+        if !missing.is_empty() {
+            return Ok((String::new(), missing));
+        }
         crate::engine::call(ctx, "begin", vec![])?;
         let opts = {
             let mut o = rquickjs::context::EvalOptions::default();
@@ -119,7 +125,7 @@ pub(crate) fn evaluate(
         let r = ctx.eval_with_options::<(), _>(source.as_bytes(), opts);
         let regs = crate::engine::call(ctx, "end", vec![])?;
         r.map_err(|e| crate::engine::EngineError::Js(crate::engine::describe(ctx, e)))?;
-        Ok(regs)
+        Ok((regs, missing))
     })
     .map_err(|e| {
         let text = e.to_string();
@@ -129,6 +135,16 @@ pub(crate) fn evaluate(
             file: file.to_owned(),
         }
     })?;
+    let (regs, missing) = regs;
+    if let Some((line, name)) = missing.split_once(':') {
+        return Err(LoadError::Js {
+            file: file.to_owned(),
+            line: line.parse().unwrap_or(0),
+            message: format!(
+                "{name} is part of PocketBase's JavaScript API but Galley does not offer it"
+            ),
+        });
+    }
     serde_json::from_str(&regs).map_err(|e| LoadError::Js {
         file: file.to_owned(),
         line: 0,

@@ -84,7 +84,15 @@ fn app(hooks: &Hooks) -> Result<Arc<galley_core::App>, MigrateError> {
 }
 
 async fn record(hooks: &Hooks, file: &str, add: bool) -> Result<(), MigrateError> {
-    let app = app(hooks)?;
+    record_on(&*app(hooks)?, file, add).await
+}
+
+/// Marks `file` applied (`add`) or not in `_migrations`.
+pub(crate) async fn record_on(
+    app: &galley_core::App,
+    file: &str,
+    add: bool,
+) -> Result<(), MigrateError> {
     let caller = system::caller(&app.schema());
     let file = file.to_owned();
     app.write(

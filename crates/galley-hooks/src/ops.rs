@@ -6,6 +6,8 @@
 //! panics or throws into JavaScript except through that shape.
 
 use crate::Shared;
+use galley_core::collections::By;
+use galley_core::context::request_hooks::NextRequest;
 use galley_core::context::{Next, WriteCtx};
 use galley_core::records::system;
 use galley_core::{App, CoreError, RequestMeta};
@@ -37,6 +39,9 @@ pub(crate) enum Frame {
     /// A record API request's hooks: `next` is the rest of the request.
     Request {
         next: Option<galley_core::context::request_hooks::NextRequest>,
+        /// What `next` answered: kept here, handed to JavaScript only when a handler
+        /// reads `e.record` after `e.next()` (`nextAnswer`).
+        answer: Option<Value>,
     },
 }
 
@@ -90,26 +95,51 @@ pub(crate) fn with_local<R>(
 }
 
 /// Runs `f` with the rest of a record request as `e.next()`.
+/// Runs `f` with `next` as the rest of the request; also returns what `next` answered,
+/// when it was called.
 pub(crate) fn with_request<R>(
     next: galley_core::context::request_hooks::NextRequest,
     f: impl FnOnce() -> R,
-) -> R {
+) -> (R, Option<Value>) {
     let depth = depth();
-    FRAMES.with(|fr| fr.borrow_mut().push(Frame::Request { next: Some(next) }));
+    FRAMES.with(|fr| {
+        fr.borrow_mut().push(Frame::Request {
+            next: Some(next),
+            answer: None,
+        })
+    });
     let r = f();
+    let answer = FRAMES.with(|fr| match fr.borrow_mut().get_mut(depth) {
+        Some(Frame::Request { answer, .. }) => answer.take(),
+        _ => None,
+    });
     truncate(depth);
-    r
+    (r, answer)
+}
+
+/// The innermost request frame's `next` or answer.
+fn request_frame<T>(
+    f: impl FnOnce(&mut Option<NextRequest>, &mut Option<Value>) -> T,
+) -> Option<T> {
+    FRAMES.with(|fr| {
+        fr.borrow_mut()
+            .iter_mut()
+            .rev()
+            .find_map(|frame| match frame {
+                Frame::Request { next, answer } => Some((next, answer)),
+                _ => None,
+            })
+            .map(|(n, a)| f(n, a))
+    })
 }
 
 fn next_request(shared: &Shared, a: Value) -> Result<Value, CoreError> {
-    let next = FRAMES.with(|f| {
-        f.borrow_mut().iter_mut().rev().find_map(|fr| match fr {
-            Frame::Request { next } => Some(next.take()),
-            _ => None,
-        })
-    });
-    match next.flatten() {
-        Some(next) => shared.block_on(next(a)),
+    match request_frame(|next, _| next.take()).flatten() {
+        Some(next) => {
+            let answer = shared.block_on(next(a))?;
+            request_frame(|_, slot| *slot = Some(answer));
+            Ok(Value::Null)
+        }
         None => Err(bad("e.next() was already called")),
     }
 }
@@ -201,9 +231,6 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "equal" => Ok(json!(galley_auth::jwt::secrets_equal(s(&a[0]), s(&a[1])))),
         "sha256" | "sha512" => Ok(json!(crate::security::digest(op, s(&a)))),
         "hmac" => Ok(json!(crate::security::hmac(s(&a[0]), s(&a[1]), s(&a[2])))),
-        "md5" | "encrypt" | "decrypt" => Err(bad(format!(
-            "$security.{op} is part of PocketBase's JavaScript API but Galley does not offer it"
-        ))),
         "hashPassword" => galley_auth::password::hash(s(&a))
             .map(|h| json!(h))
             .map_err(|e| CoreError::internal(&e)),
@@ -262,9 +289,9 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
             let exists = !id.is_empty() && app.schema().find(&id).is_some();
             let col = shared.block_on(async {
                 if exists {
-                    galley_core::collections::update(&app, &id, a).await
+                    galley_core::collections::update(&app, &id, a, By::Code).await
                 } else {
-                    galley_core::collections::create(&app, a).await
+                    galley_core::collections::create(&app, a, By::Code).await
                 }
             })?;
             Ok(col.to_json())
@@ -272,7 +299,7 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "deleteCollection" => {
             let app = app(shared)?;
             let name = s(&a).to_owned();
-            shared.block_on(galley_core::collections::delete(&app, &name))?;
+            shared.block_on(galley_core::collections::delete(&app, &name, By::Code))?;
             Ok(Value::Null)
         }
         "enqueue" => {
@@ -286,6 +313,9 @@ fn run(shared: &Arc<Shared>, op: &str, a: Value) -> Result<Value, CoreError> {
         "txEnd" => tx_end(shared, a[1].as_bool().unwrap_or(false)),
         "next" => next(a),
         "nextRequest" => next_request(shared, a),
+        "nextAnswer" => Ok(request_frame(|_, answer| answer.clone())
+            .flatten()
+            .unwrap_or(Value::Null)),
         "findById" | "find" | "count" | "save" | "delete" | "query" | "validate" => {
             data_op(shared, op, a)
         }

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 /// Names of PocketBase's JavaScript API (plugins/jsvm types.d.ts) that Galley does not
 /// offer; calling one at load fails with its name.
 pub(crate) const UNSUPPORTED: &[&str] = &[
-    // Not yet offered: the execute events, the mailer, serve and terminate events.
-    "onTerminate",
+    // Not yet offered: the execute events, the mailer events.
     "onRecordCreateExecute",
     "onRecordUpdateExecute",
     "onRecordDeleteExecute",

@@ -125,8 +125,10 @@ impl RequestHooks for JsRequestHooks {
             .to_string();
             let col_json = shared.collection_json(&col).to_string();
             let name = event(req.event).to_owned();
+            let answer = Arc::new(parking_lot::Mutex::new(None));
+            let slot = answer.clone();
             let v = on_pool(&shared, move |s| {
-                ops::with_request(next, || {
+                let (out, answer) = ops::with_request(next, || {
                     engine::with(s, |js| {
                         engine::call(
                             js,
@@ -134,9 +136,12 @@ impl RequestHooks for JsRequestHooks {
                             vec![name, json!(ids).to_string(), http, payload, col_json],
                         )
                     })
-                })
+                });
+                *slot.lock() = answer;
+                out
             })
             .await?;
+            let answer = answer.lock().take();
             let reply = &v["reply"];
             if reply["set"] == json!(true) {
                 return Ok(Outcome::Reply(Reply {
@@ -156,7 +161,7 @@ impl RequestHooks for JsRequestHooks {
                 }));
             }
             if v["called"] == json!(true) {
-                return Ok(Outcome::Answer(v["answer"].clone()));
+                return Ok(Outcome::Answer(answer.unwrap_or(Value::Null)));
             }
             // Neither e.next() nor an answer of its own: PocketBase writes nothing (200).
             Ok(Outcome::Reply(Reply {

@@ -24,43 +24,77 @@ fn error_response(status: u16, message: &str, data: Value) -> Response {
     )
 }
 
+/// The request as the engine reads it, written straight to JSON text (borrowed).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestJson<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a str,
+    path_params: Params<'a>,
+    body: std::borrow::Cow<'a, str>,
+    auth: Option<&'a Map<String, Value>>,
+    auth_collection: Option<&'a str>,
+    ip: String,
+}
+
+struct Params<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for Params<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The headers as a JSON object (the first value of a repeated name).
+struct HeadersJson<'a>(&'a axum::http::HeaderMap);
+
+impl serde::Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.keys().filter_map(|k| {
+            self.0
+                .get(k)
+                .map(|v| (k.as_str(), String::from_utf8_lossy(v.as_bytes())))
+        }))
+    }
+}
+
+/// The request's JSON text and its headers' JSON text (parsed by the engine only when a
+/// handler reads them).
 fn request_json(
     shared: &Shared,
     app: &App,
     req: &axum::http::request::Parts,
-    params: Vec<(String, String)>,
+    params: &[(String, String)],
     body: &[u8],
-) -> String {
-    let mut headers = Map::new();
-    for (k, v) in &req.headers {
-        headers
-            .entry(k.as_str().to_owned())
-            .or_insert_with(|| json!(String::from_utf8_lossy(v.as_bytes())));
-    }
+) -> (String, String) {
     let peer = req
         .extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let ip = galley_http::client_ip(app, peer, &req.headers);
-    let (auth, auth_col) = match req.extensions.get::<Caller>() {
-        Some(Caller::Record { collection, record }) => (
-            Value::Object(record.clone()),
-            Value::String(shared.collection_json(collection).to_string()),
-        ),
-        _ => (Value::Null, Value::Null),
+    let col_json;
+    let (auth, auth_collection) = match req.extensions.get::<Caller>() {
+        Some(Caller::Record { collection, record }) => {
+            col_json = shared.collection_json(collection);
+            (Some(record), Some(&*col_json))
+        }
+        _ => (None, None),
     };
-    json!({
-        "method": req.method.as_str(),
-        "path": req.uri.path(),
-        "query": req.uri.query().unwrap_or_default(),
-        "headers": headers,
-        "pathParams": params.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<String, Value>>(),
-        "body": String::from_utf8_lossy(body),
-        "auth": auth,
-        "authCollection": auth_col,
-        "ip": ip,
-    })
-    .to_string()
+    let r = RequestJson {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query().unwrap_or_default(),
+        path_params: Params(params),
+        body: String::from_utf8_lossy(body),
+        auth,
+        auth_collection,
+        ip,
+    };
+    (
+        serde_json::to_string(&r).unwrap_or_default(),
+        serde_json::to_string(&HeadersJson(&req.headers)).unwrap_or_default(),
+    )
 }
 
 pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Response, Request> {
@@ -81,13 +115,17 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Respons
         Ok(b) => b,
         Err(_) => return Ok(error_response(413, "Request entity too large", json!({}))),
     };
-    let req_json = request_json(shared, &app, &parts, params, &body);
+    let (req_json, headers_json) = request_json(shared, &app, &parts, &params, &body);
     let s = shared.clone();
     let out = shared
         .pool
         .run(move || {
             engine::with(&s, |js| {
-                engine::call(js, "route", vec![req_json, handler.to_string(), mws])
+                engine::call(
+                    js,
+                    "route",
+                    vec![req_json, headers_json, handler.to_string(), mws],
+                )
             })
         })
         .await;
@@ -103,8 +141,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Respons
         }
         None => return Ok(error_response(503, "The hooks are not running.", json!({}))),
     };
-    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    if let Some(err) = v.get("error") {
+    if let Some(err) = out.strip_prefix('!') {
+        let err: Value = serde_json::from_str(err).unwrap_or(Value::Null);
         if let Some(log) = err["log"].as_str() {
             tracing::error!(target: "hooks", path = %parts.uri.path(), error = %log, "route handler failed");
         }
@@ -112,23 +150,31 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: Request) -> Result<Respons
         let message = err["message"].as_str().unwrap_or_default();
         return Ok(error_response(status, message, err["data"].clone()));
     }
-    let reply = &v["reply"];
-    if reply["set"] != json!(true) {
+    // "status\ntype\nheaders\nbody"; empty: the handler answered nothing.
+    let mut parts4 = out.splitn(4, '\n');
+    let (Some(status), Some(kind), Some(headers)) = (parts4.next(), parts4.next(), parts4.next())
+    else {
         return Ok(StatusCode::OK.into_response());
-    }
-    let status = StatusCode::from_u16(reply["status"].as_u64().unwrap_or(200) as u16)
+    };
+    let status = status
+        .parse::<u16>()
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
-    let mut resp = Response::new(Body::from(
-        reply["body"].as_str().unwrap_or_default().to_owned(),
-    ));
+    let (kind, headers) = (kind.to_owned(), headers.to_owned());
+    let body_at = out.len() - parts4.next().map_or(0, str::len);
+    let mut out = out;
+    let body = out.split_off(body_at);
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    if let Some(t) = reply["type"].as_str().filter(|t| !t.is_empty()) {
-        if let Ok(v) = HeaderValue::from_str(t) {
+    if !kind.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kind) {
             h.insert(axum::http::header::CONTENT_TYPE, v);
         }
     }
-    if let Some(extra) = v["headers"].as_object() {
+    if !headers.is_empty() {
+        let extra: Map<String, Value> = serde_json::from_str(&headers).unwrap_or_default();
         for (k, val) in extra {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(k.as_bytes()),

@@ -197,8 +197,8 @@ fn tune(tcp: &tokio::net::TcpStream) {
 /// [`serve`] with the operations the caller opened (the binary points its app-log layer at
 /// the log store and serves the metrics), on every listener of `listeners`. When `shutdown`
 /// resolves: stops accepting, ends the realtime streams (their clients reconnect), lets
-/// requests in flight finish for up to [`DRAIN_DEADLINE`], then writes the queued log
-/// entries and returns.
+/// requests in flight finish for up to [`DRAIN_DEADLINE`], runs the hooks' `onTerminate`,
+/// then writes the queued log entries and returns.
 pub async fn serve_with(
     listeners: impl Into<Listeners>,
     app: impl Into<Server>,
@@ -214,6 +214,7 @@ pub async fn serve_with(
             .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
     }
     let app_for_drain = server.app.clone();
+    let hooks = server.hooks.clone();
     let router = router(server, &ops);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -274,6 +275,9 @@ pub async fn serve_with(
             Ok(())
         }
     };
+    if let Some(h) = hooks {
+        h.terminate().await;
+    }
     ops.logs.close().await;
     served
 }

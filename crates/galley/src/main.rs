@@ -79,6 +79,12 @@ struct ServeArgs {
     /// when pending; default: a `galley_migrations` folder beside the data directory.
     #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
     migrations_dir: Option<PathBuf>,
+    /// Write a migration file into the migrations folder for each collection change made
+    /// through the collections API or the dashboard (PocketBase's automigrate; off unless
+    /// given).
+    #[arg(long, env = "GALLEY_AUTOMIGRATE", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    automigrate: bool,
 }
 
 #[derive(Args, Clone)]
@@ -303,6 +309,8 @@ fn hooks_config(
 struct ServerCode {
     hooks: Option<galley::galley_hooks::HooksConfig>,
     migrations: PathBuf,
+    /// Write migration files for the collection changes superusers make.
+    automigrate: bool,
 }
 
 async fn serve(
@@ -310,7 +318,11 @@ async fn serve(
     app_log: galley_ops::logs::AppLogLayer,
     ext: ServerCode,
 ) -> anyhow::Result<()> {
-    let ServerCode { hooks, migrations } = ext;
+    let ServerCode {
+        hooks,
+        migrations,
+        automigrate,
+    } = ext;
     let ServeArgs {
         http,
         tls,
@@ -322,13 +334,16 @@ async fn serve(
         ..
     } = args;
     // Pending migration files need the JavaScript engine even without hook files.
-    let hooks = match hooks {
-        None if migrations.is_dir() => Some(galley::galley_hooks::HooksConfig {
+    let mut hooks = match hooks {
+        None if migrations.is_dir() || automigrate => Some(galley::galley_hooks::HooksConfig {
             watch: false,
             ..Default::default()
         }),
         h => h,
     };
+    if let (Some(h), true) = (hooks.as_mut(), automigrate) {
+        h.automigrate = Some(migrations.clone());
+    }
     let mut cfg = config(&data);
     cfg.body_limit = body_limit;
     cfg.sync_full = sync_full;
@@ -463,6 +478,7 @@ async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result
             let code = ServerCode {
                 hooks,
                 migrations: m,
+                automigrate: args.automigrate,
             };
             serve(*args, app_log, code).await
         }

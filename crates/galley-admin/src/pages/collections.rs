@@ -311,7 +311,9 @@ pub async fn create(State(app): State<AppState>, admin: Admin, form: FormData) -
         return r;
     }
     let d = Draft::from_form(None, &form);
-    match galley_core::collections::create(&app, d.body()).await {
+    match galley_core::collections::create(&app, d.body(), galley_core::collections::By::Request)
+        .await
+    {
         Ok(v) => {
             let name = v.name.as_str();
             redirect(&format!(
@@ -395,7 +397,14 @@ pub async fn update(
             });
         }
     }
-    match galley_core::collections::update(&app, &old.name, d.body()).await {
+    match galley_core::collections::update(
+        &app,
+        &old.name,
+        d.body(),
+        galley_core::collections::By::Request,
+    )
+    .await
+    {
         Ok(v) => {
             let name = v.name.as_str();
             redirect(&format!("/_/collections/{}?done=saved", super::enc(name)))
@@ -470,7 +479,9 @@ pub async fn delete(
         let body = html! { p.error role="alert" { "The name did not match; nothing was deleted." } p { a href={ "/_/collections/" (c.name) "/delete" } { "Try again" } } };
         return page(&app, &admin, "Delete collection", None, body);
     }
-    match galley_core::collections::delete(&app, &c.name).await {
+    match galley_core::collections::delete(&app, &c.name, galley_core::collections::By::Request)
+        .await
+    {
         Ok(()) => redirect("/_/?done=deleted"),
         Err(e) => page(
             &app,

@@ -310,7 +310,13 @@ async fn save_tokens(app: &AppState, form: &FormData) -> Result<(), CoreError> {
             }
         }
         if !patch.is_empty() {
-            galley_core::collections::update(app, &c.name, Value::Object(patch)).await?;
+            galley_core::collections::update(
+                app,
+                &c.name,
+                Value::Object(patch),
+                galley_core::collections::By::Request,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -52,7 +52,7 @@ async fn create(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::create(&app, Value::Object(body.values))
+        collections::create(&app, Value::Object(body.values), collections::By::Request)
             .await?
             .to_json(),
         &q,
@@ -75,9 +75,14 @@ async fn update(
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
     Ok(ok(
-        collections::update(&app, &col, Value::Object(body.values))
-            .await?
-            .to_json(),
+        collections::update(
+            &app,
+            &col,
+            Value::Object(body.values),
+            collections::By::Request,
+        )
+        .await?
+        .to_json(),
         &q,
     ))
 }
@@ -88,7 +93,7 @@ async fn remove(
     Path(col): Path<String>,
 ) -> ApiResult<Response> {
     require_superuser(&c)?;
-    collections::delete(&app, &col).await?;
+    collections::delete(&app, &col, collections::By::Request).await?;
     Ok(no_content())
 }
 

@@ -89,6 +89,9 @@ pub struct App {
     /// Hooks around record API requests, set once by the code that extends the App.
     pub(crate) request_hooks:
         std::sync::OnceLock<Arc<dyn crate::context::request_hooks::RequestHooks>>,
+    /// Told of each collection change a superuser asks for (automigrate), set once by the
+    /// code that extends the App.
+    pub(crate) schema_hook: std::sync::OnceLock<Arc<dyn crate::collections::SchemaHook>>,
     /// Auth flows' state: rate limiters, OAuth2 client, resend throttle.
     pub auth: AuthState,
     /// Where record files live (rebuilt when the `s3` settings change).
@@ -111,6 +114,12 @@ impl App {
     /// The hooks around record API requests, when some code installed them.
     pub fn request_hooks(&self) -> Option<&Arc<dyn crate::context::request_hooks::RequestHooks>> {
         self.request_hooks.get()
+    }
+
+    /// Installs the hook told of collection changes asked for through the collections API
+    /// or the dashboard (once; later calls are ignored).
+    pub fn set_schema_hook(&self, hook: Arc<dyn crate::collections::SchemaHook>) {
+        let _ = self.schema_hook.set(hook);
     }
 
     /// Runs `job` on a reader connection (for code above galley-core: hooks, extensions).

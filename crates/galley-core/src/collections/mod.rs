@@ -17,6 +17,39 @@ use std::sync::Arc;
 pub use import::import;
 pub use validate::parse_collection;
 
+/// Who asks for a collection change. PocketBase's automigrate writes a migration file for
+/// the changes a superuser makes (API, dashboard), not for those code makes (hooks,
+/// migrations: a migration that wrote migrations would never end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Request,
+    Code,
+}
+
+/// Told of each collection change [`By::Request`] once it is committed: `old` is `None`
+/// for a create, `new` is `None` for a delete. Code above galley-core sets it
+/// ([`App::set_schema_hook`]); the automigrate of the JavaScript hooks is one.
+pub trait SchemaHook: Send + Sync {
+    fn changed(
+        &self,
+        old: Option<Collection>,
+        new: Option<Collection>,
+    ) -> crate::context::request_hooks::BoxFuture<Result<(), CoreError>>;
+}
+
+/// Tells the App's schema hook of a change a superuser made. The change is committed
+/// already: a hook that fails is logged, the answer stays a success.
+async fn changed(app: &App, by: By, old: Option<Collection>, new: Option<Collection>) {
+    if by != By::Request {
+        return;
+    }
+    if let Some(h) = app.schema_hook.get() {
+        if let Err(e) = h.changed(old, new).await {
+            tracing::error!(error = %e, "the schema hook failed (no migration file written)");
+        }
+    }
+}
+
 /// `_collections` described as a collection, so that the collections list takes the same
 /// `filter` and `sort` language as records (fields id, name, type, system, created, updated).
 fn meta_collection() -> Collection {
@@ -121,7 +154,7 @@ pub fn find(app: &App, id_or_name: &str) -> Result<Arc<Collection>, CoreError> {
         .ok_or_else(CoreError::not_found)
 }
 
-pub async fn create(app: &App, body: Value) -> Result<Collection, CoreError> {
+pub async fn create(app: &App, body: Value, by: By) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let col = parse_collection(&schema, None, &body)?;
     let out = col.clone();
@@ -137,6 +170,7 @@ pub async fn create(app: &App, body: Value) -> Result<Collection, CoreError> {
         })
         .await?;
     app.reload_schema().await?;
+    changed(app, by, None, find(app, &out.id).ok().map(|c| (*c).clone())).await;
     Ok(out)
 }
 
@@ -152,12 +186,18 @@ fn unique_name_error(e: CoreError, message: &str) -> CoreError {
     }
 }
 
-pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Collection, CoreError> {
+pub async fn update(
+    app: &App,
+    id_or_name: &str,
+    body: Value,
+    by: By,
+) -> Result<Collection, CoreError> {
     let schema = app.schema();
     let old = find(app, id_or_name)?;
     let new = parse_collection(&schema, Some(&old), &body)?;
     let out = new.clone();
     let old = (*old).clone();
+    let before = old.clone();
     let node = app.node_id.clone();
     app.store
         .write(move |c: &mut dyn Conn| -> Result<(), CoreError> {
@@ -168,6 +208,8 @@ pub async fn update(app: &App, id_or_name: &str, body: Value) -> Result<Collecti
         })
         .await?;
     app.reload_schema().await?;
+    let after = find(app, &out.id).ok().map(|c| (*c).clone());
+    changed(app, by, Some(before), after).await;
     Ok(out)
 }
 
@@ -293,7 +335,7 @@ fn convert_column(
     Ok(())
 }
 
-pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
+pub async fn delete(app: &App, id_or_name: &str, by: By) -> Result<(), CoreError> {
     let col = find(app, id_or_name)?;
     if col.system {
         return Err(CoreError::bad_request(
@@ -319,6 +361,7 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
         )));
     }
     let col = (*col).clone();
+    let before = col.clone();
     let col_id = col.id.clone();
     let node = app.node_id.clone();
     app.store
@@ -333,7 +376,9 @@ pub async fn delete(app: &App, id_or_name: &str) -> Result<(), CoreError> {
         })
         .await?;
     crate::files::remove_collection(app, &col_id).await;
-    app.reload_schema().await
+    app.reload_schema().await?;
+    changed(app, by, Some(before), None).await;
+    Ok(())
 }
 
 /// Deletes every record of a collection, with the same cascade rules as deleting each one.

@@ -193,6 +193,7 @@
       return v === undefined ? null : v;
     }
     set(k, v) {
+      if (/:autogenerate$/.test(k)) throw new Error("the :autogenerate modifier of record.set is part of PocketBase's JavaScript API but Galley does not offer it (a text field's autogeneratePattern fills an empty value on save)");
       v = toJSONValue(v);
       this.__dirty[String(k).replace(/^\+|[+-]$/g, "")] = true;
       const m = /^(\+)?([^+-]+)([+-])?$/.exec(k);
@@ -269,13 +270,27 @@
   class FieldsList extends Array {
     getByName(n) { return this.find((f) => f.name === n) || null; }
     getById(id) { return this.find((f) => f.id === id) || null; }
-    add(...fs) {
-      for (const f of fs) {
-        const i = this.findIndex((x) => (f.id && x.id === f.id) || x.name === f.name);
-        if (i >= 0) this[i] = f; else this.push(f);
-      }
+    add(...fs) { for (const f of fs) this.__put(-1, f); }
+    addAt(pos, ...fs) {
+      const total = this.length;
+      fs.forEach((f, i) => this.__put(pos < 0 ? -1 : pos > total ? total + i : pos + i, f));
     }
-    addAt(pos, ...fs) { this.splice(pos, 0, ...fs); }
+    // PocketBase's FieldsList.add: a field of the same id (or, without an id, of the same
+    // name, whose id it takes) is replaced, in place for `add`, moved to `pos` for `addAt`
+    // (what generated migrations' "update field" relies on).
+    __put(pos, f) {
+      let inPlace = false;
+      if (pos < 0) { inPlace = true; pos = this.length; } else if (pos > this.length) pos = this.length;
+      const byName = !f.id;
+      const i = this.findIndex((x) => byName ? (!!f.name && x.name === f.name) : x.id === f.id);
+      if (i >= 0) {
+        if (byName) f.id = this[i].id;
+        if (inPlace) { this[i] = f; return; }
+        this.splice(i, 1);
+        if (pos > this.length) pos = this.length;
+      }
+      this.splice(pos, 0, f);
+    }
     removeById(id) { const i = this.findIndex((f) => f.id === id); if (i >= 0) this.splice(i, 1); }
     removeByName(n) { const i = this.findIndex((f) => f.name === n); if (i >= 0) this.splice(i, 1); }
     fieldNames() { return this.map((f) => f.name); }
@@ -490,11 +505,8 @@
     equal: (a, b) => call("equal", [String(a), String(b)]),
     sha256: (s) => call("sha256", String(s)),
     sha512: (s) => call("sha512", String(s)),
-    md5: (s) => call("md5", String(s)),
     hs256: (s, k) => call("hmac", ["sha256", String(s), String(k)]),
     hs512: (s, k) => call("hmac", ["sha512", String(s), String(k)]),
-    encrypt: (data, key) => call("encrypt", [String(data), String(key)]),
-    decrypt: (data, key) => call("decrypt", [String(data), String(key)]),
   };
   g.$os = {
     getenv: (k) => call("getenv", String(k)),
@@ -607,6 +619,9 @@
     remoteIP() { return this.__req.ip; }
     hasSuperuserAuth() { return !!(this.auth && this.auth.isSuperuser()); }
     isTLS() { return false; }
+    // Values kept for the rest of the request (middlewares to handler).
+    set(k, v) { (this.__store || (this.__store = {}))[String(k)] = v; }
+    get(k) { const s = this.__store || {}; return k in s ? s[k] : null; }
     requestInfo() {
       const req = this.__req, auth = this.auth;
       return {
@@ -796,7 +811,8 @@
 
   // Names of PocketBase's JavaScript API that Galley does not offer: using one fails the
   // load with its name, never a silent no-op.
-  for (const name of g.__unsupported || []) {
+  const unsupported = new Set(g.__unsupported || []);
+  for (const name of unsupported) {
     const fail = () => { throw new Error(name + " is part of PocketBase's JavaScript API but Galley does not offer it"); };
     if (name.startsWith("$")) {
       g[name] = new Proxy({}, { get: (_, p) => (typeof p === "symbol" ? undefined : fail()) });
@@ -818,7 +834,104 @@
     return module.exports;
   };
 
+  // ---- the load-time check of names ---------------------------------------------------
+  // Handlers run as source text later, so a name they use that Galley does not offer would
+  // only fail when called; the check finds them in the file's text at load: names of
+  // PocketBase's globals that are not defined here, members of the `$` objects that they do
+  // not have, and PocketBase's methods on events and records that are not offered.
+  const PB_GLOBALS = ["$apis", "$app", "$dbx", "$filepath", "$filesystem", "$http", "$mails", "$os",
+    "$security", "$template", "ApiError", "AppleClientSecretCreateForm", "AutodateField",
+    "BadRequestError", "BoolField", "Collection", "Command", "Context", "Cookie", "DateField",
+    "DateTime", "DynamicModel", "EditorField", "EmailField", "Field", "FieldsList", "FileField",
+    "ForbiddenError", "GeoPointField", "InternalServerError", "JSONField", "MailerMessage",
+    "Middleware", "NotFoundError", "NumberField", "PasswordField", "Record", "RecordUpsertForm",
+    "RelationField", "RequestInfo", "SelectField", "SubscriptionMessage", "TestEmailSendForm",
+    "TestS3FilesystemForm", "TextField", "Timezone", "TooManyRequestsError", "URLField",
+    "UnauthorizedError", "ValidationError", "arrayOf", "cronAdd", "cronRemove", "migrate",
+    "nullArray", "nullBool", "nullFloat", "nullInt", "nullObject", "nullString", "readerToString",
+    "routerAdd", "routerUse", "sleep", "toBytes", "toString", "unmarshal"];
+  const PB_METHODS = ["findUploadedFiles", "formFile", "fileFS", "stream", "getUnsavedFiles",
+    "unmarshalJSONField", "newAuthToken", "newVerificationToken", "newPasswordResetToken",
+    "newEmailChangeToken", "newFileToken", "newStaticAuthToken", "refreshTokenKey", "setTokenKey",
+    "canAccessRecord", "expandRecord", "expandRecords", "recordQuery", "collectionQuery",
+    "modelQuery", "importCollections", "isCollectionNameUnique", "truncateCollection",
+    "findAllExternalAuthsByRecord", "findAuthRecordByFilter", "newBackup", "restoreBackup",
+    "newFilesystem", "newBackupsFilesystem", "saveNoValidateWithContext", "unsafeWithoutHooks",
+    "findCachedCollectionByNameOrId", "syncRecordTableSchema", "auxDB", "nonconcurrentDB",
+    "concurrentDB", "cron", "store", "subscriptionsBroker"];
+  // Comments, strings and regular expressions become spaces (lines kept), so that only code
+  // is looked at; template literals' `${...}` parts stay code.
+  function codeOf(src) {
+    const blank = (t) => t.replace(/[^\n]/g, " ");
+    const n = src.length;
+    let out = "", i = 0, prev = "";
+    while (i < n) {
+      const c = src[i], d = src[i + 1];
+      if (c === "/" && (d === "/" || d === "*")) {
+        const j = d === "/" ? src.indexOf("\n", i) : src.indexOf("*/", i + 2);
+        const e = j < 0 ? n : d === "/" ? j : j + 2;
+        out += blank(src.slice(i, e));
+        i = e;
+        continue;
+      }
+      const regex = c === "/" && !/[\w$)\]]/.test(prev);
+      if (c === "'" || c === '"' || c === "`" || regex) {
+        let j = i + 1;
+        while (j < n && src[j] !== c) {
+          if (src[j] === "\\") { j += 2; continue; }
+          if (src[j] === "\n" && c !== "`") break;
+          if (c === "`" && src[j] === "$" && src[j + 1] === "{") {
+            out += blank(src.slice(i, j + 2));
+            let k = j + 2, depth = 1;
+            while (k < n && depth > 0) { if (src[k] === "{") depth++; else if (src[k] === "}") depth--; k++; }
+            out += src.slice(j + 2, k - 1) + " ";
+            i = j = k;
+            continue;
+          }
+          j++;
+        }
+        out += blank(src.slice(i, j + 1));
+        i = j + 1;
+        prev = c;
+        continue;
+      }
+      out += c;
+      if (!/\s/.test(c)) prev = c;
+      i++;
+    }
+    return out;
+  }
+  function lineAt(text, index) { return text.slice(0, index).split("\n").length; }
+  function checkNames(src) {
+    const code = codeOf(String(src));
+    const notOffered = (name, index) => ({ name, line: lineAt(code, index) });
+    let m;
+    const ident = /(^|[^\w$.])([A-Za-z_$][\w$]*)/g;
+    while ((m = ident.exec(code))) {
+      const name = m[2], at = m.index + m[1].length;
+      if (unsupported.has(name)) return notOffered(name, at);
+      if (PB_GLOBALS.includes(name) && typeof g[name] === "undefined") return notOffered(name, at);
+    }
+    const member = /(\$[A-Za-z_]\w*|(?<![\w$.])e\.app)\s*\.\s*([A-Za-z_$][\w$]*)/g;
+    while ((m = member.exec(code))) {
+      const ns = m[1] === "e.app" ? "$app" : m[1];
+      const obj = g[ns];
+      if (unsupported.has(ns) || !obj || typeof obj !== "object") continue;
+      if (!(m[2] in obj)) return notOffered(ns + "." + m[2], m.index);
+    }
+    const query = /\.db\(\s*\)\s*\.\s*([A-Za-z_$][\w$]*)/g;
+    while ((m = query.exec(code))) if (m[1] !== "newQuery") return notOffered("$app.db()." + m[1], m.index);
+    const method = new RegExp("\\.\\s*(" + PB_METHODS.join("|") + ")\\s*\\(", "g");
+    if ((m = method.exec(code))) return notOffered(m[1], m.index);
+    return null;
+  }
+
   g.__galley = {
+    // The first name of `source` that Galley does not offer, as "line:name", or "".
+    check(source) {
+      const r = checkNames(source);
+      return r ? r.line + ":" + r.name : "";
+    },
     // Loading one hook file: Rust evaluates it (with its file name, for error lines)
     // between these two; `end` answers the registrations it made, as JSON.
     begin() {
@@ -830,15 +943,25 @@
       return JSON.stringify(registrations.splice(0));
     },
     // A route: middlewares (routerUse's, then the route's) then the handler.
-    route(reqJson, handlerId, mws) {
+    // The request's headers come as their own JSON text, parsed only when read; the answer
+    // is "status\ncontent type\nheaders JSON\nbody" (the body as written, not re-encoded
+    // in JSON), or "!" and the error's JSON.
+    route(reqJson, headersJson, handlerId, mws) {
       const req = JSON.parse(reqJson);
+      let headers = null;
+      Object.defineProperty(req, "headers", { get: () => headers || (headers = JSON.parse(headersJson)) });
       const { e, reply, headersOut } = requestEvent(req);
       try {
-        chain(JSON.parse(mws).map(middleware), e, () => handler(Number(handlerId))(e));
+        const f = handler(Number(handlerId));
+        if (mws === "[]") f(e);
+        else chain(JSON.parse(mws).map(middleware), e, () => f(e));
       } catch (err) {
-        return JSON.stringify({ error: failure(err) });
+        return "!" + JSON.stringify(failure(err));
       }
-      return JSON.stringify({ reply, headers: headersOut });
+      if (!reply.set) return "";
+      let h = "";
+      for (const k in headersOut) { h = JSON.stringify(headersOut); break; }
+      return reply.status + "\n" + reply.type + "\n" + h + "\n" + reply.body;
     },
     // A record event: the handlers in order, the last one's next() being Rust's next.
     record(event, handlerIds, colJson, recordJson, extraJson) {
@@ -890,7 +1013,6 @@
         e.record = write ? Record.__stored(col, p.record) : presented(col, p.record);
       }
       let called = false;
-      let answer = null;
       try {
         chain(JSON.parse(handlerIds).map(handler), e, () => {
           called = true;
@@ -899,13 +1021,33 @@
           else if (event === "onRecordsListRequest") arg = Object.assign({}, e.result, { items: e.records.map((r) => r.publicExport()) });
           else if (event === "onRecordAuthRequest") arg = { token: e.token, record: e.record.publicExport(), meta: e.meta };
           else if (event === "onRecordViewRequest") arg = e.record.publicExport();
-          answer = call("nextRequest", arg);
-          if (write && answer) e.record = presented(col, answer);
+          call("nextRequest", arg);
+          if (write) {
+            // As PocketBase's e.record after e.next(): the saved record, with the values
+            // the answer does not show (an auth record's email) readable but still hidden.
+            // Rust keeps the answer; it comes here only when a handler reads e.record.
+            const before = e.record;
+            let after = null;
+            Object.defineProperty(e, "record", {
+              configurable: true, enumerable: true,
+              get() {
+                if (after) return after;
+                const answer = call("nextAnswer");
+                if (!answer) return (after = before);
+                after = presented(col, answer);
+                for (const k of Object.keys(before.__data)) {
+                  if (!(k in answer)) { after.__data[k] = before.__data[k]; after.__hidden[k] = true; }
+                }
+                return after;
+              },
+              set(v) { after = v; },
+            });
+          }
         });
       } catch (err) {
         return JSON.stringify({ error: failure(err) });
       }
-      return JSON.stringify({ reply, headers: headersOut, called, answer });
+      return JSON.stringify({ reply, headers: headersOut, called });
     },
     // onRecordEnrich: each record of an answer through the handlers.
     enrich(handlerIds, reqJson, colJson, recordsJson) {
@@ -913,9 +1055,15 @@
       const col = collectionFrom(colJson);
       const fns = JSON.parse(handlerIds).map(handler);
       const out = [];
+      let info = null;
       try {
         for (const data of JSON.parse(recordsJson)) {
           const { e } = requestEvent(req);
+          // PocketBase's enrich event has `e.requestInfo` as a value; a request event's is a
+          // method: both forms work.
+          info = info || e.requestInfo();
+          const ri = Object.assign(() => info, info);
+          Object.defineProperty(e, "requestInfo", { value: ri });
           e.collection = col;
           e.record = presented(col, data);
           chain(fns, e, () => {});
@@ -972,6 +1120,7 @@
       const ev = JSON.parse(eventJson);
       const col = ev.collection ? collectionFrom(ev.collection) : null;
       const e = { app: app };
+      if (ev.isRestart !== undefined) e.isRestart = ev.isRestart;
       if (col) e.collection = col;
       if (ev.record) e.record = Record.__stored(col, ev.record);
       try {

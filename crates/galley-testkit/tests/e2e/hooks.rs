@@ -740,3 +740,205 @@ both_engines_hooks! {
         assert_eq!(srv.guest(Method::GET, "/api/collections/posts/records", None).await.status, 200);
     }
 }
+
+/// A server whose collection changes are written as migration files into `mig`.
+async fn automigrating(
+    engine: galley_testkit::Engine,
+    mig: std::path::PathBuf,
+) -> Option<TestServer> {
+    TestServer::start_full(
+        engine,
+        |_| {},
+        move |_| {
+            Some(galley::galley_hooks::HooksConfig {
+                automigrate: Some(mig),
+                watch: false,
+                pool_size: 4,
+                ..Default::default()
+            })
+        },
+    )
+    .await
+}
+
+fn migration_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A collection's JSON without its timestamps.
+async fn collection_def(srv: &TestServer, name: &str) -> Value {
+    let mut r = srv
+        .su(Method::GET, &format!("/api/collections/{name}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let o = r.body.as_object_mut().unwrap();
+    o.shift_remove("created");
+    o.shift_remove("updated");
+    r.body
+}
+
+/// PocketBase's automigrate: API changes write `<unix>_created_|updated_|deleted_<name>.js`
+/// files, recorded as applied here; a fresh database running them gets the same schema.
+async fn automigrate_writes_files_that_rebuild_the_schema(engine: galley_testkit::Engine) {
+    let mig = tempfile::tempdir().unwrap();
+    let Some(srv) = automigrating(engine, mig.path().to_owned()).await else {
+        return;
+    };
+    let r = srv
+        .su(
+            Method::POST,
+            "/api/collections",
+            Some(json!({"name": "posts", "type": "base", "fields": [
+                {"name": "title", "type": "text", "required": true},
+                {"name": "n", "type": "number"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let files = migration_files(mig.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with("_created_posts.js"), "{files:?}");
+    let text = std::fs::read_to_string(mig.path().join(&files[0])).unwrap();
+    assert!(text.starts_with("/// <reference path=\"../pb_data/types.d.ts\" />\nmigrate((app) => {\n  const collection = new Collection({\n    \"createRule\": null,"), "{text}");
+    assert!(
+        !text.contains("\"created\""),
+        "timestamps are left out: {text}"
+    );
+    // Sorted keys (Go's maps) inside the fields too.
+    assert!(
+        text.contains("\"name\": \"title\",\n        \"pattern\": \"\","),
+        "{text}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let title = r.body["fields"][1]["id"].as_str().unwrap().to_owned();
+    let n = r.body["fields"][2]["id"].as_str().unwrap().to_owned();
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/collections/posts",
+            Some(json!({"listRule": "", "fields": [
+                r.body["fields"][0],
+                {"id": title, "name": "title", "type": "text", "required": false},
+                {"name": "body", "type": "editor"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let files = migration_files(mig.path());
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[1].ends_with("_updated_posts.js"), "{files:?}");
+    let text = std::fs::read_to_string(mig.path().join(&files[1])).unwrap();
+    for part in [
+        "// update collection data\n  unmarshal({\n    \"listRule\": \"\"\n  }, collection)",
+        &format!("// remove field\n  collection.fields.removeById(\"{n}\")"),
+        "// add field\n  collection.fields.addAt(2, new Field({",
+        "// update field\n  collection.fields.addAt(1, new Field({",
+        "unmarshal({\n    \"listRule\": null\n  }, collection)",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+    // An unchanged save writes nothing.
+    let r = srv
+        .su(Method::PATCH, "/api/collections/posts", Some(json!({})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(migration_files(mig.path()).len(), 2);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    srv.create_collection(
+        json!({"name": "scratchTest", "type": "base", "fields": [{"name": "x", "type": "text"}]}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = srv
+        .su(Method::DELETE, "/api/collections/scratchTest", None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let files = migration_files(mig.path());
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(files[2].ends_with("_created_scratchTest_.js"), "{files:?}");
+    assert!(files[3].ends_with("_deleted_scratchTest_.js"), "{files:?}");
+
+    // Recorded as applied: this database does not run them again.
+    let hooks = srv.hooks.clone().unwrap();
+    assert!(galley::galley_hooks::migrate::up(&hooks, mig.path())
+        .await
+        .unwrap()
+        .is_empty());
+    // Changes made by code (migrations, hooks) write no file.
+    let done = galley::galley_hooks::migrate::down(&hooks, mig.path(), 2)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!(migration_files(mig.path()).len(), 4);
+    galley::galley_hooks::migrate::up(&hooks, mig.path())
+        .await
+        .unwrap();
+    let want = collection_def(&srv, "posts").await;
+
+    // A fresh database reproduces the schema from the files.
+    let fresh = TestServer::start_with_hooks(engine, &[]).await.unwrap();
+    let done = galley::galley_hooks::migrate::up(fresh.hooks.as_ref().unwrap(), mig.path())
+        .await
+        .unwrap();
+    assert_eq!(done, files);
+    assert_eq!(collection_def(&fresh, "posts").await, want);
+    assert_eq!(
+        fresh
+            .su(Method::GET, "/api/collections/scratchTest", None)
+            .await
+            .status,
+        404
+    );
+    let r = fresh
+        .guest(Method::GET, "/api/collections/posts/records", None)
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "the list rule came with the update: {}",
+        r.body
+    );
+}
+
+mod automigrate_writes_files {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        automigrate_writes_files_that_rebuild_the_schema(galley_testkit::Engine::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        automigrate_writes_files_that_rebuild_the_schema(galley_testkit::Engine::Postgres).await
+    }
+}
+
+const TERMINATE: &str = r#"
+onTerminate((e) => {
+    const col = $app.findCollectionByNameOrId("notes")
+    $app.save(new Record(col, { text: "terminated, restart: " + e.isRestart }))
+    e.next()
+})
+"#;
+
+both_engines_hooks! {
+    files = &[("terminate.pb.js", TERMINATE)];
+
+    // onTerminate runs once the server stopped serving, before the App closes: what it
+    // saves is there after a restart.
+    async fn on_terminate_runs_at_shutdown(srv) {
+        let mut srv = srv;
+        srv.create_collection(json!({"name": "notes", "type": "base", "listRule": "", "fields": [{"name": "text", "type": "text"}]})).await;
+        assert!(srv.all_records("notes").await.is_empty());
+        srv.restart().await;
+        let texts: Vec<Value> = srv.all_records("notes").await.iter().map(|r| r["text"].clone()).collect();
+        assert_eq!(texts, [json!("terminated, restart: false")]);
+    }
+}

@@ -28,6 +28,7 @@ mod files;
 mod hardening;
 mod health;
 mod hooks;
+mod hooks_docs;
 mod jobs;
 mod logs;
 mod mail_tls;
