@@ -498,27 +498,23 @@ both_engines! {
             galley_store::ConnExt::execute_sql(c, &sql)?;
             Ok(())
         }).await.expect("placeholder");
-        let fastest = |identity: &'static str| {
-            let srv = &srv;
-            async move {
-                let mut best = std::time::Duration::MAX;
-                for _ in 0..4 {
-                    let work = srv.app.password_work();
-                    let t = std::time::Instant::now();
-                    srv.guest(Method::POST, "/api/collections/people/auth-with-password",
-                        Some(json!({"identity": identity, "password": "Wrong-Pass-1"}))).await
-                        .assert_error(400, "Failed to authenticate.");
-                    best = best.min(t.elapsed());
-                    assert_eq!(srv.app.password_work(), work + 1, "{identity}");
-                }
-                best
+        // Rounds interleave the three, so that load on the machine hits them alike.
+        let mut best = [std::time::Duration::MAX; 3];
+        for _ in 0..5 {
+            for (i, identity) in ["known@example.com", "nobody@example.com", "oauth@example.com"].into_iter().enumerate() {
+                let work = srv.app.password_work();
+                let t = std::time::Instant::now();
+                srv.guest(Method::POST, "/api/collections/people/auth-with-password",
+                    Some(json!({"identity": identity, "password": "Wrong-Pass-1"}))).await
+                    .assert_error(400, "Failed to authenticate.");
+                best[i] = best[i].min(t.elapsed());
+                assert_eq!(srv.app.password_work(), work + 1, "{identity}");
             }
-        };
-        let known = fastest("known@example.com").await;
-        let unknown = fastest("nobody@example.com").await;
-        let placeholder = fastest("oauth@example.com").await;
+        }
+        let [known, unknown, placeholder] = best;
+        // Without a verification a refusal is ~100 times faster; 10 leaves room for noise.
         for (name, t) in [("unknown", unknown), ("placeholder", placeholder)] {
-            assert!(t * 3 >= known, "{name}: {t:?} against {known:?} for a wrong password");
+            assert!(t * 10 >= known, "{name}: {t:?} against {known:?} for a wrong password");
         }
     }
 }
