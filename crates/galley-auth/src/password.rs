@@ -77,12 +77,13 @@ pub fn hash(password: &str) -> Result<String, AuthError> {
 }
 
 /// Verifies an argon2 PHC string, with the reused work memory.
-fn verify_argon2(password: &str, h: &PasswordHash<'_>) -> bool {
+/// `None` when `h` is no usable argon2 hash (nothing was computed).
+fn verify_argon2(password: &str, h: &PasswordHash<'_>) -> Option<bool> {
     let alg = match h.algorithm.as_str() {
         "argon2id" => Algorithm::Argon2id,
         "argon2i" => Algorithm::Argon2i,
         "argon2d" => Algorithm::Argon2d,
-        _ => return false,
+        _ => return None,
     };
     let version = match h.version {
         Some(0x10) => Version::V0x10,
@@ -90,27 +91,27 @@ fn verify_argon2(password: &str, h: &PasswordHash<'_>) -> bool {
     };
     let get = |k: &str| h.params.get_decimal(k);
     let (Some(m), Some(t), Some(p)) = (get("m"), get("t"), get("p")) else {
-        return false;
+        return None;
     };
     let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
-        return false;
+        return None;
     };
     if m > MAX_M_COST {
-        return false;
+        return None;
     }
     let Ok(params) = Params::new(m, t, p, Some(expected.len())) else {
-        return false;
+        return None;
     };
     let mut salt_buf = [0u8; 64];
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
+        return None;
     };
     let mut out = vec![0u8; expected.len()];
     if compute(alg, version, params, password, salt, &mut out).is_err() {
-        return false;
+        return Some(false);
     }
     use subtle::ConstantTimeEq;
-    bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+    Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -126,9 +127,18 @@ pub fn verify(password: &str, stored: &str) -> bool {
         // bcrypt reads at most 72 bytes; PocketBase refuses longer passwords anyway.
         return password.len() <= 72 && bcrypt::verify(password, stored).unwrap_or(false);
     }
-    match PasswordHash::new(stored) {
-        Ok(h) => verify_argon2(password, &h),
-        Err(_) => false,
+    match PasswordHash::new(stored)
+        .ok()
+        .and_then(|h| verify_argon2(password, &h))
+    {
+        Some(ok) => ok,
+        None => {
+            // Not a hash (the `!…` placeholder of an OAuth2- or OTP-only account, an empty
+            // or damaged value): refused, at the cost of a real verification, so the
+            // answer's timing does not tell such accounts apart.
+            verify_dummy(password);
+            false
+        }
     }
 }
 
@@ -151,12 +161,35 @@ pub fn needs_rehash(stored: &str) -> bool {
 pub fn verify_dummy(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let h = DUMMY.get_or_init(|| hash("galley-dummy-password").unwrap_or_default());
-    let _ = verify(password, h);
+    // Not through `verify`, which comes here for what is not a hash.
+    if let Ok(h) = PasswordHash::new(h) {
+        let _ = verify_argon2(password, &h);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anything_not_a_hash_costs_a_verification() {
+        let real = hash("pass-word-1").expect("hash");
+        let time = |stored: &str| {
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    assert!(!verify("other-pass", stored));
+                    t.elapsed()
+                })
+                .min()
+                .unwrap_or_default()
+        };
+        let full = time(&real);
+        for stored in ["!placeholder", "", "$argon2id$garbage", "plain text"] {
+            let t = time(stored);
+            assert!(t * 3 >= full, "{stored:?}: {t:?} against {full:?}");
+        }
+    }
 
     #[test]
     fn interoperates_with_the_argon2_crate() {

@@ -5,8 +5,7 @@ use crate::context::{Caller, Input, RequestMeta, WriteCtx};
 use crate::error::CoreError;
 use crate::records::{self, delete, write};
 use crate::rows as output;
-use galley_sql::Sql;
-use galley_store::{Conn, ConnExt};
+use galley_store::Conn;
 use galley_types::Collection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -69,6 +68,16 @@ fn percent_decode(s: &str) -> String {
         .ok()
         .and_then(|v| v.into_iter().next().map(|(_, v)| v))
         .unwrap_or_else(|| s.to_owned())
+}
+
+/// What the rules of a sub-request see of it.
+fn meta_of(r: &BatchRequest, query: &Map<String, Value>) -> RequestMeta {
+    RequestMeta {
+        method: String::new(),
+        context: "batch".into(),
+        query: query.clone(),
+        headers: r.headers.clone(),
+    }
 }
 
 /// A sub-request resolved: what to do, on which collection, with which query parameters.
@@ -144,7 +153,28 @@ pub async fn run(
         let uploads = std::mem::take(&mut r.uploads);
         let prepared = match &action {
             Action::Delete(_) => Ok(Input::default()),
-            _ => records::prepare_input(app, &collection, r.body.clone(), is_create).await,
+            _ => {
+                // Nothing is hashed or stored for a write that is refused before its job.
+                let mut values = r.body.clone();
+                let pw = records::PasswordInput::take(&collection, &mut values);
+                let allowed = if pw.costs_work() || !uploads.is_empty() {
+                    let intent = match &action {
+                        Action::Update(id) => records::Intent::Update(id),
+                        Action::Upsert => records::Intent::Upsert(
+                            values.get("id").and_then(Value::as_str).unwrap_or_default(),
+                        ),
+                        _ => records::Intent::Create,
+                    };
+                    let meta = meta_of(&r, &query);
+                    records::may_write(app, caller, &meta, &collection, intent, &values).await
+                } else {
+                    Ok(())
+                };
+                match allowed {
+                    Ok(()) => records::hash_input(app, &collection, pw, values, is_create).await,
+                    Err(e) => Err(e),
+                }
+            }
         };
         let input = match prepared {
             Ok(mut input) if !uploads.is_empty() && !matches!(action, Action::Delete(_)) => {
@@ -178,6 +208,7 @@ pub async fn run(
             .get("fields")
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let meta = meta_of(&r, &query);
         ops.push((
             Op {
                 action,
@@ -185,8 +216,7 @@ pub async fn run(
                 input,
                 fields,
             },
-            r.headers,
-            query,
+            meta,
         ));
     }
     let schema = app.schema();
@@ -201,13 +231,7 @@ pub async fn run(
         .store
         .write(move |c: &mut dyn Conn| -> Result<Vec<Outcome>, CoreError> {
             let mut out = Vec::new();
-            for (i, (op, headers, query)) in ops.into_iter().enumerate() {
-                let meta = RequestMeta {
-                    method: String::new(),
-                    context: "batch".into(),
-                    query,
-                    headers,
-                };
+            for (i, (op, meta)) in ops.into_iter().enumerate() {
                 let mut ctx = WriteCtx::new(schema.clone(), hooks.clone(), &caller2, &meta);
                 ctx.events = events2.clone();
                 ctx.removals = removals2.clone();
@@ -224,16 +248,7 @@ pub async fn run(
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_owned();
-                        let exists = !id.is_empty() && {
-                            let mut s = Sql::new(c.dialect());
-                            s.push("SELECT 1 AS x FROM ")
-                                .ident(&col.name)
-                                .push(" WHERE ")
-                                .ident("id")
-                                .push(" = ")
-                                .push_param(id.as_str());
-                            !c.query_sql(&s)?.is_empty()
-                        };
+                        let exists = !id.is_empty() && crate::rows::exists(c, &col, &id)?;
                         if exists {
                             write::update(c, &ctx, &col, &id, op.input).map(Some)
                         } else {

@@ -60,7 +60,7 @@ impl App {
             events: std::sync::OnceLock::new(),
             request_hooks: std::sync::OnceLock::new(),
             schema_hook: std::sync::OnceLock::new(),
-            auth: AuthState::new(config.auth_limits),
+            auth: AuthState::new(config.auth_limits, config.oauth2_private_avatars),
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),
             settings: ArcSwap::from_pointee(settings),
@@ -76,6 +76,8 @@ impl App {
             ),
         };
         app.auth.set_limiting(app.settings().rate_limits_enabled());
+        app.store
+            .set_read_timeout(app.settings().query_time_limit());
         let app = Arc::new(app);
         let _ = app.events.set(crate::realtime::start(&app));
         crate::webhooks::start(&app);

@@ -67,6 +67,9 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Unavailable(m) => CoreError::Unavailable(m),
             StoreError::Closed => CoreError::Unavailable("the server is shutting down".into()),
+            StoreError::TimedOut => CoreError::bad_request(
+                "The query took too long and was stopped. Narrow the filter or sort (fields that are not indexed make it slow).",
+            ),
             other => CoreError::internal(&other),
         }
     }

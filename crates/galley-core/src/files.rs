@@ -463,28 +463,43 @@ async fn thumbnail(
         content_type,
         filename: served.clone(),
     };
+    let failed = || CoreError::bad_request("The thumbnail could not be made before.");
+    if app.thumbs.has_failed(tkey.as_ref()) {
+        return Err(failed());
+    }
     if let Some(m) = store.head(&tkey).await.map_err(files_err)? {
         let ct = sniff(store, &tkey, m).await?;
         return Ok(existing(m, ct));
     }
     let lock = app.thumbs.get(tkey.as_ref());
     let _guard = lock.lock().await;
-    // Another request may have made it while this one waited.
+    // Another request may have made it (or failed to) while this one waited.
+    if app.thumbs.has_failed(tkey.as_ref()) {
+        return Err(failed());
+    }
     if let Some(m) = store.head(&tkey).await.map_err(files_err)? {
         let ct = sniff(store, &tkey, m).await?;
         return Ok(existing(m, ct));
     }
-    let src = store.read(key, 0..src_size).await.map_err(files_err)?;
+    // The permit bounds the originals in memory too, not only the decoding.
     let permit = app
         .thumb_permits
         .acquire()
         .await
         .map_err(|_| CoreError::Internal("thumbnail workers closed".into()))?;
-    let (bytes, ct) = tokio::task::spawn_blocking(move || galley_files::thumbs::render(&src, t))
+    let src = store.read(key, 0..src_size).await.map_err(files_err)?;
+    let rendered = tokio::task::spawn_blocking(move || galley_files::thumbs::render(&src, t))
         .await
-        .map_err(|e| CoreError::internal(&e))?
-        .map_err(|e| CoreError::bad_request(e.to_string()))?;
+        .map_err(|e| CoreError::internal(&e))?;
     drop(permit);
+    let (bytes, ct) = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            // A stored file never changes: it would fail the same way next time.
+            app.thumbs.failed(tkey.as_ref());
+            return Err(CoreError::bad_request(e.to_string()));
+        }
+    };
     store
         .put_bytes(&tkey, bytes.into())
         .await

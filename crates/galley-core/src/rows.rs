@@ -75,6 +75,18 @@ pub fn load(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<Map<String, 
     Ok(from_row(col, row))
 }
 
+/// Whether record `id` of `col` exists, whatever the rules say.
+pub fn exists(c: &mut dyn Conn, col: &Collection, id: &str) -> Result<bool, CoreError> {
+    let mut sql = Sql::new(c.dialect());
+    sql.push("SELECT 1 AS x FROM ")
+        .ident(&col.name)
+        .push(" WHERE ")
+        .ident("id")
+        .push(" = ")
+        .push_param(id);
+    Ok(!c.query_sql(&sql)?.is_empty())
+}
+
 /// Loads one record if `rule` lets `ctx`'s caller see it.
 pub fn load_checked(
     c: &mut dyn Conn,

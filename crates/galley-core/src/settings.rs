@@ -54,6 +54,28 @@ pub struct Settings {
     pub webhooks: Webhooks,
     /// Galley's own: committed record events published to NATS and RabbitMQ.
     pub brokers: Brokers,
+    /// Galley's own: how long a read's statements may run.
+    pub queries: Queries,
+}
+
+/// Reads (lists, views, counts, expands) whose statements run longer than `timeLimitMs`
+/// are stopped and answered with a 400, so that a slow filter cannot hold a database
+/// connection; 0 turns the limit off. Writes are not limited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Queries {
+    pub time_limit_ms: i64,
+}
+
+/// The default of `queries.timeLimitMs`.
+pub const DEFAULT_QUERY_TIME_LIMIT_MS: i64 = 10_000;
+
+impl Default for Queries {
+    fn default() -> Self {
+        Queries {
+            time_limit_ms: DEFAULT_QUERY_TIME_LIMIT_MS,
+        }
+    }
 }
 
 /// A write-only value. It has no `Serialize`, so it cannot reach a response by accident, and
@@ -440,6 +462,13 @@ struct Check {
 
 fn checks() -> [Check; 5] {
     [
+        Check {
+            path: ["queries", "timeLimitMs"],
+            message: "Must be 0 (no limit) or between 50 and 3600000 milliseconds.".into(),
+            ok: |s| {
+                s.queries.time_limit_ms == 0 || (50..=3_600_000).contains(&s.queries.time_limit_ms)
+            },
+        },
         // The type is the whole check; kept here for its message.
         Check {
             path: ["batch", "enabled"],
@@ -600,6 +629,14 @@ impl Settings {
 
     pub fn batch_max_requests(&self) -> usize {
         usize::try_from(self.batch.max_requests).unwrap_or(0)
+    }
+
+    /// `queries.timeLimitMs` (`None`: no limit).
+    pub fn query_time_limit(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.queries.time_limit_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis)
     }
 
     /// `realtime.maxConnections` and `realtime.maxSubscriptionsPerClient`.
@@ -958,7 +995,8 @@ mod tests {
                 "logs",
                 "realtime",
                 "webhooks",
-                "brokers"
+                "brokers",
+                "queries"
             ]
         );
         assert_eq!(

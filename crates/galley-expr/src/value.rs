@@ -138,4 +138,19 @@ impl Val {
     pub(crate) fn is_multi(&self) -> bool {
         matches!(self, Val::Expr(e) if e.multi)
     }
+
+    /// The guard of this operand, if any.
+    pub(crate) fn guard(&self) -> Option<&str> {
+        match self {
+            Val::Expr(e) => e.guard.as_deref(),
+            Val::Lit(_) => None,
+        }
+    }
+}
+
+/// The guards of a function's arguments as one, so that its value is read only where
+/// each argument may be read.
+pub(crate) fn merge_guards<'v>(vals: impl IntoIterator<Item = &'v Val>) -> Option<String> {
+    let gs: Vec<&str> = vals.into_iter().filter_map(Val::guard).collect();
+    (!gs.is_empty()).then(|| gs.join(" AND "))
 }

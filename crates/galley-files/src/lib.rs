@@ -31,7 +31,15 @@ pub enum FilesError {
 pub struct KeyLocks {
     inner:
         std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Keys whose object could not be made, newest last, at most [`MAX_FAILED`].
+    failed: std::sync::Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
 }
+
+/// Most failed keys remembered (the oldest are forgotten first).
+pub const MAX_FAILED: usize = 10_000;
 
 impl KeyLocks {
     /// The lock of `key` (created on first use).
@@ -45,5 +53,29 @@ impl KeyLocks {
         if let Ok(mut m) = self.inner.lock() {
             m.remove(key);
         }
+    }
+
+    /// Remembers that `key`'s object cannot be made (the same input fails again), so later
+    /// requests do not spend the work again; forgets its lock.
+    pub fn failed(&self, key: &str) {
+        self.done(key);
+        let mut f = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0.insert(key.to_owned()) {
+            f.1.push_back(key.to_owned());
+            while f.1.len() > MAX_FAILED {
+                if let Some(old) = f.1.pop_front() {
+                    f.0.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether making `key`'s object failed before.
+    pub fn has_failed(&self, key: &str) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(key)
     }
 }

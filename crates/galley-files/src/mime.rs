@@ -79,15 +79,32 @@ pub fn allowed(mime: &str, list: &[String]) -> bool {
     })
 }
 
-/// The type a download is served with: some extensions force theirs (browsers need them
-/// for stylesheets and scripts), otherwise the sniffed one.
+/// Types a page could load as a script or a stylesheet: uploads are never served as
+/// these, but as [`PLAIN_TEXT`] (downloads are `nosniff`), so that an uploaded file cannot
+/// run as a script of this origin, which a `script-src 'self'` would admit.
+const ACTIVE: [&str; 7] = [
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "text/ecmascript",
+    "application/ecmascript",
+    "text/jscript",
+    "text/css",
+];
+
+/// What scripts and stylesheets are served as.
+pub const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
+
+/// The type a download is served with: some extensions force theirs, scripts and
+/// stylesheets are plain text (unlike PocketBase), otherwise the sniffed type.
 pub fn served_type(filename: &str, sniffed: &str) -> String {
     let lower = filename.to_ascii_lowercase();
     let forced = [
         (".svg", "image/svg+xml"),
-        (".css", "text/css"),
-        (".js", "text/javascript"),
-        (".mjs", "text/javascript"),
+        (".css", PLAIN_TEXT),
+        (".js", PLAIN_TEXT),
+        (".mjs", PLAIN_TEXT),
+        (".cjs", PLAIN_TEXT),
         (
             ".xlsx",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -97,6 +114,9 @@ pub fn served_type(filename: &str, sniffed: &str) -> String {
         if lower.ends_with(ext) {
             return t.to_owned();
         }
+    }
+    if ACTIVE.contains(&essence(sniffed).to_ascii_lowercase().as_str()) {
+        return PLAIN_TEXT.to_owned();
     }
     sniffed.to_owned()
 }

@@ -35,6 +35,34 @@ pub fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
     extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
+/// Headers a proxy in front of the server sets about the client (its address, the
+/// forwarding chain): those of `settings.trustedProxy.headers` and the usual ones.
+const FORWARDING: [&str; 9] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "fly-client-ip",
+];
+
+/// Whether header `name` (any case, `_` or `-`) is one a proxy sets about the client: a
+/// batch sub-request may not replace it.
+pub fn is_proxy_header(app: &App, name: &str) -> bool {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+    let name = norm(name);
+    FORWARDING.contains(&name.as_str())
+        || app
+            .settings()
+            .trusted_proxy
+            .headers
+            .iter()
+            .any(|h| norm(h) == name)
+}
+
 /// Extracts [`client_ip`] for a handler.
 pub struct ClientIp(pub String);
 

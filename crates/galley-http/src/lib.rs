@@ -10,7 +10,7 @@ mod headers;
 mod note;
 mod spool;
 
-pub use client_ip::{client_ip, peer, ClientIp};
+pub use client_ip::{client_ip, is_proxy_header, peer, ClientIp};
 pub use headers::{cors, security_headers, AllowFraming};
 pub use note::ErrorNote;
 pub use spool::{spool_file, SpoolError};

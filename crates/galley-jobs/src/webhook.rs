@@ -10,7 +10,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Why a target or a secret is refused.
@@ -46,42 +46,10 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
-/// Loopback, private (RFC 1918, unique local), shared (CGNAT), link-local, unspecified,
-/// multicast, documentation and reserved addresses: everything but the public internet.
+/// Everything but the public internet (IANA's special-purpose blocks, translation and
+/// tunnel prefixes): [`galley_types::net::is_public`].
 pub fn is_refused(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => refused_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return refused_v4(v4);
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 of any v4
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x2002) // 6to4 of any v4
-        }
-    }
-}
-
-fn refused_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0/24
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15
-        || o[0] >= 240
+    !galley_types::net::is_public(ip)
 }
 
 /// What a webhook may target, beyond being an http(s) URL.
@@ -223,6 +191,8 @@ pub async fn deliver(
 ) -> Result<Attempt, TargetError> {
     let addr = resolve(target, policy).await?;
     let client = reqwest::Client::builder()
+        // A proxy would resolve the name again, past the check.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))

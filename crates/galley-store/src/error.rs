@@ -16,6 +16,10 @@ pub enum StoreError {
     /// Bad configuration, with what to fix.
     #[error("{0}")]
     Config(String),
+    /// A read ran past the store's time limit ([`crate::Store::set_read_timeout`]) and
+    /// was stopped.
+    #[error("the query ran past the time limit")]
+    TimedOut,
     /// A statement failed (bad SQL, constraint other than unique, IO).
     #[error("database error: {0}")]
     Query(String),

@@ -24,6 +24,7 @@ pub use error::StoreError;
 pub use row::Row;
 
 use galley_sql::{Dialect, Sql, SqlValue};
+use std::time::Duration;
 
 /// A connection inside a read or a write job.
 ///
@@ -167,6 +168,20 @@ impl Store {
         match self {
             Store::Sqlite(_) => &galley_sql::SQLITE,
             Store::Postgres(_) => &galley_sql::POSTGRES,
+        }
+    }
+
+    /// Sets the time limit of each read job's statements (`None`: no limit). A statement
+    /// past it is stopped and fails with [`StoreError::TimedOut`], so that a slow query
+    /// (a client's filter over unindexed columns) cannot hold a reader or a pooled
+    /// connection. Write jobs are not limited.
+    pub fn set_read_timeout(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        match self {
+            Store::Sqlite(s) => s.set_read_timeout(ms),
+            Store::Postgres(p) => p.set_read_timeout(ms),
         }
     }
 

@@ -14,7 +14,7 @@
 
 use crate::{Conn, Row, StoreError};
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Manager, ManagerConfig, Object, ObjectId, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use galley_sql::{Dialect, SqlValue, POSTGRES};
 use std::io::ErrorKind;
@@ -54,8 +54,20 @@ pub struct PgStore {
     /// `true` once closed. Every job holds a read guard while it runs, so `close` (the
     /// writer) waits for the jobs in flight.
     gate: Arc<tokio::sync::RwLock<bool>>,
+    /// Counters and the read time limit, behind one pointer (keeps [`crate::Store`] small).
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
     /// Write jobs started, for metrics.
     writes: std::sync::atomic::AtomicU64,
+    /// The time limit of a read job's statements in milliseconds (0: none).
+    read_timeout: std::sync::atomic::AtomicU64,
+    /// The `statement_timeout` each pooled connection's session has (none listed: 0, the
+    /// server's default is not assumed). Reads set it when it differs, writes override it
+    /// with `SET LOCAL` in their `BEGIN`, so neither costs a round trip in the steady state.
+    session_timeouts: std::sync::Mutex<std::collections::HashMap<ObjectId, u64>>,
 }
 
 impl PgStore {
@@ -124,8 +136,15 @@ impl PgStore {
             cfg: listen_cfg,
             tls,
             gate: Arc::new(tokio::sync::RwLock::new(false)),
-            writes: std::sync::atomic::AtomicU64::new(0),
+            shared: Default::default(),
         })
+    }
+
+    /// See [`crate::Store::set_read_timeout`] (milliseconds, 0: none).
+    pub fn set_read_timeout(&self, ms: u64) {
+        self.shared
+            .read_timeout
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Listens on a notification channel on a dedicated connection (LISTEN cannot share a
@@ -180,11 +199,29 @@ impl PgStore {
         }
         let client = self.pool.get().await.map_err(pool_error)?;
         if write {
-            self.writes
+            self.shared
+                .writes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let handle = Handle::current();
         let pool = self.pool.clone();
+        let id = Object::id(&client);
+        let shared = self.shared.clone();
+        let limit = shared
+            .read_timeout
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // What to send before the job: reads need the session's timeout to be the limit.
+        let set_session = {
+            let mut m = shared
+                .session_timeouts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if m.len() > 4096 {
+                m.clear(); // ids of connections long gone; the live ones are set again
+            }
+            let current = m.get(&id).copied().unwrap_or(0);
+            (!write && current != limit).then_some(limit)
+        };
         tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let mut c = PgConn {
@@ -195,12 +232,33 @@ impl PgStore {
                 ddl: false,
                 broken: false,
             };
+            if let Some(ms) = set_session {
+                if let Err(e) = c.simple(&format!("SET statement_timeout = {ms}")) {
+                    shared
+                        .session_timeouts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    drop(Object::take(c.client));
+                    return Err(map_err(e).into());
+                }
+                shared
+                    .session_timeouts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, ms);
+            }
             let r = c.run_job(f);
             if c.ddl {
                 // Cached statements of every pooled connection may now describe old columns.
                 pool.manager().statement_caches.clear();
             }
             if c.broken || c.client.is_closed() {
+                shared
+                    .session_timeouts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
                 drop(Object::take(c.client));
             }
             r
@@ -211,7 +269,10 @@ impl PgStore {
 
     pub fn stats(&self) -> crate::StoreStats {
         let s = self.pool.status();
-        let writes = self.writes.load(std::sync::atomic::Ordering::Relaxed);
+        let writes = self
+            .shared
+            .writes
+            .load(std::sync::atomic::Ordering::Relaxed);
         crate::StoreStats {
             write_queue: s.waiting as u64,
             read_queue: 0,
@@ -328,7 +389,11 @@ impl PgConn {
         F: FnOnce(&mut dyn Conn) -> Result<T, E>,
     {
         if self.write {
-            if let Err(e) = self.simple("BEGIN").map_err(map_err) {
+            // The session may carry the reads' time limit; writes are not limited.
+            if let Err(e) = self
+                .simple("BEGIN; SET LOCAL statement_timeout = 0")
+                .map_err(map_err)
+            {
                 self.broken = true;
                 self.ddl = false;
                 return Err(e.into());
@@ -461,6 +526,9 @@ fn map_err(e: tokio_postgres::Error) -> StoreError {
                 .map(|(cols, _)| crate::row::index_columns(cols))
                 .unwrap_or_default();
             return StoreError::UniqueViolation { columns };
+        }
+        if *code == SqlState::QUERY_CANCELED {
+            return StoreError::TimedOut;
         }
         let c = code.code();
         if c.starts_with("08")

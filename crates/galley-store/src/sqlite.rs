@@ -124,7 +124,12 @@ pub struct SqliteStore {
     /// Reader threads, each owning one connection, take jobs from this queue: no thread is
     /// created or woken per read beyond the one that runs it.
     reads: Sender<Box<dyn ReadJob>>,
+    /// The time limit of a read job in milliseconds (0: none).
+    read_timeout: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How many SQLite virtual-machine steps run between two looks at a reader's deadline.
+const PROGRESS_STEPS: std::os::raw::c_int = 4000;
 
 /// The writer connection and the count cache it invalidates.
 struct Writer {
@@ -225,16 +230,39 @@ impl SqliteStore {
         let writer_conn = open_conn(&path, opts, false)?;
         let counts = Arc::new(CountCache::default());
         let (reads, read_queue) = crossbeam_channel::unbounded::<Box<dyn ReadJob>>();
+        let read_timeout = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let epoch = std::time::Instant::now();
+        let now_ms = move || u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         for i in 0..opts.readers.max(1) {
             let mut c = SqliteConn::new(open_conn(&path, opts, true)?, false);
             c.counts = Some(counts.clone());
+            // The running job's deadline (ms since `epoch`); the progress handler stops the
+            // statement once it has passed (SQLITE_INTERRUPT).
+            let deadline = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+            let d = deadline.clone();
+            c.conn.progress_handler(
+                PROGRESS_STEPS,
+                Some(move || now_ms() > d.load(std::sync::atomic::Ordering::Relaxed)),
+            );
             let queue = read_queue.clone();
+            let limit = read_timeout.clone();
             std::thread::Builder::new()
                 .name(format!("galley-sqlite-reader-{i}"))
                 .spawn(move || {
+                    use std::sync::atomic::Ordering::Relaxed;
                     // Ends when the store (the queue's sender) is dropped.
                     while let Ok(job) = queue.recv() {
+                        let ms = limit.load(Relaxed);
+                        deadline.store(
+                            if ms == 0 {
+                                u64::MAX
+                            } else {
+                                now_ms().saturating_add(ms)
+                            },
+                            Relaxed,
+                        );
                         job.run(&mut c);
+                        deadline.store(u64::MAX, Relaxed);
                     }
                 })
                 .map_err(|e| StoreError::Config(format!("cannot start a reader thread: {e}")))?;
@@ -261,7 +289,14 @@ impl SqliteStore {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             reads,
+            read_timeout,
         })
+    }
+
+    /// See [`crate::Store::set_read_timeout`] (milliseconds, 0: none).
+    pub fn set_read_timeout(&self, ms: u64) {
+        self.read_timeout
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn path(&self) -> &Path {
@@ -689,6 +724,9 @@ fn from_sqlite(v: ValueRef<'_>) -> SqlValue {
 
 fn map_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == rusqlite::ErrorCode::OperationInterrupted {
+            return StoreError::TimedOut;
+        }
         if matches!(
             f.code,
             rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked

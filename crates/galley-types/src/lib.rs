@@ -10,6 +10,7 @@ pub mod error;
 pub mod field;
 pub mod ids;
 pub mod index;
+pub mod net;
 pub mod schema;
 
 pub use collection::{AuthOptions, Collection, CollectionType, Rules};

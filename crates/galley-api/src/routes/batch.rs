@@ -1,12 +1,13 @@
 use super::ok;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, Body, Query};
+use crate::extract::{Body, Query, Req};
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use galley_core::batch::{self, BatchRequest};
+use galley_http::ClientIp;
 use serde_json::{Map, Value};
 
 pub fn router() -> Router<AppState> {
@@ -22,7 +23,8 @@ const DEFAULT_MAX_BODY: u64 = 128 << 20;
 
 async fn run(
     State(app): State<AppState>,
-    Auth(c): Auth,
+    ClientIp(ip): ClientIp,
+    Req(outer): Req,
     q: Query,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
@@ -67,19 +69,23 @@ async fn run(
             None | Some(Value::Null) => Ok(Map::new()),
             Some(_) => Err(invalid()),
         };
-        let mut headers = Map::new();
+        // As PocketBase: the outer request's headers, with the sub-request's over them,
+        // except the caller's authorization and what a proxy set about the client.
+        let mut headers = outer.meta.headers.clone();
         for (k, v) in obj("headers")? {
-            if !k.eq_ignore_ascii_case("authorization") {
+            if !k.eq_ignore_ascii_case("authorization") && !galley_http::is_proxy_header(&app, &k) {
                 headers.insert(k.to_ascii_lowercase().replace('-', "_"), v);
             }
         }
+        let body = obj("body")?;
+        super::records::limit_password_write(&app, &outer, &ip, &body)?;
         parsed.push(BatchRequest {
             method: text("method"),
             url: text("url"),
-            body: obj("body")?,
+            body,
             headers,
             uploads: uploads.remove(&i).unwrap_or_default(),
         });
     }
-    Ok(ok(batch::run(&app, parsed, &c).await?, &q))
+    Ok(ok(batch::run(&app, parsed, &outer.caller).await?, &q))
 }

@@ -12,6 +12,7 @@ use galley_core::context::request_hooks::{
 };
 use galley_core::records::{self, ListQuery};
 use galley_core::{App, Request};
+use galley_http::ClientIp;
 use galley_types::Collection;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -183,8 +184,26 @@ async fn view(
     }
 }
 
+/// A record write that carries a password costs a hash (or a verification): it counts
+/// against the per-IP auth limit, as the sign-in endpoints do, before any work.
+pub(super) fn limit_password_write(
+    app: &App,
+    r: &Request,
+    ip: &str,
+    values: &Map<String, Value>,
+) -> ApiResult<()> {
+    if ["password", "oldPassword"]
+        .iter()
+        .any(|k| values.contains_key(*k))
+    {
+        app.auth.limit_ip(&r.caller, ip)?;
+    }
+    Ok(())
+}
+
 async fn create(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Req(r): Req,
     Path(col): Path<String>,
     uri: Uri,
@@ -193,6 +212,7 @@ async fn create(
 ) -> ApiResult<Response> {
     let expand = expand(&q)?;
     let body = body(b);
+    limit_password_write(&app, &r, &ip, &body.values)?;
     let Some(h) = hooks(&app, RequestEvent::Create, &col) else {
         return Ok(ok(
             records::create(&app, &r, &col, body, &expand).await?,
@@ -216,6 +236,7 @@ async fn create(
 
 async fn update(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     Req(r): Req,
     Path((col, id)): Path<(String, String)>,
     uri: Uri,
@@ -224,6 +245,7 @@ async fn update(
 ) -> ApiResult<Response> {
     let expand = expand(&q)?;
     let body = body(b);
+    limit_password_write(&app, &r, &ip, &body.values)?;
     let Some(h) = hooks(&app, RequestEvent::Update, &col) else {
         let v = records::update(&app, &r, &col, &id, body, &expand).await?;
         return Ok(ok(enriched(&app, &col, &r, v, false).await?, &q));

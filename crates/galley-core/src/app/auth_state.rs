@@ -31,12 +31,12 @@ pub struct AuthState {
 pub const RESEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl AuthState {
-    pub fn new(limits: AuthLimits) -> Self {
+    pub fn new(limits: AuthLimits, private_avatars: bool) -> Self {
         AuthState {
             limits,
             limiter: Default::default(),
             limiting: std::sync::atomic::AtomicBool::new(true),
-            oauth: Default::default(),
+            oauth: galley_auth::oauth2::Client::default().with_private_avatars(private_avatars),
             redirect_names: Default::default(),
             resent: Default::default(),
         }

@@ -37,6 +37,9 @@ pub struct AppConfig {
     pub auth_limits: galley_auth::ratelimit::AuthLimits,
     /// How this node works the job queue (mail, webhooks, user jobs, crons).
     pub jobs: galley_jobs::JobsConfig,
+    /// Download OAuth2 avatars from non-public addresses too (an identity provider on the
+    /// operator's own network). Off: an avatar URL is user data at some providers.
+    pub oauth2_private_avatars: bool,
 }
 
 impl AppConfig {
@@ -53,6 +56,7 @@ impl AppConfig {
                 .unwrap_or(2),
             auth_limits: Default::default(),
             jobs: Default::default(),
+            oauth2_private_avatars: false,
         }
     }
 }
@@ -260,6 +264,7 @@ impl App {
         }
         self.auth.set_limiting(s.rate_limits_enabled());
         self.realtime.set_limits(s.realtime_limits());
+        self.store.set_read_timeout(s.query_time_limit());
         self.settings.store(Arc::new(s));
         self.settings_version.send_modify(|v| *v += 1);
     }
@@ -295,6 +300,12 @@ impl App {
             .map_err(|e| CoreError::internal(&e))
     }
 
+    /// How many password hashes and verifications (each the cost of one argon2id run) the
+    /// App has made: what a caller can make the server spend.
+    pub fn password_work(&self) -> u64 {
+        self.hashers.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Verifies a password off the async threads; `None` hash does the same work and fails.
     pub async fn verify_password(&self, password: String, hash: Option<String>) -> bool {
         let Ok(_permit) = self.hash_permits.acquire().await else {
@@ -327,6 +338,8 @@ type HashJob = Box<dyn FnOnce() + Send>;
 /// (RSS reached GiBs under a login storm). A fixed set of threads reuses a fixed set of arenas.
 pub(crate) struct HashThreads {
     jobs: crossbeam_channel::Sender<HashJob>,
+    /// Hashes and verifications run so far.
+    runs: std::sync::atomic::AtomicU64,
 }
 
 impl HashThreads {
@@ -345,10 +358,14 @@ impl HashThreads {
                     }
                 });
         }
-        HashThreads { jobs: tx }
+        HashThreads {
+            jobs: tx,
+            runs: Default::default(),
+        }
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: HashJob = Box::new(move || {
             let _ = tx.send(f());

@@ -52,7 +52,7 @@ pub async fn auth_methods(app: &App, col_name: &str) -> Result<Value, CoreError>
     let pw = a.password_auth.enabled;
     let fields = &a.password_auth.identity_fields;
     let providers = super::oauth2::provider_infos(app, &col).await;
-    let oauth_on = a.oauth2.enabled;
+    let oauth_on = super::oauth2::enabled(&col);
     Ok(json!({
         "password": {"identityFields": if pw { json!(fields) } else { json!([]) }, "enabled": pw},
         "oauth2": {"providers": providers, "enabled": oauth_on},

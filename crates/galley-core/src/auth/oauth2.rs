@@ -38,9 +38,15 @@ pub struct Form {
     pub create_data: Map<String, Value>,
 }
 
+/// Whether OAuth2 sign-in is on for `col`: never for superusers, even if an older version
+/// stored it enabled.
+pub fn enabled(col: &Collection) -> bool {
+    col.name != SUPERUSERS && col.auth.as_ref().is_some_and(|a| a.oauth2.enabled)
+}
+
 /// The providers `auth-methods` lists, each with a fresh state and PKCE pair.
 pub async fn provider_infos(app: &App, col: &Collection) -> Vec<Value> {
-    let Some(a) = col.auth.as_ref().filter(|a| a.oauth2.enabled) else {
+    let Some(a) = col.auth.as_ref().filter(|_| enabled(col)) else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -135,7 +141,7 @@ pub async fn auth_with_oauth2(
         .auth
         .clone()
         .ok_or_else(|| CoreError::Internal("auth options missing".into()))?;
-    if !auth.oauth2.enabled {
+    if !enabled(&col) {
         return Err(CoreError::Forbidden(
             "The collection is not configured to allow OAuth2 authentication.".into(),
         ));

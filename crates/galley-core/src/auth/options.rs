@@ -108,6 +108,22 @@ pub fn apply(a: &mut AuthOptions, body: &Map<String, Value>, errors: &mut Map<St
     }
 }
 
+/// What `_superusers` may not have, as PocketBase: OAuth2 is refused (a provider vouching
+/// for an address would sign a superuser in, or up), password sign-in stays on, and OTP
+/// only comes with MFA (an inbox alone is not a superuser login).
+pub fn superusers(a: &mut AuthOptions, errors: &mut Map<String, Value>) {
+    if a.oauth2.enabled {
+        errors.insert(
+            "oauth2".into(),
+            json!({"enabled": {"code": "validation_invalid_value", "message": "OAuth2 cannot be enabled for superusers."}}),
+        );
+    }
+    a.password_auth.enabled = true;
+    if a.otp.enabled {
+        a.mfa.enabled = true;
+    }
+}
+
 /// Providers in PocketBase's stored shape (`pkce` null unless set, `extra` an object), or
 /// the per-index errors: a name (unique) and a client id are required. Names outside the
 /// presets are custom OIDC providers (endpoints or `extra.issuer`/`extra.discoveryURL`).

@@ -221,15 +221,18 @@ pub fn parse_collection(
         Some(Value::Null) | None => old.map(|o| o.fields.clone()).unwrap_or_default(),
         Some(_) => return Err(bad_format()),
     };
-    ensure_system_fields(kind, &mut fields);
-    let mut field_errors = Map::new();
-    for (i, f) in fields.iter().enumerate() {
-        if let Some(e) = validate_field(schema, old, &fields, i, f, &id) {
-            field_errors.insert(i.to_string(), e);
+    if let Err(e) = ensure_system_fields(kind, old, &mut fields) {
+        errors.insert("fields".into(), e);
+    } else {
+        let mut field_errors = Map::new();
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(e) = validate_field(schema, old, &fields, i, f, &id) {
+                field_errors.insert(i.to_string(), e);
+            }
         }
-    }
-    if !field_errors.is_empty() {
-        errors.insert("fields".into(), Value::Object(field_errors));
+        if !field_errors.is_empty() {
+            errors.insert("fields".into(), Value::Object(field_errors));
+        }
     }
 
     let rules_base = old.map(|o| o.rules.clone()).unwrap_or_default();
@@ -340,6 +343,9 @@ pub fn parse_collection(
             }
         }
         crate::auth::options::apply(&mut a, body, &mut errors);
+        if name == crate::identity::SUPERUSERS {
+            crate::auth::options::superusers(&mut a, &mut errors);
+        }
         auth = Some(a);
     }
 
@@ -390,19 +396,63 @@ pub fn parse_collection(
     Ok(col)
 }
 
-/// Puts back the system fields a collection of this type must have.
-fn ensure_system_fields(kind: CollectionType, fields: &mut Vec<Field>) {
-    if !fields.iter().any(|f| f.name == "id") {
-        fields.insert(0, id_field());
-    }
-    if kind == CollectionType::Auth {
-        // As PocketBase: missing system fields go after the submitted ones.
-        for sys in auth_system_fields() {
-            if !fields.iter().any(|f| f.name == sys.name) {
-                fields.push(sys);
-            }
+/// Puts back the system fields a collection of this type must have and, as PocketBase,
+/// their flags whatever was submitted (`password` and `tokenKey` hidden and required,
+/// `email` visible: its visibility is per record). A system name taken by a field of
+/// another type, or a system field renamed, is the `fields` error.
+fn ensure_system_fields(
+    kind: CollectionType,
+    old: Option<&Collection>,
+    fields: &mut Vec<Field>,
+) -> Result<(), Value> {
+    if let Some(o) = old {
+        let renamed = o
+            .fields
+            .iter()
+            .filter(|f| f.system)
+            .any(|of| fields.iter().any(|f| f.id == of.id && f.name != of.name));
+        if renamed {
+            return Err(err(
+                "validation_system_field_change",
+                "System fields cannot be deleted or renamed.",
+            ));
         }
     }
+    match fields.iter_mut().find(|f| f.name == "id") {
+        Some(f) => {
+            f.system = true;
+            f.hidden = false;
+        }
+        None => fields.insert(0, id_field()),
+    }
+    if kind != CollectionType::Auth {
+        return Ok(());
+    }
+    for sys in auth_system_fields() {
+        let Some(f) = fields.iter_mut().find(|f| f.name == sys.name) else {
+            // As PocketBase: missing system fields go after the submitted ones (the stored
+            // one when there is one, so its id stays).
+            let stored = old.and_then(|o| o.field(&sys.name)).filter(|f| f.system);
+            fields.push(stored.cloned().unwrap_or(sys));
+            continue;
+        };
+        if f.type_name() != sys.type_name() {
+            return Err(err(
+                &format!("validation_missing_{}_field", sys.name),
+                &format!("System \"{}\" field is required.", sys.name),
+            ));
+        }
+        f.system = true;
+        if matches!(sys.name.as_str(), "password" | "tokenKey" | "email") {
+            f.hidden = sys.hidden;
+        }
+        match &mut f.kind {
+            FieldKind::Password(o) => o.required = true,
+            FieldKind::Text(o) if sys.name == "tokenKey" => o.required = true,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn validate_field(

@@ -1,5 +1,6 @@
 //! `expand=`: relations (single and multiple) and back-relations (`posts_via_author`),
-//! nested up to six levels. Each expanded record is shown only if its collection's view
+//! nested up to six levels, within a budget per request ([`MAX_EXPAND_RECORDS`] fetched,
+//! [`MAX_EXPAND_BYTES`] added: a 400 beyond). Each expanded record is shown only if its collection's view
 //! rule lets the caller see it (with `@request.context = "expand"`).
 
 use crate::context::Caller;
@@ -17,6 +18,59 @@ use std::sync::Arc;
 
 /// Most records fetched for one relation level, so one request cannot pull a whole table.
 const MAX_EXPANDED: usize = 5000;
+
+/// Most records one request's expand may fetch, all levels together.
+pub const MAX_EXPAND_RECORDS: usize = 10_000;
+
+/// Most bytes (JSON, estimated) one request's expand may add to its answer: forward
+/// relations copy a record into every record that points at it, so a small table can
+/// multiply into a large answer.
+pub const MAX_EXPAND_BYTES: usize = 16 << 20;
+
+/// What the expand of one request has used of its budget.
+#[derive(Default)]
+struct Spent {
+    records: std::cell::Cell<usize>,
+    bytes: std::cell::Cell<usize>,
+}
+
+impl Spent {
+    fn records(&self, n: usize) -> Result<(), CoreError> {
+        self.records.set(self.records.get().saturating_add(n));
+        if self.records.get() > MAX_EXPAND_RECORDS {
+            return Err(CoreError::bad_request(format!(
+                "The expand needs more than {MAX_EXPAND_RECORDS} records. Expand fewer relations or ask for fewer items per page."
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes(&self, n: usize) -> Result<(), CoreError> {
+        self.bytes.set(self.bytes.get().saturating_add(n));
+        if self.bytes.get() > MAX_EXPAND_BYTES {
+            return Err(CoreError::bad_request(format!(
+                "The expanded records are larger than {} MiB. Expand fewer relations or ask for fewer items per page.",
+                MAX_EXPAND_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// About how many bytes `v` takes as JSON (an upper-bound estimate, cheap to compute).
+fn json_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| k.len() + 4 + json_size(x))
+                .sum::<usize>()
+        }
+    }
+}
 
 #[derive(Default)]
 struct Tree(Vec<(String, Tree)>);
@@ -45,6 +99,7 @@ pub struct Expander<'a> {
     pub schema: &'a Schema,
     pub caller: &'a Caller,
     pub meta: RequestMeta,
+    spent: Spent,
 }
 
 /// Parses an `expand` parameter into its paths (400 on a bad one).
@@ -64,6 +119,7 @@ impl Expander<'_> {
             schema,
             caller,
             meta,
+            spent: Spent::default(),
         }
     }
 
@@ -94,8 +150,12 @@ impl Expander<'_> {
             None => return false,
         };
         for seg in path {
-            let next = match cur.field(seg).and_then(|f| f.relation()) {
-                Some(rel) => self.schema.by_id(&rel.collection_id).cloned(),
+            let next = match cur.field(seg) {
+                // A field the caller cannot see expands nothing (as in filters).
+                Some(f) if f.hidden && !self.caller.is_superuser() => None,
+                Some(f) => f
+                    .relation()
+                    .and_then(|rel| self.schema.by_id(&rel.collection_id).cloned()),
                 None => self.back_relation(&cur, seg).map(|(other, _, _)| other),
             };
             match next {
@@ -130,7 +190,9 @@ impl Expander<'_> {
         sql.push(" ORDER BY ")
             .qualified(&target.name, c.dialect().rowid());
         sql.push(" LIMIT ").push_param(MAX_EXPANDED as i64);
-        Ok(c.query_sql(&sql)?
+        let rows = c.query_sql(&sql)?;
+        self.spent.records(rows.len())?;
+        Ok(rows
             .into_iter()
             .map(|r| output::from_row(target, r))
             .collect())
@@ -170,30 +232,39 @@ impl Expander<'_> {
                     })?
                 };
                 self.level(c, &target, &mut found, sub)?;
-                let by_id: HashMap<String, Value> = found
+                let by_id: HashMap<String, (Value, usize)> = found
                     .iter()
                     .map(|r| {
+                        let v = output::present(&target, r, self.caller);
+                        let size = json_size(&v);
                         (
                             r.get("id")
                                 .and_then(Value::as_str)
                                 .unwrap_or_default()
                                 .to_owned(),
-                            output::present(&target, r, self.caller),
+                            (v, size),
                         )
                     })
                     .collect();
                 for r in records.iter_mut() {
                     let refs = as_strings(r.get(key).unwrap_or(&Value::Null));
+                    let picked: Vec<&(Value, usize)> = if f.is_multiple() {
+                        refs.iter().filter_map(|id| by_id.get(id)).collect()
+                    } else {
+                        refs.first()
+                            .and_then(|id| by_id.get(id))
+                            .into_iter()
+                            .collect()
+                    };
+                    // Each copy counts: this is where a few records multiply.
+                    self.spent.bytes(picked.iter().map(|(_, n)| n).sum())?;
                     let exp = expand_map(r);
                     if f.is_multiple() {
-                        let items: Vec<Value> = refs
-                            .iter()
-                            .filter_map(|id| by_id.get(id).cloned())
-                            .collect();
-                        if !items.is_empty() {
+                        if !picked.is_empty() {
+                            let items = picked.into_iter().map(|(v, _)| v.clone()).collect();
                             exp.insert(key.clone(), Value::Array(items));
                         }
-                    } else if let Some(v) = refs.first().and_then(|id| by_id.get(id)) {
+                    } else if let Some((v, _)) = picked.first() {
                         exp.insert(key.clone(), v.clone());
                     }
                 }
@@ -220,6 +291,7 @@ impl Expander<'_> {
                         .iter()
                         .map(|x| output::present(&other, x, self.caller))
                         .collect();
+                    self.spent.bytes(items.iter().map(json_size).sum())?;
                     let exp = expand_map(r);
                     if single {
                         if let Some(v) = items.into_iter().next() {
@@ -243,7 +315,7 @@ impl Expander<'_> {
         let (other_name, field) = key.split_once("_via_")?;
         let other = self.schema.find(other_name)?.clone();
         let f = other.field(field)?;
-        if f.relation()?.collection_id != col.id {
+        if f.relation()?.collection_id != col.id || (f.hidden && !self.caller.is_superuser()) {
             return None;
         }
         let unique = !f.is_multiple()

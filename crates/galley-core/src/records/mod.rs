@@ -241,11 +241,55 @@ fn writable(col: &Collection) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// The password keys of a submitted auth record (`password`, `passwordConfirm`,
+/// `oldPassword`), taken out of its values before anything else reads them.
+#[derive(Debug, Default)]
+pub struct PasswordInput {
+    password: Option<Value>,
+    confirm: Option<Value>,
+    old: Option<String>,
+}
+
+impl PasswordInput {
+    /// Takes the password keys out of `values` (nothing for a non-auth collection).
+    pub fn take(col: &Collection, values: &mut Map<String, Value>) -> PasswordInput {
+        if !col.is_auth() {
+            return PasswordInput::default();
+        }
+        PasswordInput {
+            password: values.remove("password"),
+            confirm: values.remove("passwordConfirm"),
+            old: values
+                .remove("oldPassword")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// Whether this write will cost a password hash or verification.
+    pub fn costs_work(&self) -> bool {
+        self.password.is_some() || self.old.is_some()
+    }
+}
+
 /// Validates and hashes a submitted `password` before the write job.
 pub async fn prepare_input(
     app: &App,
     col: &Collection,
     mut values: Map<String, Value>,
+    is_create: bool,
+) -> Result<Input, CoreError> {
+    let pw = PasswordInput::take(col, &mut values);
+    hash_input(app, col, pw, values, is_create).await
+}
+
+/// Validates and hashes the password taken by [`PasswordInput::take`]: call it only once
+/// the write is known to be allowed as far as it can be before its job ([`may_write`]).
+pub async fn hash_input(
+    app: &App,
+    col: &Collection,
+    pw: PasswordInput,
+    values: Map<String, Value>,
     is_create: bool,
 ) -> Result<Input, CoreError> {
     let mut input = Input::default();
@@ -255,12 +299,12 @@ pub async fn prepare_input(
         } else {
             "Failed to update record."
         };
-        let password = values.remove("password");
-        let confirm = values.remove("passwordConfirm");
-        input.old_password = values
-            .remove("oldPassword")
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .filter(|s| !s.is_empty());
+        let PasswordInput {
+            password,
+            confirm,
+            old,
+        } = pw;
+        input.old_password = old;
         let pw = password
             .as_ref()
             .and_then(Value::as_str)
@@ -337,6 +381,62 @@ async fn check_webhook_target(
     }
 }
 
+/// What a write is about to do, for [`may_write`].
+pub enum Intent<'a> {
+    Create,
+    Update(&'a str),
+    /// A batch upsert: an update if record `id` exists, else a create.
+    Upsert(&'a str),
+}
+
+/// Checks what can be checked of a write before its job, so that a refused write costs a
+/// read at most, never the work done outside the job (a password hash, stored uploads):
+/// superusers-only rules, and for an update that the record exists and passes the update
+/// rule with `values` as `@request.body`. The job checks everything again.
+pub async fn may_write(
+    app: &App,
+    caller: &Caller,
+    meta: &RequestMeta,
+    col: &Arc<Collection>,
+    intent: Intent<'_>,
+    values: &Map<String, Value>,
+) -> Result<(), CoreError> {
+    let may_create = || {
+        if col.rules.create_rule.is_none() && !caller.is_superuser() {
+            return Err(CoreError::superuser_only());
+        }
+        Ok(())
+    };
+    let (id, upsert) = match intent {
+        Intent::Create => return may_create(),
+        Intent::Update(id) => (id.to_owned(), false),
+        Intent::Upsert("") => return may_create(),
+        Intent::Upsert(id) => (id.to_owned(), true),
+    };
+    let (schema, col2, caller2, meta, values) = (
+        app.schema(),
+        col.clone(),
+        caller.clone(),
+        meta.clone(),
+        values.clone(),
+    );
+    let update = app
+        .store
+        .read(move |c: &mut dyn Conn| {
+            if upsert && !crate::rows::exists(c, &col2, &id)? {
+                return Ok(false);
+            }
+            write::check_update(c, &schema, &caller2, &meta, &col2, &id, &values)?;
+            Ok::<_, CoreError>(true)
+        })
+        .await?;
+    if update {
+        Ok(())
+    } else {
+        may_create()
+    }
+}
+
 /// A create's id, chosen before the job when uploads must be stored under it.
 pub(crate) fn id_for_uploads(col: &Collection, input: &Input) -> String {
     if let Some(id) = input.values.get("id").and_then(Value::as_str) {
@@ -365,7 +465,12 @@ pub async fn create(
     const FAILED: &str = "Failed to create record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let mut input = prepare_input(app, &col, values, true).await?;
+    let mut values = values;
+    let pw = PasswordInput::take(&col, &mut values);
+    if pw.costs_work() || !uploads.is_empty() {
+        may_write(app, caller, meta, &col, Intent::Create, &values).await?;
+    }
+    let mut input = hash_input(app, &col, pw, values, true).await?;
     let staged = if uploads.is_empty() {
         crate::files::Staged::default()
     } else {
@@ -401,17 +506,16 @@ pub async fn update(
     const FAILED: &str = "Failed to update record.";
     let col = find_collection(app, col_name)?;
     writable(&col)?;
-    let mut input = prepare_input(app, &col, values, false).await?;
+    let mut values = values;
+    let pw = PasswordInput::take(&col, &mut values);
+    if pw.costs_work() || !uploads.is_empty() {
+        may_write(app, caller, meta, &col, Intent::Update(id), &values).await?;
+    }
+    let mut input = hash_input(app, &col, pw, values, false).await?;
     verify_old_password(app, &col, id, &mut input).await?;
     let staged = if uploads.is_empty() {
         crate::files::Staged::default()
     } else {
-        // Uploads for a record that does not exist (or that the caller cannot see) are
-        // refused before anything is stored; the job checks the rule again.
-        let (col2, id2) = (col.clone(), id.to_owned());
-        app.store
-            .read(move |c: &mut dyn Conn| load(c, &col2, &id2).map(|_| ()))
-            .await?;
         crate::files::stage(app, &col, id, uploads, &mut input, FAILED).await?
     };
     let (col2, id2) = (col.clone(), id.to_owned());

@@ -1,13 +1,13 @@
 //! Record create and update inside a write job.
 
 use super::input;
-use crate::context::{Change, Input, WriteCtx, WriteOp};
+use crate::context::{Caller, Change, Input, RequestMeta, WriteCtx, WriteOp};
 use crate::error::CoreError;
 use crate::rules::{Access, RuleCtx};
 use galley_sql::{Sql, SqlValue};
 use galley_store::{Conn, ConnExt, StoreError};
 use galley_types::field::{as_strings, FieldKind};
-use galley_types::{Collection, FieldError, FieldErrors};
+use galley_types::{Collection, FieldError, FieldErrors, Schema};
 use serde_json::{json, Map, Value};
 
 fn rule_ctx<'a>(ctx: &'a WriteCtx, col: &'a Collection, c: &dyn Conn) -> RuleCtx<'a> {
@@ -268,6 +268,46 @@ pub fn create(
     Ok(values)
 }
 
+/// An update checked by [`check_update`]: the stored record, the record with the submitted
+/// values applied, and the errors of that application.
+pub struct CheckedUpdate {
+    pub old: Map<String, Value>,
+    pub values: Map<String, Value>,
+    pub errors: FieldErrors,
+}
+
+/// Loads record `id` for an update by `caller` with the submitted `values` and checks the
+/// update rule: 403 when it is superusers only, 404 when the record is missing or the rule
+/// refuses.
+pub fn check_update(
+    c: &mut dyn Conn,
+    schema: &Schema,
+    caller: &Caller,
+    meta: &RequestMeta,
+    col: &Collection,
+    id: &str,
+    submitted: &Map<String, Value>,
+) -> Result<CheckedUpdate, CoreError> {
+    let superuser = caller.is_superuser();
+    if !superuser && col.rules.update_rule.is_none() {
+        return Err(CoreError::superuser_only());
+    }
+    // Load without the rule: the rule needs `@request.body`, which depends on the stored
+    // values through the modifiers.
+    let mut values = crate::rows::load(c, col, id)?;
+    let old = values.clone();
+    let errors = input::apply(col, &mut values, submitted, false, superuser);
+    let body = request_body(col, submitted, &values);
+    let rctx = RuleCtx::new(schema, col, caller, meta, c.dialect()).with_body(&body);
+    let access = rctx.access(&col.rules.update_rule)?;
+    check_rule_after_write(c, &rctx, access, id, CoreError::not_found())?;
+    Ok(CheckedUpdate {
+        old,
+        values,
+        errors,
+    })
+}
+
 pub fn update(
     c: &mut dyn Conn,
     ctx: &WriteCtx,
@@ -276,23 +316,23 @@ pub fn update(
     input: Input,
 ) -> Result<Map<String, Value>, CoreError> {
     const FAILED: &str = "Failed to update record.";
-    let superuser = ctx.caller.is_superuser();
-    if !superuser && col.rules.update_rule.is_none() {
-        return Err(CoreError::superuser_only());
-    }
-    // Load without the rule: the rule needs `@request.body`, which depends on the stored
-    // values through the modifiers.
-    let mut values = crate::rows::load(c, col, id)?;
+    let CheckedUpdate {
+        old,
+        mut values,
+        mut errors,
+    } = check_update(
+        c,
+        &ctx.schema,
+        &ctx.caller,
+        &ctx.meta,
+        col,
+        id,
+        &input.values,
+    )?;
     let files = crate::files::has_files(col);
-    let old = values.clone();
-    let mut errors = input::apply(col, &mut values, &input.values, false, superuser);
     if files {
         crate::files::check_names(col, Some(&old), &values, &input.new_files, &mut errors);
     }
-    let body = request_body(col, &input.values, &values);
-    let rctx = rule_ctx(ctx, col, c).with_body(&body);
-    let access = rctx.access(&col.rules.update_rule)?;
-    check_rule_after_write(c, &rctx, access, id, CoreError::not_found())?;
     let now = galley_types::datetime::now_string();
     for f in &col.fields {
         match &f.kind {

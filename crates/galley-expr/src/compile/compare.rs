@@ -67,13 +67,8 @@ impl<'a> Compiler<'a> {
         let l = l?;
         let r = r.unwrap_or_else(|| Err(ExprError::Empty))?;
         let op = c.op.base();
-        let mut sql = self.compare(&l, op, &r, c.span)?;
-        for v in [&l, &r] {
-            if let Val::Expr(ExprVal { guard: Some(g), .. }) = v {
-                let gs = raw(self.d, g);
-                sql = combine(self.d, &[&sql, &gs], |t| format!("({} AND {})", t[0], t[1]));
-            }
-        }
+        let sql = self.compare(&l, op, &r, c.span)?;
+        let mut sql = self.guarded(sql, [&l, &r]);
         let mut joins = l.joins();
         joins.extend(r.joins());
         if !c.op.is_any() && (l.is_multi() || r.is_multi()) {
@@ -88,7 +83,10 @@ impl<'a> Compiler<'a> {
             } else {
                 r.clone()
             };
+            // Guarded too: a row whose email is hidden is a counter-example whatever its
+            // address, so the answer says nothing about the address.
             let inner = self.compare(&lm, op, &rm, c.span)?;
+            let inner = self.guarded(inner, [&lm, &rm]);
             let cond = combine(self.d, &[&inner], |t| format!("NOT ({})", t[0]));
             let mut mm_joins = BTreeSet::new();
             // As in PocketBase, a value that makes the comparison NULL (an empty set's
@@ -111,6 +109,18 @@ impl<'a> Compiler<'a> {
             });
         }
         Ok(Cond::Leaf(sql, self.closure(&joins)))
+    }
+
+    /// `sql` ANDed with the guards of the operands it reads (an email readable only where
+    /// `emailVisibility` is set).
+    fn guarded<'v>(&self, mut sql: Sql, vals: impl IntoIterator<Item = &'v Val>) -> Sql {
+        for v in vals {
+            if let Val::Expr(ExprVal { guard: Some(g), .. }) = v {
+                let gs = raw(self.d, g);
+                sql = combine(self.d, &[&sql, &gs], |t| format!("({} AND {})", t[0], t[1]));
+            }
+        }
+        sql
     }
 
     /// A bound literal for a statically typed comparison domain (PostgreSQL), or `None` if

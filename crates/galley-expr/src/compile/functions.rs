@@ -4,7 +4,7 @@ use super::joins::Scope;
 use super::{combine, Compiler};
 use crate::ast::{Operand, Span};
 use crate::error::ExprError;
-use crate::value::{ExprVal, Lit, Ty, Val};
+use crate::value::{merge_guards, ExprVal, Lit, Ty, Val};
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use galley_sql::{ColumnType, Sql, SqlValue};
 use std::collections::BTreeSet;
@@ -76,6 +76,7 @@ impl<'a> Compiler<'a> {
                 let mut parts = Vec::new();
                 let mut joins = BTreeSet::new();
                 let mut multi = false;
+                let mut guards = Vec::new();
                 for a in args {
                     if matches!(a, Operand::Func { .. }) {
                         return Err(ExprError::invalid(
@@ -87,6 +88,7 @@ impl<'a> Compiler<'a> {
                     joins.extend(v.joins());
                     multi |= v.is_multi();
                     parts.push(self.number(&v, a.span().start)?);
+                    guards.push(v);
                 }
                 let refs: Vec<&Sql> = parts.iter().collect();
                 let d = self.d;
@@ -96,7 +98,7 @@ impl<'a> Compiler<'a> {
                     ty: Ty::Number,
                     joins,
                     multi,
-                    guard: None,
+                    guard: merge_guards(&guards),
                 }))
             }
             "strftime" => {
@@ -158,7 +160,7 @@ impl<'a> Compiler<'a> {
                     ty: Ty::Text,
                     joins,
                     multi,
-                    guard: None,
+                    guard: merge_guards([&time]),
                 }))
             }
             _ => Err(ExprError::invalid(

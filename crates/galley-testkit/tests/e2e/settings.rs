@@ -7,7 +7,7 @@ both_engines! {
     async fn defaults_and_shape(srv) {
         let r = srv.su(Method::GET, "/api/settings", None).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(keys(&r.body), ["backups", "batch", "brokers", "logs", "meta", "rateLimits", "realtime", "s3", "smtp", "superuserIPs", "trustedProxy", "webhooks"]);
+        assert_eq!(keys(&r.body), ["backups", "batch", "brokers", "logs", "meta", "queries", "rateLimits", "realtime", "s3", "smtp", "superuserIPs", "trustedProxy", "webhooks"]);
         assert_eq!(r.body["batch"], json!({"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0}));
         assert_eq!(r.body["smtp"], json!({"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "authMethod": "", "tls": false, "localName": ""}));
         assert_eq!(r.body["s3"], json!({"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false}));
