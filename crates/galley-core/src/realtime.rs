@@ -4,7 +4,7 @@
 //! client may see it (hidden fields, email visibility, `expand`, `fields`).
 
 use crate::app::App;
-use crate::bus::CHANNEL;
+use crate::bus::{self, CHANNEL};
 use crate::context::{Caller, RecordEvent, RequestMeta};
 use crate::error::CoreError;
 use crate::records::expand;
@@ -32,63 +32,75 @@ pub async fn replay(app: &Arc<App>, client_id: &str, seq: u64) -> bool {
     true
 }
 
-/// Receives other nodes' notifications (PostgreSQL only) and delivers their events to this
-/// node's clients.
+/// How often a node reads `_events` without a wake-up: a lost notification delays an event
+/// at most this long, and gaps left by rolled-back transactions are settled.
+const BUS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a node prunes `_events`.
+const BUS_PRUNE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads other nodes' events from `_events` (PostgreSQL only) when woken by a NOTIFY, after
+/// each LISTEN (re)connection and every [`BUS_POLL`], and delivers them to this node's
+/// clients; reloads the schema after another node changed it.
 pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<RecordEvent>>) {
     let Some(mut rx) = app.store.listen(CHANNEL) else {
         return;
     };
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
-        while let Some(payload) = rx.recv().await {
+        let reader = loop {
+            let Some(app) = weak.upgrade() else { return };
+            match app.store.read(bus::Reader::start).await {
+                Ok(r) => break Arc::new(std::sync::Mutex::new(r)),
+                Err(e) => tracing::warn!(error = %e, "cannot read the cross-node events"),
+            }
+            drop(app);
+            tokio::time::sleep(BUS_POLL).await;
+        };
+        let mut pruned = tokio::time::Instant::now();
+        loop {
+            if let Ok(None) = tokio::time::timeout(BUS_POLL, rx.recv()).await {
+                break;
+            }
+            // Wake-ups carry nothing: the ones that queued up meanwhile are read by this pass.
+            while rx.try_recv().is_ok() {}
             let Some(app) = weak.upgrade() else { break };
-            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
-                continue;
-            };
-            if v["n"].as_str() == Some(app.node_id.as_str()) {
-                continue;
-            }
-            if v["schema"] == Value::Bool(true) {
-                if let Err(e) = app.reload_schema().await {
-                    tracing::warn!(error = %e, "cannot reload the schema after another node changed it");
+            let (r, node) = (reader.clone(), app.node_id.clone());
+            let read = app
+                .store
+                .read(move |c: &mut dyn Conn| {
+                    r.lock().unwrap_or_else(|p| p.into_inner()).read(c, &node)
+                })
+                .await;
+            let got = match read {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the cross-node events");
+                    continue;
                 }
-                continue;
-            }
-            let Some(col) = app
-                .schema()
-                .by_id(v["c"].as_str().unwrap_or_default())
-                .cloned()
-            else {
-                continue;
             };
-            let action = match v["a"].as_str() {
-                Some("create") => "create",
-                Some("update") => "update",
-                Some("delete") => "delete",
-                _ => continue,
-            };
-            let record = match v.get("r") {
-                Some(Value::Object(r)) => r.clone(),
-                _ => {
-                    let id = v["id"].as_str().unwrap_or_default().to_owned();
-                    let col2 = col.clone();
-                    let loaded = app
-                        .store
-                        .read(move |c: &mut dyn Conn| crate::rows::load(c, &col2, &id))
-                        .await;
-                    match loaded {
-                        Ok(r) => r,
-                        Err(_) => continue,
+            let mut batch = Vec::new();
+            for ev in got {
+                match ev {
+                    bus::BusEvent::Record(r) => batch.push(r),
+                    bus::BusEvent::Schema => {
+                        if !batch.is_empty() {
+                            let _ = events.send(std::mem::take(&mut batch)).await;
+                        }
+                        if let Err(e) = app.reload_schema().await {
+                            tracing::warn!(error = %e, "cannot reload the schema after another node changed it");
+                        }
                     }
                 }
-            };
-            let _ = events
-                .send(vec![RecordEvent {
-                    action,
-                    collection_id: col.id.clone(),
-                    record,
-                }])
-                .await;
+            }
+            if !batch.is_empty() {
+                let _ = events.send(batch).await;
+            }
+            if pruned.elapsed() >= BUS_PRUNE {
+                pruned = tokio::time::Instant::now();
+                if let Err(e) = app.store.write(bus::prune).await {
+                    tracing::warn!(error = %e, "cannot prune the cross-node events");
+                }
+            }
         }
     });
 }

@@ -14,6 +14,8 @@ pub struct SseClient {
     resp: reqwest::Response,
     buf: String,
     pub client_id: String,
+    /// The server ended the stream (`next` then answers `None` at once).
+    pub ended: bool,
 }
 
 impl SseClient {
@@ -30,6 +32,7 @@ impl SseClient {
             resp,
             buf: String::new(),
             client_id: String::new(),
+            ended: false,
         };
         let first = c.next(Duration::from_secs(5)).await.expect("PB_CONNECT");
         assert_eq!(first.event, "PB_CONNECT");
@@ -69,7 +72,11 @@ impl SseClient {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.resp.chunk()).await {
                 Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
-                _ => return None,
+                Ok(Ok(None) | Err(_)) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
             }
         }
     }

@@ -25,6 +25,7 @@ mod expr_query;
 mod expr_rules;
 mod extend;
 mod files;
+mod hardening_realtime;
 mod health;
 mod hooks;
 mod jobs;
