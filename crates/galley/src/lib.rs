@@ -193,7 +193,7 @@ pub async fn serve_with(
         async move {
             shutdown.await;
             // Open streams would hold the graceful shutdown forever.
-            let n = app.realtime.disconnect_all();
+            let n = app.realtime.disconnect_all(None);
             tracing::info!(realtime_clients = n, "draining: ended the realtime streams");
             draining.notify_one();
         }

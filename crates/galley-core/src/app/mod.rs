@@ -37,6 +37,8 @@ pub struct AppConfig {
     pub auth_limits: galley_auth::ratelimit::AuthLimits,
     /// How this node works the job queue (mail, webhooks, user jobs, crons).
     pub jobs: galley_jobs::JobsConfig,
+    /// Longest life of one realtime connection, SSE or WebSocket (clients reconnect).
+    pub realtime_max_age: std::time::Duration,
 }
 
 impl AppConfig {
@@ -53,6 +55,7 @@ impl AppConfig {
                 .unwrap_or(2),
             auth_limits: Default::default(),
             jobs: Default::default(),
+            realtime_max_age: std::time::Duration::from_secs(30 * 60),
         }
     }
 }
@@ -122,8 +125,24 @@ impl App {
             return;
         }
         self.record_hooks.committed(&events).await;
-        if let Some(tx) = self.events.get() {
-            let _ = tx.send(events).await;
+        self.queue_realtime(events);
+    }
+
+    /// Queues events for realtime delivery without waiting: a write never waits for
+    /// subscribers. When delivery is that far behind, the events are dropped and so is
+    /// every realtime client (they reconnect and reload), and no one can resume from
+    /// before: nobody silently misses an event.
+    pub(crate) fn queue_realtime(&self, events: Vec<RecordEvent>) {
+        let Some(tx) = self.events.get() else { return };
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(events) {
+            self.journal.reset();
+            let n = self
+                .realtime
+                .disconnect_all(Some(galley_realtime::Dropped::Missed));
+            tracing::warn!(
+                clients = n,
+                "realtime delivery fell behind; events dropped and clients disconnected"
+            );
         }
     }
 
@@ -219,8 +238,15 @@ impl App {
         let mut version = self.schema_reload.lock().await;
         let collections = self.store.read(crate::catalog::load_all).await?;
         *version += 1;
-        self.schema
-            .store(Arc::new(Schema::new(*version, collections)));
+        let schema = Arc::new(Schema::new(*version, collections));
+        self.schema.store(schema.clone());
+        // Clients authenticated by a collection that is gone lose what it granted.
+        self.realtime.revise_auth(|c| match c {
+            Caller::Record { collection, .. } if schema.by_id(&collection.id).is_none() => {
+                galley_realtime::Revision::Drop
+            }
+            _ => galley_realtime::Revision::Keep,
+        });
         Ok(())
     }
 
