@@ -30,11 +30,11 @@ pub fn notify_events(c: &mut dyn Conn, node: &str, events: &Events) -> Result<()
     let Some(stmt) = c.dialect().notify() else {
         return Ok(());
     };
-    let evs = events.lock().map(|e| e.clone()).unwrap_or_default();
+    let evs = events.lock().unwrap_or_else(|p| p.into_inner());
     if evs.is_empty() {
         return Ok(());
     }
-    for ev in &evs {
+    for ev in evs.iter() {
         let record = serde_json::to_string(&ev.record).unwrap_or_default();
         insert(c, node, ev.action, &ev.collection_id, &record)?;
     }
