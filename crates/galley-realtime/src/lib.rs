@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 
 /// Messages queued per client before it counts as too slow.
 pub const QUEUE_LEN: usize = 512;
+/// Bytes queued per client before it counts as too slow (512 messages of 1 MB records would
+/// be half a gigabyte for one client that stopped reading). One message of any size is
+/// always queued when nothing else is.
+pub const QUEUE_BYTES: usize = 8 << 20;
 /// Subscriptions per client and characters per topic, as PocketBase limits them (the
 /// subscription count can be lowered by settings, never raised above this).
 pub const MAX_SUBSCRIPTIONS: usize = 1000;
@@ -139,6 +143,8 @@ fn stringify(m: &Map<String, Value>) -> Map<String, Value> {
 /// takes a snapshot under the hub's lock without copying them.
 struct Client<A> {
     tx: mpsc::Sender<Message>,
+    /// Bytes queued and not yet taken by the client's stream.
+    queued: Arc<AtomicUsize>,
     /// Why the hub dropped the client, for its stream to tell.
     reason: Arc<Mutex<Option<Dropped>>>,
     /// The auth of the last subscription, set once.
@@ -162,13 +168,20 @@ pub enum Dropped {
 /// A client's side of the hub: its queued messages, then why they ended.
 pub struct Inbox {
     rx: mpsc::Receiver<Message>,
+    queued: Arc<AtomicUsize>,
     reason: Arc<Mutex<Option<Dropped>>>,
+}
+
+fn weight(m: &Message) -> usize {
+    m.event.len() + m.data.len()
 }
 
 impl Inbox {
     /// The next message; `None` once the hub dropped the client (see [`Inbox::reason`]).
     pub async fn recv(&mut self) -> Option<Message> {
-        self.rx.recv().await
+        let m = self.rx.recv().await?;
+        self.queued.fetch_sub(weight(&m), Ordering::Relaxed);
+        Some(m)
     }
 
     /// Why the hub dropped the client (`None` when it was not dropped, or shut down).
@@ -334,11 +347,13 @@ impl<A: Clone + PartialEq> Hub<A> {
         Self::check_room(&clients, limits, origin)?;
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
         let reason = Arc::new(Mutex::new(None));
+        let queued = Arc::new(AtomicUsize::new(0));
         let id = client_id();
         clients.by_id.insert(
             id.clone(),
             Client {
                 tx,
+                queued: queued.clone(),
                 reason: reason.clone(),
                 auth: None,
                 topics: Arc::new(vec![]),
@@ -346,7 +361,14 @@ impl<A: Clone + PartialEq> Hub<A> {
             },
         );
         *clients.per_ip.entry(origin.to_owned()).or_default() += 1;
-        Ok((id, Inbox { rx, reason }))
+        Ok((
+            id,
+            Inbox {
+                rx,
+                queued,
+                reason,
+            },
+        ))
     }
 
     pub fn disconnect(&self, id: &str) {
@@ -443,13 +465,24 @@ impl<A: Clone + PartialEq> Hub<A> {
             .collect()
     }
 
-    /// Queues a message; a client whose queue is full is dropped.
+    /// Queues a message; a client whose queue is full ([`QUEUE_LEN`] messages or
+    /// [`QUEUE_BYTES`]) is dropped.
     pub fn send(&self, id: &str, msg: Message) -> Result<(), Dropped> {
         let mut clients = self.lock();
         let Some(c) = clients.by_id.get(id) else {
             return Ok(());
         };
-        match c.tx.try_send(msg) {
+        let size = weight(&msg);
+        let before = c.queued.load(Ordering::Relaxed);
+        let sent = if before > 0 && before + size > QUEUE_BYTES {
+            Err(mpsc::error::TrySendError::Full(msg))
+        } else {
+            c.queued.fetch_add(size, Ordering::Relaxed);
+            c.tx.try_send(msg).inspect_err(|_| {
+                c.queued.fetch_sub(size, Ordering::Relaxed);
+            })
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 clients.remove(id, None);
@@ -651,6 +684,24 @@ mod tests {
             Err(Dropped::TooSlow)
         );
         assert!(hub.is_empty());
+    }
+
+    #[tokio::test]
+    async fn clients_are_dropped_past_their_queued_bytes() {
+        let hub: Hub<String> = Hub::new(Limits::default());
+        let (id, mut rx) = hub.connect("o").expect("client");
+        let big = |n: usize| Message {
+            seq: 0,
+            event: "e".into(),
+            data: "x".repeat(n),
+        };
+        hub.send(&id, big(QUEUE_BYTES * 2)).expect("one message always fits");
+        assert!(rx.recv().await.is_some());
+        for _ in 0..7 {
+            hub.send(&id, big(1 << 20)).expect("room");
+        }
+        assert_eq!(hub.send(&id, big(2 << 20)), Err(Dropped::TooSlow));
+        assert_eq!(rx.reason(), Some(Dropped::TooSlow));
     }
 
     #[test]
