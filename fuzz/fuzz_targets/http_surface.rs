@@ -95,19 +95,22 @@ fn env() -> &'static Env {
                 .as_str()
                 .expect("token")
                 .to_owned();
-            call(&router, Method::POST, "/api/collections", Some(&su), Some(serde_json::json!({
+            let members = call(&router, Method::POST, "/api/collections", Some(&su), Some(serde_json::json!({
                 "name": "members", "type": "auth", "createRule": "", "listRule": "", "viewRule": "",
                 "updateRule": "id = @request.auth.id", "deleteRule": "id = @request.auth.id",
                 "fields": [{"name": "name", "type": "text"}, {"name": "avatar", "type": "file", "maxSelect": 1}],
                 "otp": {"enabled": true}
-            }))).await;
+            }))).await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned();
             call(&router, Method::POST, "/api/collections", Some(&su), Some(serde_json::json!({
                 "name": "posts", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "author = @request.auth.id", "deleteRule": "author = @request.auth.id",
                 "fields": [
                     {"name": "title", "type": "text"}, {"name": "n", "type": "number"},
                     {"name": "ok", "type": "bool"}, {"name": "meta", "type": "json"},
                     {"name": "when", "type": "date"}, {"name": "kind", "type": "select", "values": ["a", "b"], "maxSelect": 2},
-                    {"name": "author", "type": "relation", "collectionId": "members", "maxSelect": 1},
+                    {"name": "author", "type": "relation", "collectionId": members, "maxSelect": 1},
                     {"name": "files", "type": "file", "maxSelect": 3, "protected": true},
                     {"name": "secret", "type": "text", "hidden": true},
                     {"name": "where", "type": "geoPoint"}
