@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// URLs as the provider client parses them (re-exported so callers need no reqwest).
 pub use reqwest::Url;
@@ -370,6 +371,16 @@ impl Default for Client {
 }
 
 /// Reads a response body of at most [`MAX_BODY`] bytes.
+/// A client span for a call to a provider (exported with `--otlp-endpoint`; the host only,
+/// never the query with its codes and tokens).
+fn outgoing(name: &'static str, url: &str) -> tracing::Span {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::info_span!(target: "galley_trace", "oauth2", otel.name = name, otel.kind = "client", server.address = %host)
+}
+
 async fn read_capped(mut resp: reqwest::Response) -> Result<(u16, Vec<u8>), String> {
     let status = resp.status().as_u16();
     if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
@@ -584,6 +595,7 @@ impl Client {
             .header("accept", "application/json")
             .form(&form)
             .send()
+            .instrument(outgoing("oauth2.token", &p.token_url))
             .await
             .map_err(|e| ProviderError::Token(e.to_string()))?;
         let (status, body) = read_capped(resp).await.map_err(ProviderError::Token)?;
@@ -690,6 +702,7 @@ impl Client {
             .bearer_auth(access_token)
             .header("accept", "application/json")
             .send()
+            .instrument(outgoing("oauth2.userinfo", url))
             .await
             .map_err(|e| e.to_string())?;
         let (status, body) = read_capped(resp).await?;

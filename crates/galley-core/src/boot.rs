@@ -62,6 +62,7 @@ impl App {
             config,
             schema: ArcSwap::from_pointee(Schema::new(1, collections)),
             settings: ArcSwap::from_pointee(settings),
+            settings_version: tokio::sync::watch::channel(0).0,
             schema_reload: Mutex::new(1),
             storage: ArcSwap::from_pointee(storage),
             rate_limiter: Default::default(),

@@ -101,6 +101,9 @@ impl<'a> RuleCtx<'a> {
         if rule.trim().is_empty() {
             return Ok(Access::Allow);
         }
+        let _span =
+            tracing::info_span!(target: "galley_trace", "rule", collection = %self.collection.name)
+                .entered();
         let opts = CompileOptions::rule(chrono::Utc::now());
         let compiled = parsed_rule(rule).and_then(|ast| {
             galley_expr::compile_ast(

@@ -494,6 +494,7 @@ impl Settings {
             .map(Check::invalid)
             .collect();
         invalid.extend(self.invalid_superuser_ips());
+        invalid.extend(self.invalid_backups());
         invalid
     }
 
@@ -831,6 +832,38 @@ impl Settings {
                 ),
             })
             .collect()
+    }
+
+    /// PocketBase's checks of the backups schedule: a cron expression (5 fields or a macro)
+    /// and, when there is one, at least one backup to keep.
+    fn invalid_backups(&self) -> Vec<Invalid> {
+        let mut invalid = Vec::new();
+        let b = &self.backups;
+        if !b.cron.is_empty() && galley_jobs::cron::Schedule::parse(&b.cron).is_err() {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cron".into()],
+                error: FieldError::new(
+                    "validation_invalid_cron",
+                    "Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments.",
+                ),
+            });
+        }
+        if !b.cron.is_empty() && b.cron_max_keep == 0 {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cronMaxKeep".into()],
+                error: FieldError::required(),
+            });
+        } else if b.cron_max_keep < 0 {
+            invalid.push(Invalid {
+                path: vec!["backups".into(), "cronMaxKeep".into()],
+                error: FieldError::new(
+                    "validation_min_greater_equal_than_required",
+                    "Must be no less than 1.",
+                )
+                .with_params(json!({"threshold": 1})),
+            });
+        }
+        invalid
     }
 
     /// Whether a superuser may call from `ip`: always when `superuserIPs` is empty, else

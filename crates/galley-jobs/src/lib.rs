@@ -218,6 +218,29 @@ pub(crate) struct Inner {
     /// A NOTIFY to the other nodes is wanted (see [`Jobs::enqueue`]); one is sent at a time.
     pub(crate) notify_pending: std::sync::atomic::AtomicBool,
     pub(crate) notify_wake: tokio::sync::Notify,
+    pub(crate) counters: Counters,
+}
+
+/// What this process's workers did since it started (for metrics).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) running: std::sync::atomic::AtomicU64,
+    pub(crate) succeeded: std::sync::atomic::AtomicU64,
+    pub(crate) retried: std::sync::atomic::AtomicU64,
+    pub(crate) dead: std::sync::atomic::AtomicU64,
+}
+
+/// A reading of this process's job counters ([`Jobs::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Handlers running now.
+    pub running: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed and were queued again (backoff).
+    pub retried: u64,
+    /// Runs that failed for good (the job is kept as dead).
+    pub dead: u64,
 }
 
 impl Jobs {
@@ -232,6 +255,7 @@ impl Jobs {
                 runtime: Default::default(),
                 notify_pending: Default::default(),
                 notify_wake: tokio::sync::Notify::new(),
+                counters: Counters::default(),
             }),
         }
     }
@@ -416,6 +440,18 @@ impl Jobs {
             .store
             .read(move |c| queue::list(c, state.as_deref(), limit, offset))
             .await
+    }
+
+    /// This process's job counters (no query).
+    pub fn stats(&self) -> JobStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        JobStats {
+            running: c.running.load(Relaxed),
+            succeeded: c.succeeded.load(Relaxed),
+            retried: c.retried.load(Relaxed),
+            dead: c.dead.load(Relaxed),
+        }
     }
 
     /// Jobs per state.

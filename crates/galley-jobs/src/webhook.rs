@@ -197,6 +197,8 @@ pub async fn deliver(
         .map_err(|e| TargetError::Unresolved(e.to_string()))?;
     let ts = chrono::Utc::now().timestamp();
     let started = Instant::now();
+    use tracing::Instrument;
+    let span = tracing::info_span!(target: "galley_trace", "webhook.send", otel.kind = "client", server.address = %target.host, webhook.id = %id);
     let sent = client
         .post(target.url.clone())
         .header("content-type", "application/json")
@@ -205,6 +207,7 @@ pub async fn deliver(
         .header("webhook-signature", sign(key, id, ts, body))
         .body(body.to_vec())
         .send()
+        .instrument(span)
         .await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     Ok(match sent {

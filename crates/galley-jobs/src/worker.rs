@@ -255,6 +255,20 @@ async fn dispatch(
 }
 
 async fn run_one(jobs: &Jobs, job: Job) -> Outcome {
+    let c = &jobs.inner.counters;
+    c.running.fetch_add(1, Ordering::Relaxed);
+    let outcome = run_handler(jobs, job).await;
+    c.running.fetch_sub(1, Ordering::Relaxed);
+    let counter = match outcome {
+        Outcome::Done => &c.succeeded,
+        Outcome::Retry { .. } => &c.retried,
+        Outcome::Dead { .. } => &c.dead,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    outcome
+}
+
+async fn run_handler(jobs: &Jobs, job: Job) -> Outcome {
     let cfg = &jobs.inner.config;
     let (kind, attempt, max) = (job.kind.clone(), job.attempt, job.max_attempts);
     let result = match jobs.handler(&kind) {

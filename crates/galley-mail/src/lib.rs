@@ -94,7 +94,12 @@ impl SendError {
 
 /// Sends `mail` over `smtp` now, from the configured sender.
 pub async fn send(config: &MailConfig, smtp: &SmtpConfig, mail: &Mail) -> Result<(), SendError> {
-    deliver(smtp, &config.sender_address, &config.sender_name, mail).await
+    use tracing::Instrument;
+    // Exported with `--otlp-endpoint` (galley_ops::traces); the server, never the addresses.
+    let span = tracing::info_span!(target: "galley_trace", "smtp.send", otel.kind = "client", server.address = %smtp.host);
+    deliver(smtp, &config.sender_address, &config.sender_name, mail)
+        .instrument(span)
+        .await
 }
 
 async fn deliver(

@@ -67,6 +67,17 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CoreError {
     CoreError::Internal(format!("{what}: {e}"))
 }
 
+/// The cron entry of scheduled backups (PocketBase's id, so `GET /api/crons` answers alike).
+pub const AUTO_BACKUP_CRON: &str = "__pbAutoBackup__";
+/// Scheduled backups' names start with this; only they are pruned to `cronMaxKeep`.
+pub const AUTO_PREFIX: &str = "@auto_pb_backup_";
+
+/// A key that may name a stored backup: [`valid_key`], or a scheduled backup's name (whose
+/// `@` no client can choose, as in PocketBase).
+pub fn stored_key(key: &str) -> bool {
+    valid_key(key.strip_prefix('@').unwrap_or(key))
+}
+
 /// PocketBase's key rule: lowercase letters, digits, `_` and `-`, then `.zip`.
 pub fn valid_key(key: &str) -> bool {
     key.len() <= MAX_KEY
@@ -146,7 +157,7 @@ impl Backups {
                 .await
                 .map_err(s3_err)?
             {
-                if !valid_key(&key) {
+                if !stored_key(&key) {
                     continue;
                 }
                 if let Some(m) = s3
@@ -170,7 +181,7 @@ impl Backups {
             for e in rd.flatten() {
                 let key = e.file_name().to_string_lossy().into_owned();
                 let Ok(meta) = e.metadata() else { continue };
-                if !valid_key(&key) || !meta.is_file() {
+                if !stored_key(&key) || !meta.is_file() {
                     continue;
                 }
                 let modified = meta
@@ -197,7 +208,7 @@ impl Backups {
         self.sqlite_only()?;
         let key = match name.filter(|n| !n.is_empty()) {
             Some(n) => n.to_owned(),
-            None => self.default_key(),
+            None => self.new_key("pb_backup_"),
         };
         if !valid_key(&key) {
             return Err(validation(
@@ -206,6 +217,11 @@ impl Backups {
                 "Must be in a valid format.",
             ));
         }
+        self.write_backup(key).await
+    }
+
+    /// Makes backup `key` (already checked).
+    async fn write_backup(&self, key: String) -> Result<(), CoreError> {
         let _busy = self.busy.try_lock().map_err(|_| {
             CoreError::bad_request("Try again later: another backup or restore is running.")
         })?;
@@ -266,7 +282,8 @@ impl Backups {
         Ok(())
     }
 
-    fn default_key(&self) -> String {
+    /// PocketBase's generated name: `prefix`, the app's name in snake case, the UTC time.
+    fn new_key(&self, prefix: &str) -> String {
         let app: String = self
             .app
             .settings()
@@ -279,16 +296,101 @@ impl Backups {
             .collect();
         let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
         if app.is_empty() {
-            format!("pb_backup_{stamp}.zip")
+            format!("{prefix}{stamp}.zip")
         } else {
-            format!("pb_backup_{app}_{stamp}.zip")
+            format!("{prefix}{app}_{stamp}.zip")
         }
+    }
+
+    /// Keeps the backups schedule in step with `settings.backups.cron`: the cron entry
+    /// [`AUTO_BACKUP_CRON`] exists while the setting is not empty, on every node's list
+    /// (the jobs crate runs each tick on one node only).
+    pub fn follow_schedule(self: &Arc<Self>) {
+        let mut changes = self.app.settings_changes();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut current = String::new();
+            loop {
+                let Some(this) = weak.upgrade() else { return };
+                let cron = this.app.settings().backups.cron.clone();
+                if cron != current {
+                    this.set_schedule(&cron);
+                    current = cron;
+                }
+                drop(this);
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn set_schedule(self: &Arc<Self>, cron: &str) {
+        let jobs = self.app.jobs();
+        if cron.is_empty() {
+            jobs.cron_remove(AUTO_BACKUP_CRON);
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let added = jobs.cron_add(AUTO_BACKUP_CRON, cron, move || {
+            let this = weak.upgrade();
+            async move {
+                if let Some(this) = this {
+                    this.scheduled().await;
+                }
+            }
+        });
+        if let Err(e) = added {
+            tracing::error!(cron, error = %e, "the backups schedule was refused");
+        }
+    }
+
+    /// One scheduled backup, then the oldest scheduled ones beyond `cronMaxKeep` go.
+    pub async fn scheduled(&self) {
+        let key = self.new_key(AUTO_PREFIX);
+        if let Err(e) = self.write_backup(key.clone()).await {
+            tracing::error!(backup = %key, error = %e, "scheduled backup failed");
+            return;
+        }
+        tracing::info!(backup = %key, "scheduled backup made");
+        let keep = usize::try_from(self.app.settings().backups.cron_max_keep).unwrap_or(0);
+        if keep == 0 {
+            return;
+        }
+        if let Err(e) = self.prune(keep).await {
+            tracing::error!(error = %e, "cannot remove old scheduled backups");
+        }
+    }
+
+    /// Deletes the scheduled backups but the `keep` most recent.
+    async fn prune(&self, keep: usize) -> Result<(), CoreError> {
+        let listed = self.list().await?;
+        let mut auto: Vec<(String, String)> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                let key = b["key"].as_str()?;
+                key.starts_with(AUTO_PREFIX).then(|| {
+                    (
+                        b["modified"].as_str().unwrap_or("").to_owned(),
+                        key.to_owned(),
+                    )
+                })
+            })
+            .collect();
+        // Newest first: by time, then by name (whose stamp breaks ties within a second).
+        auto.sort_by(|a, b| b.cmp(a));
+        for (_, key) in auto.into_iter().skip(keep) {
+            self.delete(&key).await?;
+        }
+        Ok(())
     }
 
     /// The bytes of backup `key`, for a download.
     pub async fn open(&self, key: &str) -> Result<BackupFile, CoreError> {
         self.sqlite_only()?;
-        if !valid_key(key) {
+        if !stored_key(key) {
             return Err(CoreError::not_found());
         }
         if let Some(s) = self.s3()? {
@@ -341,7 +443,7 @@ impl Backups {
         self.sqlite_only()?;
         if let Some(s) = self.s3()? {
             let k = galley_files::Key::from(key);
-            if !valid_key(key) || s.head(&k).await.map_err(s3_err)?.is_none() {
+            if !stored_key(key) || s.head(&k).await.map_err(s3_err)?.is_none() {
                 return Err(CoreError::bad_request(
                     "Invalid or already deleted backup file.",
                 ));
@@ -349,7 +451,7 @@ impl Backups {
             return s.delete(&k).await.map_err(s3_err);
         }
         let path = self.dir().join(key);
-        if !valid_key(key) || !path.is_file() {
+        if !stored_key(key) || !path.is_file() {
             return Err(CoreError::bad_request(
                 "Invalid or already deleted backup file.",
             ));
@@ -427,7 +529,7 @@ impl Backups {
     pub async fn restore(&self, key: &str) -> Result<(), CoreError> {
         self.sqlite_only()?;
         let missing = || CoreError::bad_request("Missing or invalid backup file.");
-        if !valid_key(key) {
+        if !stored_key(key) {
             return Err(missing());
         }
         let _busy = self.busy.try_lock().map_err(|_| {

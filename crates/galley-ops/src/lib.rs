@@ -1,6 +1,6 @@
 //! Operations around the server, composed by the `galley` crate: the stored logs (request
 //! logs and the app's warnings and errors, [`logs`]), the Prometheus metrics
-//! ([`metrics`]) and backups ([`backups`]).
+//! ([`metrics`]), backups ([`backups`]) and traces ([`traces`]).
 //!
 //! Sits below both front-ends (the API serves `/api/logs`, the dashboard draws them) and
 //! above galley-core, whose services and expression engine it uses.
@@ -12,6 +12,7 @@
 pub mod backups;
 pub mod logs;
 pub mod metrics;
+pub mod traces;
 
 pub use backups::Backups;
 pub use logs::{LogEntry, Logs};
@@ -27,16 +28,21 @@ pub struct Ops {
     pub logs: Arc<Logs>,
     pub metrics: Option<Arc<Metrics>>,
     pub backups: Arc<Backups>,
+    /// Requests get their trace spans (set when traces are exported).
+    pub traces: bool,
 }
 
 impl Ops {
     /// Opens the log store of `app`; `metrics` turns the request metrics on.
     pub async fn open(app: Arc<App>, metrics: bool) -> Result<Ops, CoreError> {
         let logs = Logs::open(app.clone()).await?;
+        let backups = Arc::new(Backups::new(app, logs.clone()));
+        backups.follow_schedule();
         Ok(Ops {
-            backups: Arc::new(Backups::new(app, logs.clone())),
+            backups,
             logs,
             metrics: metrics.then(|| Arc::new(Metrics::new())),
+            traces: false,
         })
     }
 }

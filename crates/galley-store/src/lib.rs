@@ -172,6 +172,14 @@ impl Store {
         }
     }
 
+    /// OpenTelemetry's `db.system` name of the engine.
+    fn system_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgresql",
+        }
+    }
+
     /// Runs `f` on a read connection, off the async runtime.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -179,9 +187,14 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
+        use tracing::Instrument;
+        // Target `galley_trace`: exported as a child of the request's span with
+        // `--otlp-endpoint`, skipped at no cost otherwise (galley_ops::traces).
+        let span =
+            tracing::info_span!(target: "galley_trace", "db.read", db.system = self.system_name());
         match self {
-            Store::Sqlite(s) => s.read(f).await,
-            Store::Postgres(p) => p.run(false, f).await,
+            Store::Sqlite(s) => s.read(f).instrument(span).await,
+            Store::Postgres(p) => p.run(false, f).instrument(span).await,
         }
     }
 
@@ -193,9 +206,12 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut dyn Conn) -> Result<T, E> + Send + 'static,
     {
+        use tracing::Instrument;
+        let span =
+            tracing::info_span!(target: "galley_trace", "db.write", db.system = self.system_name());
         match self {
-            Store::Sqlite(s) => s.write(f).await,
-            Store::Postgres(p) => p.run(true, f).await,
+            Store::Sqlite(s) => s.write(f).instrument(span).await,
+            Store::Postgres(p) => p.run(true, f).instrument(span).await,
         }
     }
 

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub mod extend;
+pub mod tls;
 
 pub use galley_hooks;
 
@@ -103,6 +104,11 @@ pub fn router(server: impl Into<Server>, ops: &Ops) -> Router {
         Some(m) => router.layer(from_fn_with_state(m.clone(), galley_ops::metrics::track)),
         None => router,
     };
+    let router = if ops.traces {
+        router.layer(from_fn(galley_ops::traces::trace_requests))
+    } else {
+        router
+    };
     router.with_state(app)
 }
 
@@ -114,8 +120,15 @@ pub fn metrics_router(app: Arc<App>, ops: &Ops) -> Router {
     Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let text = metrics.render(&app, Some(&logs));
+            let (app, metrics, logs) = (app.clone(), metrics.clone(), logs.clone());
             async move {
+                // The queue's counts are a query: a scrape waits for it only briefly.
+                let counts =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), app.jobs().counts())
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                let text = metrics.render(&app, Some(&logs), counts.as_deref());
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
@@ -163,17 +176,37 @@ pub async fn serve(
 /// How long a shutdown waits for requests in flight before it drops them.
 pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Where the server listens: plain HTTP always, HTTPS as well when certificates are given.
+pub struct Listeners {
+    pub http: tokio::net::TcpListener,
+    pub https: Option<(tokio::net::TcpListener, Arc<tls::Certificates>)>,
+}
+
+impl From<tokio::net::TcpListener> for Listeners {
+    fn from(http: tokio::net::TcpListener) -> Self {
+        Listeners { http, https: None }
+    }
+}
+
+fn tune(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
+        tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+    }
+}
+
 /// [`serve`] with the operations the caller opened (the binary points its app-log layer at
-/// the log store and serves the metrics). When `shutdown` resolves: stops accepting, ends
-/// the realtime streams (their clients reconnect), lets requests in flight finish for up to
-/// [`DRAIN_DEADLINE`], then writes the queued log entries and returns.
+/// the log store and serves the metrics), on every listener of `listeners`. When `shutdown`
+/// resolves: stops accepting, ends the realtime streams (their clients reconnect), lets
+/// requests in flight finish for up to [`DRAIN_DEADLINE`], then writes the queued log
+/// entries and returns.
 pub async fn serve_with(
-    listener: tokio::net::TcpListener,
+    listeners: impl Into<Listeners>,
     app: impl Into<Server>,
     ops: Ops,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    let Listeners { http, https } = listeners.into();
     let server: Server = app.into();
     if let Some(h) = &server.hooks {
         h.serve()
@@ -181,24 +214,56 @@ pub async fn serve_with(
             .map_err(|e| std::io::Error::other(format!("onServe: {e}")))?;
     }
     let app_for_drain = server.app.clone();
-    let svc = router(server, &ops).into_make_service_with_connect_info::<SocketAddr>();
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(STALLED_PEER)) {
-            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
-        }
-    });
+    let router = router(server, &ops);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let draining = Arc::new(tokio::sync::Notify::new());
-    let shutdown = {
+    {
         let (app, draining) = (app_for_drain, draining.clone());
-        async move {
+        tokio::spawn(async move {
             shutdown.await;
             // Open streams would hold the graceful shutdown forever.
             let n = app.realtime.disconnect_all(None);
             tracing::info!(realtime_clients = n, "draining: ended the realtime streams");
             draining.notify_one();
+            let _ = stop_tx.send(true);
+        });
+    }
+    let plain = axum::serve(
+        http.tap_io(|tcp| tune(tcp)),
+        router
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let secure = match https {
+        Some((tcp, certs)) => {
+            let config = certs
+                .server_config()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let listener = tls::TlsListener::new(tcp, config, tune)?.tap_io(|_| {});
+            Some(
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stopped(stop_rx)),
+            )
         }
+        None => None,
     };
-    let serving = axum::serve(listener, svc).with_graceful_shutdown(shutdown);
+    let serving = async move {
+        let secure = async move {
+            match secure {
+                Some(s) => s.await,
+                None => Ok(()),
+            }
+        };
+        let (a, b) = tokio::join!(std::future::IntoFuture::into_future(plain), secure);
+        a.and(b)
+    };
     let served = tokio::select! {
         r = serving => r,
         _ = async {

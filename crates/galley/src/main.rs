@@ -44,37 +44,99 @@ struct DataArgs {
     pool_size: usize,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090", env = "GALLEY_HTTP")]
+    http: String,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 32 << 20, env = "GALLEY_BODY_LIMIT")]
+    body_limit: usize,
+    /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
+    #[arg(long, env = "GALLEY_SYNC_FULL")]
+    sync_full: bool,
+    /// Export traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318): a span per
+    /// request with child spans for the database, rules and outgoing calls; a request's W3C
+    /// `traceparent` is continued.
+    #[arg(long, env = "GALLEY_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
+    /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
+    #[arg(long, env = "GALLEY_METRICS")]
+    metrics: Option<String>,
+    /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
+    /// `galley_hooks` folder beside the data directory, when there is one.
+    #[arg(long, env = "GALLEY_HOOKS_DIR")]
+    hooks_dir: Option<PathBuf>,
+    /// Do not reload the hooks when their files change.
+    #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
+    hooks_no_watch: bool,
+    /// Folder of migration files (PocketBase's pb_migrations format), applied at start
+    /// when pending; default: a `galley_migrations` folder beside the data directory.
+    #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
+    migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct TlsArgs {
+    /// Also serve HTTPS on this address (e.g. 0.0.0.0:443), with --tls-cert and --tls-key.
+    /// Send the process SIGHUP to load renewed certificate files without a restart.
+    #[arg(long, env = "GALLEY_HTTPS", requires_all = ["tls_cert", "tls_key"])]
+    https: Option<String>,
+    /// PEM file with the certificate chain (the server's certificate first).
+    #[arg(long, env = "GALLEY_TLS_CERT", requires = "https")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "GALLEY_TLS_KEY", requires = "https")]
+    tls_key: Option<PathBuf>,
+}
+
+/// The HTTPS listener and its certificates, when `--https` is given.
+async fn https_listener(
+    tls: &TlsArgs,
+) -> anyhow::Result<
+    Option<(
+        tokio::net::TcpListener,
+        std::sync::Arc<galley::tls::Certificates>,
+    )>,
+> {
+    let (Some(addr), Some(cert), Some(key)) = (&tls.https, &tls.tls_cert, &tls.tls_key) else {
+        return Ok(None);
+    };
+    let certs = galley::tls::Certificates::load(cert, key)
+        .map_err(|e| anyhow::anyhow!("{e}. Give PEM files with --tls-cert and --tls-key"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e}. Pick another address with --https")
+    })?;
+    #[cfg(unix)]
+    {
+        let certs = certs.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match certs.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use")
+                    }
+                }
+            }
+        });
+    }
+    Ok(Some((listener, certs)))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the HTTP server.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090", env = "GALLEY_HTTP")]
-        http: String,
-        #[command(flatten)]
-        data: DataArgs,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, default_value_t = 32 << 20, env = "GALLEY_BODY_LIMIT")]
-        body_limit: usize,
-        /// SQLite synchronous=FULL: survive power loss, not only process crashes, at some write cost.
-        #[arg(long, env = "GALLEY_SYNC_FULL")]
-        sync_full: bool,
-        /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener; off unless
-        /// given). Bind it to a private address, e.g. 127.0.0.1:9091.
-        #[arg(long, env = "GALLEY_METRICS")]
-        metrics: Option<String>,
-        /// Folder of JavaScript hooks (`*.pb.js`, PocketBase's pb_hooks); default: a
-        /// `galley_hooks` folder beside the data directory, when there is one.
-        #[arg(long, env = "GALLEY_HOOKS_DIR")]
-        hooks_dir: Option<PathBuf>,
-        /// Do not reload the hooks when their files change.
-        #[arg(long, env = "GALLEY_HOOKS_NO_WATCH")]
-        hooks_no_watch: bool,
-        /// Folder of migration files (PocketBase's pb_migrations format), applied at start
-        /// when pending; default: a `galley_migrations` folder beside the data directory.
-        #[arg(long, env = "GALLEY_MIGRATIONS_DIR")]
-        migrations_dir: Option<PathBuf>,
-    },
+    Serve(Box<ServeArgs>),
     /// Migration files: create one, apply the pending ones, revert the newest.
     Migrate {
         #[command(subcommand)]
@@ -244,15 +306,21 @@ struct ServerCode {
 }
 
 async fn serve(
-    http: String,
-    data: DataArgs,
-    body_limit: usize,
-    sync_full: bool,
-    metrics: Option<String>,
+    args: ServeArgs,
     app_log: galley_ops::logs::AppLogLayer,
     ext: ServerCode,
 ) -> anyhow::Result<()> {
     let ServerCode { hooks, migrations } = ext;
+    let ServeArgs {
+        http,
+        tls,
+        data,
+        body_limit,
+        sync_full,
+        metrics,
+        otlp_endpoint,
+        ..
+    } = args;
     // Pending migration files need the JavaScript engine even without hook files.
     let hooks = match hooks {
         None if migrations.is_dir() => Some(galley::galley_hooks::HooksConfig {
@@ -271,6 +339,7 @@ async fn serve(
             anyhow::anyhow!("cannot listen on {http}: {e}. Pick another address with --http")
         }
     })?;
+    let https = https_listener(&tls).await?;
     let metrics_listener = match &metrics {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!(
@@ -315,6 +384,10 @@ async fn serve(
         env!("CARGO_PKG_VERSION")
     );
     println!("Dashboard: http://{addr}/_/");
+    if let Some((l, _)) = &https {
+        let a = l.local_addr().context("reading the HTTPS address")?;
+        println!("HTTPS: https://{a}/api/ (SIGHUP reloads the certificate)");
+    }
     if galley_core::superusers::count(&app).await.unwrap_or(1) == 0 {
         let dir = if data.database_url.is_some() {
             "--database-url …".to_owned()
@@ -331,6 +404,8 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the log store: {e}"))?;
     app_log.attach(&ops.logs);
+    let mut ops = ops;
+    ops.traces = otlp_endpoint.is_some_and(|e| !e.is_empty());
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(l) = metrics_listener {
         let addr = l.local_addr().context("reading the metrics address")?;
@@ -357,7 +432,11 @@ async fn serve(
             }
         }
     };
-    galley::serve_with(listener, server, ops, stop)
+    let listeners = galley::Listeners {
+        http: listener,
+        https,
+    };
+    galley::serve_with(listeners, server, ops, stop)
         .await
         .context("serving HTTP")?;
     let _ = stop_metrics.send(());
@@ -378,23 +457,14 @@ async fn serve(
 
 async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            http,
-            data,
-            body_limit,
-            sync_full,
-            metrics,
-            hooks_dir,
-            hooks_no_watch,
-            migrations_dir: m,
-        } => {
-            let hooks = hooks_config(&data, hooks_dir, !hooks_no_watch);
-            let m = migrations_dir(&data, m);
+        Command::Serve(args) => {
+            let hooks = hooks_config(&args.data, args.hooks_dir.clone(), !args.hooks_no_watch);
+            let m = migrations_dir(&args.data, args.migrations_dir.clone());
             let code = ServerCode {
                 hooks,
                 migrations: m,
             };
-            serve(http, data, body_limit, sync_full, metrics, app_log, code).await
+            serve(*args, app_log, code).await
         }
         Command::Migrate { action } => migrate(action).await,
         Command::Superuser {
@@ -440,40 +510,76 @@ async fn run(cli: Cli, app_log: galley_ops::logs::AppLogLayer) -> anyhow::Result
 
 /// Console lines (human or JSON) on stderr, and the app's warnings and errors into the
 /// stored logs once the server has opened them.
-fn init_logging(format: LogFormat) -> galley_ops::logs::AppLogLayer {
+/// What `init_logging` set up: the stored-logs layer (attached once the log store opens)
+/// and, with `--otlp-endpoint`, the trace exporter to flush at exit.
+struct Logging {
+    app_log: galley_ops::logs::AppLogLayer,
+    #[cfg(feature = "otel")]
+    traces: Option<galley_ops::traces::TraceExport>,
+}
+
+fn init_logging(format: LogFormat, otlp: Option<&str>) -> anyhow::Result<Logging> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
-    });
+    use tracing_subscriber::Layer;
+    // Per layer, not global: the trace spans are for the OTLP layer alone, and a global
+    // filter would switch them off before it saw them.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,galley=info,galley_hooks=info,hooks=info")
+        })
+    };
+    #[cfg(feature = "otel")]
+    let (otel, traces) = match otlp {
+        Some(endpoint) => {
+            let (layer, export) = galley_ops::traces::otlp_layer(endpoint)?;
+            (Some(layer), Some(export))
+        }
+        None => (None, None),
+    };
+    #[cfg(not(feature = "otel"))]
+    let otel: Option<tracing_subscriber::layer::Identity> = match otlp {
+        Some(_) => anyhow::bail!("this build has no OTLP export (cargo feature `otel`)"),
+        None => None,
+    };
     let app_log = galley_ops::logs::AppLogLayer::new();
-    let registry = tracing_subscriber::registry()
-        .with(app_log.clone())
-        .with(filter);
-    match format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(false)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-        LogFormat::Human => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-    }
-    app_log
+    let console = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(app_log.clone().with_filter(filter()))
+        .with(console.with_filter(filter()))
+        .init();
+    Ok(Logging {
+        app_log,
+        #[cfg(feature = "otel")]
+        traces,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let app_log = init_logging(cli.log_format);
+    let otlp = match &cli.command {
+        Command::Serve(a) => a.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+        _ => None,
+    };
+    let logging = match init_logging(cli.log_format, otlp.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -484,7 +590,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli, app_log)) {
+    let result = rt.block_on(run(cli, logging.app_log.clone()));
+    #[cfg(feature = "otel")]
+    if let Some(t) = &logging.traces {
+        t.shutdown();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

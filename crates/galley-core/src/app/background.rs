@@ -96,8 +96,8 @@ fn builtin_crons(app: &Arc<App>) {
         ("__pbOTPCleanup__", "0 * * * *", |app| {
             Box::pin(expire(app, "_otps", |a| a.otp.duration))
         }),
-        // Request logs are in memory (bounded ring) until issue 16 stores them; the ops
-        // layer replaces this entry (same id) with its own clean-up.
+        // Listed here for its place in PocketBase's order; galley-ops, which owns the stored
+        // logs, replaces this entry (same id) with its retention when it opens them.
         ("__pbLogsCleanup__", "0 */6 * * *", |_| Box::pin(async {})),
     ];
     for (id, expr, f) in entries {

@@ -73,6 +73,8 @@ pub struct App {
     pub config: AppConfig,
     pub(crate) schema: ArcSwap<Schema>,
     pub(crate) settings: ArcSwap<Settings>,
+    /// Counts settings saves, so that code above can follow them ([`App::settings_changes`]).
+    pub(crate) settings_version: tokio::sync::watch::Sender<u64>,
     pub(crate) schema_reload: Mutex<u64>,
     pub(crate) hash_permits: Semaphore,
     pub(crate) hashers: HashThreads,
@@ -230,6 +232,13 @@ impl App {
         self.auth.set_limiting(s.rate_limits_enabled());
         self.realtime.set_limits(s.realtime_limits());
         self.settings.store(Arc::new(s));
+        self.settings_version.send_modify(|v| *v += 1);
+    }
+
+    /// Changes whenever this process's settings are saved: what follows a setting that
+    /// needs work beyond reading it (the backups schedule) waits on it.
+    pub fn settings_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.settings_version.subscribe()
     }
 
     /// Re-reads every collection after a committed schema change and swaps the snapshot.

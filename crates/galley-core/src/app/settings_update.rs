@@ -13,6 +13,19 @@ impl App {
     pub async fn update_settings(&self, patch: Value) -> Result<Settings, CoreError> {
         let current = self.settings();
         let next = current.patched(&patch)?;
+        // Scheduled backups would fail at every tick on PostgreSQL, whose own tools make them.
+        if !self.is_sqlite()
+            && !next.backups.cron.is_empty()
+            && next.backups.cron != current.backups.cron
+        {
+            return Err(CoreError::BadRequest {
+                message: "An error occurred while saving the new settings.".into(),
+                data: serde_json::json!({"backups": {"cron": {
+                    "code": "validation_backups_postgres",
+                    "message": "Galley makes backups only of SQLite data; on PostgreSQL use pg_dump or continuous archiving (README, Backups)."
+                }}}),
+            });
+        }
         // A changed `s3` part must describe a storage that opens, before anything is saved.
         let storage = if next.s3 != current.s3 {
             Some(crate::settings::storage_from_settings(

@@ -172,6 +172,23 @@ impl Logs {
             })
             .await?;
         let shared = Arc::new(Shared { app, store, meta });
+        // PocketBase's entry (same id and schedule), so "run now" in the dashboard applies
+        // the retention at once; the writer also applies it on its own timer.
+        let weak = Arc::downgrade(&shared);
+        let added = shared
+            .app
+            .jobs()
+            .cron_add(LOGS_CLEANUP_CRON, "0 */6 * * *", move || {
+                let shared = weak.upgrade();
+                async move {
+                    if let Some(shared) = shared {
+                        retain(&shared).await;
+                    }
+                }
+            });
+        if let Err(e) = added {
+            tracing::error!(error = %e, "the logs clean-up cron entry was refused");
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer(shared.clone(), rx, written.clone()));
@@ -499,7 +516,9 @@ async fn write_batch(shared: &Shared, rows: Vec<LogEntry>) -> Result<(), CoreErr
         sql.ident(c);
     }
     sql.push(") VALUES ");
-    for (i, e) in rows.into_iter().enumerate() {
+    let max_data = data_limit(shared.app.settings().logs.max_data_size);
+    for (i, mut e) in rows.into_iter().enumerate() {
+        fit_data(&mut e.data, max_data);
         if i > 0 {
             sql.push(", ");
         }
@@ -526,6 +545,66 @@ async fn write_batch(shared: &Shared, rows: Vec<LogEntry>) -> Result<(), CoreErr
 }
 
 /// Deletes entries older than `settings.logs.maxDays`.
+/// `settings.logs.maxDataSize` in bytes; 0 means PocketBase's default of about 16 KB.
+fn data_limit(setting: i64) -> usize {
+    match usize::try_from(setting) {
+        Ok(0) | Err(_) => DEFAULT_MAX_DATA,
+        Ok(n) => n,
+    }
+}
+
+const DEFAULT_MAX_DATA: usize = 16 << 10;
+/// What a shortened string ends with.
+const CUT: &str = "...";
+
+/// Shortens an entry's `data` until its JSON is at most `max` bytes, on a best-effort
+/// basis as PocketBase does: nested values give way to a marker first, then the longest
+/// strings are cut (a request's URL or error message, which carry what a caller sends);
+/// top-level keys and numbers stay, so the entry keeps its shape for filters.
+fn fit_data(data: &mut Map<String, Value>, max: usize) {
+    let size = |d: &Map<String, Value>| serde_json::to_vec(d).map(|v| v.len()).unwrap_or(0);
+    let mut over = size(data).saturating_sub(max);
+    if over == 0 {
+        return;
+    }
+    let nested: Vec<String> = data
+        .iter()
+        .filter(|(_, v)| v.is_object() || v.is_array())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in nested {
+        if over == 0 {
+            return;
+        }
+        data.insert(k, Value::String(CUT.into()));
+        over = size(data).saturating_sub(max);
+    }
+    let mut strings: Vec<(&String, usize)> = data
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k, s.len())))
+        .collect();
+    strings.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let keys: Vec<String> = strings.iter().map(|(k, _)| (*k).clone()).collect();
+    for k in keys {
+        if over == 0 {
+            return;
+        }
+        if let Some(Value::String(s)) = data.get_mut(&k) {
+            let keep = s.len().saturating_sub(over + CUT.len());
+            let mut at = keep;
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            s.truncate(at);
+            s.push_str(CUT);
+        }
+        over = size(data).saturating_sub(max);
+    }
+}
+
+/// The logs clean-up cron entry (PocketBase's id; galley-core lists it first as a no-op).
+const LOGS_CLEANUP_CRON: &str = "__pbLogsCleanup__";
+
 async fn retain(shared: &Shared) {
     let days = shared.app.settings().logs.max_days.clamp(0, 100_000);
     let d = shared.store.dialect();
@@ -552,6 +631,35 @@ async fn retain(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_is_cut_to_the_limit() {
+        let mut d = Map::new();
+        d.insert(
+            "url".into(),
+            json!("/api/x?q=".to_owned() + &"é".repeat(5000)),
+        );
+        d.insert("status".into(), json!(200));
+        d.insert("details".into(), json!({"deep": "x".repeat(3000)}));
+        d.insert("error".into(), json!("short"));
+        fit_data(&mut d, 1000);
+        let len = serde_json::to_vec(&d).unwrap().len();
+        assert!(len <= 1000, "{len}");
+        assert_eq!(d["status"], json!(200));
+        assert_eq!(d["error"], json!("short"));
+        assert!(d["url"].as_str().unwrap().starts_with("/api/x?q="));
+        assert!(d["url"].as_str().unwrap().ends_with(CUT));
+        // Small enough already: untouched.
+        let mut small = Map::new();
+        small.insert("a".into(), json!("b"));
+        let before = small.clone();
+        fit_data(&mut small, 100);
+        assert_eq!(small, before);
+        assert_eq!(data_limit(0), DEFAULT_MAX_DATA);
+        assert_eq!(data_limit(-5), DEFAULT_MAX_DATA);
+        assert_eq!(data_limit(1234), 1234);
+    }
 
     #[test]
     fn ddl_creates_table_once() {

@@ -94,6 +94,198 @@ async fn postgres_is_pointed_at_its_own_tools() {
         .contains("pg_dump"));
 }
 
+/// The backups listed, by key.
+async fn backup_keys(srv: &TestServer) -> Vec<String> {
+    let r = srv.su(Method::GET, "/api/backups", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["key"].as_str().expect("key").to_owned())
+        .collect()
+}
+
+async fn cron_ids(srv: &TestServer) -> Vec<Value> {
+    let r = srv.su(Method::GET, "/api/crons", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body.as_array().expect("crons").clone()
+}
+
+/// Runs the backups cron entry now and waits for the scheduled backup count to reach `n`
+/// after the run (pruning happens right after the backup is written).
+async fn run_scheduled(srv: &TestServer, expect_new: usize) -> Vec<String> {
+    let before: Vec<String> = backup_keys(srv).await;
+    let r = srv
+        .su(Method::POST, "/api/crons/__pbAutoBackup__", None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let keys = backup_keys(srv).await;
+        let fresh = keys.iter().filter(|k| !before.contains(k)).count();
+        if fresh >= expect_new {
+            // Let the pruning that follows the write finish.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            return backup_keys(srv).await;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled backup: {keys:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_follow_the_settings() {
+    let Some(srv) = TestServer::start(Engine::Sqlite).await else {
+        return;
+    };
+    // PocketBase's checks, word for word (checked against 0.40.6).
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"cron": "bad cron", "cronMaxKeep": 0}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["data"],
+        json!({"backups": {
+            "cron": {"code": "validation_invalid_cron", "message": "Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments."},
+            "cronMaxKeep": {"code": "validation_required", "message": "Cannot be blank."}
+        }})
+    );
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"cron": "", "cronMaxKeep": -1}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["data"]["backups"]["cronMaxKeep"]["code"],
+        "validation_min_greater_equal_than_required"
+    );
+    assert!(!cron_ids(&srv)
+        .await
+        .iter()
+        .any(|c| c["id"] == "__pbAutoBackup__"));
+
+    // A schedule adds PocketBase's cron entry, last in the list.
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"cron": "0 3 * * *", "cronMaxKeep": 2}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let crons = cron_ids(&srv).await;
+    assert_eq!(
+        crons.last(),
+        Some(&json!({"id": "__pbAutoBackup__", "expression": "0 3 * * *"})),
+        "{crons:?}"
+    );
+
+    // A manual backup is never pruned; scheduled ones beyond cronMaxKeep are, oldest first.
+    let r = srv
+        .su(
+            Method::POST,
+            "/api/backups",
+            Some(json!({"name": "manual.zip"})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let keys = run_scheduled(&srv, 1).await;
+        let newest = keys
+            .iter()
+            .filter(|k| k.starts_with("@auto_pb_backup_") && !made.contains(*k))
+            .max()
+            .expect("a new scheduled backup")
+            .clone();
+        made.push(newest);
+        // Names carry the time to the second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let keys = backup_keys(&srv).await;
+    let auto: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("@auto_pb_backup_"))
+        .collect();
+    assert_eq!(auto, vec![&made[1], &made[2]], "{keys:?}");
+    assert!(keys.contains(&"manual.zip".to_owned()), "{keys:?}");
+
+    // A scheduled backup downloads, restores and deletes like any other.
+    let token = file_token(&srv, &srv.token).await;
+    let res = srv
+        .request(
+            Method::GET,
+            &format!("/api/backups/{}?token={token}", made[2]),
+        )
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.expect("bytes");
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    assert!(zip.file_names().any(|n| n == "data.db"));
+    let r = srv
+        .su(Method::DELETE, &format!("/api/backups/{}", made[1]), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(!backup_keys(&srv).await.contains(&made[1]));
+
+    // No schedule: the entry goes.
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"cron": ""}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!cron_ids(&srv)
+        .await
+        .iter()
+        .any(|c| c["id"] == "__pbAutoBackup__"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_refused_on_postgres() {
+    let Some(srv) = TestServer::start(Engine::Postgres).await else {
+        return;
+    };
+    let r = srv
+        .su(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({"backups": {"cron": "@daily", "cronMaxKeep": 3}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    r.assert_error_shape();
+    assert_eq!(
+        r.body["data"]["backups"]["cron"]["code"],
+        "validation_backups_postgres"
+    );
+    assert!(r.body["data"]["backups"]["cron"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("pg_dump"));
+    assert!(!cron_ids(&srv)
+        .await
+        .iter()
+        .any(|c| c["id"] == "__pbAutoBackup__"));
+    let r = srv.su(Method::GET, "/api/settings", None).await;
+    assert_eq!(r.body["backups"]["cron"], "");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_download_and_restore() {
     let Some(srv) = TestServer::start(Engine::Sqlite).await else {

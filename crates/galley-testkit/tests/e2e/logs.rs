@@ -210,4 +210,30 @@ both_engines! {
         assert_eq!(r.status, 204);
         assert_eq!(wait_logs(&srv, "", 0).await["totalItems"], 0);
     }
+
+    async fn max_data_size_cuts_long_entries(srv) {
+        // A long query string (what a caller controls) is cut so that the stored data stays
+        // within `logs.maxDataSize`; the entry keeps its keys, status and the URL's start.
+        let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"logs": {"maxDataSize": 700}}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["logs"]["maxDataSize"], 700);
+        // Under the 2,000 characters the request log keeps of any text.
+        let long = "q".repeat(1500);
+        let res = get_with_id(&srv, &format!("/api/collections/nope/records?x={long}"), "mds-long").await;
+        assert_eq!(res.status(), 404);
+        let body = wait_logs(&srv, "data.requestId = 'mds-long'", 1).await;
+        let d = &body["items"][0]["data"];
+        let size = serde_json::to_vec(d).expect("json").len();
+        assert!(size <= 700, "{size}: {d}");
+        assert_eq!(d["status"], 404);
+        assert_eq!(d["method"], "GET");
+        let url = d["url"].as_str().expect("url");
+        assert!(url.starts_with("/api/collections/nope/records?x=qqq") && url.ends_with("..."), "{url}");
+
+        // 0 is PocketBase's default (about 16 KB): the same URL is kept whole.
+        srv.su(Method::PATCH, "/api/settings", Some(json!({"logs": {"maxDataSize": 0}}))).await;
+        get_with_id(&srv, &format!("/api/collections/nope/records?x={long}"), "mds-default").await;
+        let body = wait_logs(&srv, "data.requestId = 'mds-default'", 1).await;
+        assert_eq!(body["items"][0]["data"]["url"], format!("/api/collections/nope/records?x={long}"));
+    }
 }

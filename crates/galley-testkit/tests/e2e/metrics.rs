@@ -76,6 +76,38 @@ both_engines! {
         assert!(value(&text, "process_open_fds").expect("fds") > 3.0);
         drop(sse);
 
+        // Jobs: this node's runs by outcome, and the queue by state (all nodes).
+        let jobs = srv.app.jobs();
+        jobs.register("metrics_ok", |_job| async { Ok(()) });
+        jobs.register("metrics_fail", |_job| async { Err(galley_jobs::JobError::permanent("no")) });
+        for _ in 0..2 {
+            jobs.enqueue(galley_jobs::NewJob::new("metrics_ok", json!({}))).await.expect("enqueue");
+        }
+        jobs.enqueue(galley_jobs::NewJob::new("metrics_fail", json!({}))).await.expect("enqueue");
+        jobs.enqueue(galley_jobs::NewJob::new("metrics_later", json!({}))
+            .run_at(chrono::Utc::now() + chrono::Duration::hours(1))).await.expect("enqueue");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let text = loop {
+            let text = scrape(&srv).await;
+            if value(&text, "galley_jobs_runs_total{outcome=\"succeeded\"}") >= Some(2.0)
+                && value(&text, "galley_jobs_runs_total{outcome=\"dead\"}") >= Some(1.0)
+                // Finished runs reach the table a moment after they are counted.
+                && value(&text, "galley_jobs{state=\"running\"}") == Some(0.0)
+                && value(&text, "galley_jobs{state=\"dead\"}") == Some(1.0)
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(value(&text, "galley_jobs_runs_total{outcome=\"succeeded\"}"), Some(2.0), "{text}");
+        assert_eq!(value(&text, "galley_jobs_runs_total{outcome=\"dead\"}"), Some(1.0), "{text}");
+        assert_eq!(value(&text, "galley_jobs_runs_total{outcome=\"retried\"}"), Some(0.0), "{text}");
+        assert_eq!(value(&text, "galley_jobs_running"), Some(0.0));
+        assert_eq!(value(&text, "galley_jobs{state=\"queued\"}"), Some(1.0), "{text}");
+        assert_eq!(value(&text, "galley_jobs{state=\"dead\"}"), Some(1.0), "{text}");
+        assert_eq!(value(&text, "galley_jobs{state=\"running\"}"), Some(0.0), "{text}");
+
         // The metrics listener serves only /metrics, and the public one has none.
         let other = srv.metrics_url.replace("/metrics", "/api/health");
         assert_eq!(srv.client.get(&other).send().await.expect("get").status(), 404);

@@ -1,6 +1,6 @@
 //! Black-box tests of the `galley` binary: crash safety under write load (kill -9, restart,
-//! every acknowledged write is there) on SQLite and PostgreSQL, and the CLI's behaviour on
-//! start-up errors and signals.
+//! every acknowledged write is there) on SQLite and PostgreSQL, HTTPS with a certificate
+//! reloaded on SIGHUP, and the CLI's behaviour on start-up errors and signals.
 //!
 //! PostgreSQL tests use `GALLEY_TEST_DATABASE_URL` (a fresh database per test) and are skipped
 //! only when `GALLEY_SKIP_POSTGRES=1`.
@@ -183,18 +183,54 @@ fn upsert_superuser(dir: &Path, db: Option<&str>) {
 
 /// A server on a free port; returns it with its base URL `http://127.0.0.1:PORT`.
 fn start_server(dir: &Path, db: Option<&str>) -> (Proc, String) {
+    let (p, url, _) = start_server_with(dir, db, &[]);
+    (p, url)
+}
+
+/// [`start_server`] with more `serve` arguments; also returns what it printed at start.
+fn start_server_with(dir: &Path, db: Option<&str>, extra: &[&str]) -> (Proc, String, String) {
     let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
     let data = data_args(dir, db);
     args.extend(data.iter().map(String::as_str));
     let mut p = Proc::spawn(&args);
     let out = p.wait_stdout("/api/ (", Duration::from_secs(60));
-    let url = out
-        .split("serving on ")
+    let url = address_after(&out, "serving on ");
+    (p, url, out)
+}
+
+/// The address printed after `label` (up to `/api/`) in the server's start-up lines.
+fn address_after(out: &str, label: &str) -> String {
+    out.split(label)
         .nth(1)
         .and_then(|s| s.split("/api/").next())
-        .unwrap_or_else(|| panic!("no address in {out:?}"))
-        .to_owned();
-    (p, url)
+        .unwrap_or_else(|| panic!("no {label:?} address in {out:?}"))
+        .to_owned()
+}
+
+/// `mod NAME { sqlite, postgres }`: the async test body `f(Option<&str>)` once per engine
+/// (PostgreSQL on a throwaway database, skipped only with GALLEY_SKIP_POSTGRES=1).
+macro_rules! on_both_engines {
+    ($name:ident, $f:path) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $f(None).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                // Declared first so it is dropped last, after the server processes.
+                let Some(db) = TempPgDatabase::create().await else {
+                    eprintln!("PostgreSQL test skipped (GALLEY_SKIP_POSTGRES=1)");
+                    return;
+                };
+                $f(Some(db.url())).await;
+            }
+        }
+    };
 }
 
 fn http() -> reqwest::Client {
@@ -411,24 +447,7 @@ async fn kill9_keeps_acknowledged_writes(db: Option<&str>) {
     drop(server2);
 }
 
-mod kill9 {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        kill9_keeps_acknowledged_writes(None).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        // Declared first so it is dropped last, after the server processes.
-        let Some(db) = TempPgDatabase::create().await else {
-            eprintln!("PostgreSQL crash test skipped (GALLEY_SKIP_POSTGRES=1)");
-            return;
-        };
-        kill9_keeps_acknowledged_writes(Some(db.url())).await;
-    }
-}
+on_both_engines!(kill9, kill9_keeps_acknowledged_writes);
 
 #[test]
 fn version_flag_prints_the_version() {
@@ -624,4 +643,413 @@ fn unreachable_database_url_fails_clearly() {
     assert!(!status.success());
     assert!(!err.contains("panicked"), "stderr: {err}");
     assert!(err.contains("127.0.0.1:1"), "stderr: {err}");
+}
+
+on_both_engines!(https_on, https::https_serves_and_reloads);
+
+/// HTTPS (`--https`, `--tls-cert`, `--tls-key`): served with the certificate given, a
+/// renewed one taken on SIGHUP, a broken one refused while the old one stays, a client that
+/// never finishes its handshake holds no one else up.
+mod https {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc as StdArc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pair {
+        cert_pem: String,
+        key_pem: String,
+        der: CertificateDer<'static>,
+    }
+
+    fn self_signed() -> Pair {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        Pair {
+            cert_pem: c.cert.pem(),
+            key_pem: c.key_pair.serialize_pem(),
+            der: c.cert.der().clone(),
+        }
+    }
+
+    fn write(dir: &Path, p: &Pair) {
+        std::fs::write(dir.join("cert.pem"), &p.cert_pem).expect("cert");
+        std::fs::write(dir.join("key.pem"), &p.key_pem).expect("key");
+    }
+
+    /// One TLS connection to `addr` (trusting `trusted`): the certificate the server showed
+    /// and its answer to `GET path`.
+    async fn get(addr: &str, trusted: &[&Pair], path: &str) -> (CertificateDer<'static>, String) {
+        let mut roots = rustls::RootCertStore::empty();
+        for p in trusted {
+            roots.add(p.der.clone()).expect("root");
+        }
+        let provider = StdArc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(StdArc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let shown = tls.get_ref().1.peer_certificates().expect("certificate")[0].clone();
+        tls.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer).await;
+        (shown, answer)
+    }
+
+    pub(super) async fn https_serves_and_reloads(db: Option<&str>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (self_signed(), self_signed());
+        write(dir.path(), &a);
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let tls = [
+            "--https",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+        ];
+        let (mut p, http_url, out) = start_server_with(&dir.path().join("data"), db, &tls);
+        let addr = address_after(&out, "HTTPS: https://");
+
+        let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert_eq!(shown, a.der, "the certificate given at start");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("API is healthy."), "{answer}");
+
+        // A client that connects and never speaks TLS does not hold up the next one.
+        let _silent = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (_, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // Renewed files, SIGHUP: new connections get the new certificate.
+        write(dir.path(), &b);
+        let hup = |pid: u32| {
+            let s = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .expect("kill -HUP");
+            assert!(s.success());
+        };
+        hup(p.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+            if shown == b.der {
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIGHUP did not load the new certificate\nstderr:\n{}",
+                p.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A broken file: refused with its reason, the certificate in use stays, the server lives.
+        std::fs::write(&cert, "not a certificate").expect("write");
+        hup(p.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(p.stdout() + &p.stderr()).contains("TLS certificate not reloaded") {
+            assert!(
+                Instant::now() < deadline,
+                "no error for the broken certificate\nstdout:\n{}\nstderr:\n{}",
+                p.stdout(),
+                p.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!((p.stdout() + &p.stderr()).contains("holds no PEM certificate"));
+        let (shown, answer) = get(&addr, &[&a, &b], "/api/health").await;
+        assert_eq!(shown, b.der);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // The plain listener serves as before.
+        let r = http()
+            .get(format!("{http_url}/api/health"))
+            .send()
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 200);
+        p.sigterm();
+        let status = p
+            .wait_exit(Duration::from_secs(30))
+            .expect("exit after SIGTERM");
+        assert!(status.success(), "{status}");
+    }
+
+    #[test]
+    fn bad_tls_arguments_fail_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        // --https without its files: clap's usage error.
+        let (status, _, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("--tls-cert") && err.contains("--tls-key"),
+            "{err}"
+        );
+        // Files that are not there: what is wrong and what to do.
+        let missing = dir.path().join("missing.pem");
+        let m = missing.to_str().expect("path");
+        let (status, out, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--tls-cert",
+                m,
+                "--tls-key",
+                m,
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success(), "{out}");
+        assert!(
+            err.contains("cannot read")
+                && err.contains("missing.pem")
+                && err.contains("--tls-cert"),
+            "{err}"
+        );
+        // A key that does not belong to the certificate.
+        let (a, b) = (self_signed(), self_signed());
+        std::fs::write(dir.path().join("a.pem"), &a.cert_pem).expect("write");
+        std::fs::write(dir.path().join("b.key"), &b.key_pem).expect("write");
+        let (ca, kb) = (dir.path().join("a.pem"), dir.path().join("b.key"));
+        let (status, out, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
+                "--tls-cert",
+                ca.to_str().expect("p"),
+                "--tls-key",
+                kb.to_str().expect("p"),
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success(), "{out}");
+        assert!(err.contains("do not belong together"), "{err}");
+    }
+}
+
+on_both_engines!(traces_on, traces::requests_are_traced);
+
+/// Traces (`--otlp-endpoint`): exported over OTLP/HTTP to a receiver started here; a
+/// request's span carries its route template and status, continues the caller's
+/// `traceparent`, and has the database and rule spans as children.
+mod traces {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
+
+    type Received = Arc<Mutex<Vec<Span>>>;
+
+    /// An OTLP/HTTP receiver on a free port: its base URL and the spans it got.
+    async fn receiver() -> (String, Received) {
+        let got: Received = Arc::default();
+        let sink = got.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                    let mut v = sink.lock().expect("spans");
+                    for rs in req.resource_spans {
+                        let service = rs
+                            .resource
+                            .iter()
+                            .flat_map(|r| &r.attributes)
+                            .any(|a| a.key == "service.name"
+                                && matches!(&a.value.as_ref().and_then(|v| v.value.clone()), Some(Any::StringValue(s)) if s == "galley"));
+                        assert!(service, "service.name galley");
+                        for ss in rs.scope_spans {
+                            v.extend(ss.spans);
+                        }
+                    }
+                    ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (url, got)
+    }
+
+    fn attr(span: &Span, key: &str) -> Option<Any> {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.clone())
+    }
+
+    pub(super) async fn requests_are_traced(db: Option<&str>) {
+        let (otlp, got) = receiver().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        upsert_superuser(dir.path(), db);
+        let (mut p, url, _) = start_server_with(dir.path(), db, &["--otlp-endpoint", &otlp]);
+        let client = http();
+        let token = superuser_token(&client, &url).await;
+        let r = client
+            .post(format!("{url}/api/collections"))
+            .header("Authorization", &token)
+            .json(&json!({"name": "notes", "listRule": "id != ''", "fields": [{"name": "t", "type": "text"}]}))
+            .send()
+            .await
+            .expect("create collection");
+        assert_eq!(r.status(), 200);
+
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let parent_id = "00f067aa0ba902b7";
+        let r = client
+            .get(format!("{url}/api/collections/notes/records"))
+            .header("traceparent", format!("00-{trace_id}-{parent_id}-01"))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(r.status(), 200);
+        // Untraced callers get a trace of their own.
+        let r = client
+            .get(format!("{url}/api/collections/nope/records"))
+            .send()
+            .await
+            .expect("404");
+        assert_eq!(r.status(), 404);
+
+        // SIGTERM flushes what the exporter still holds.
+        p.sigterm();
+        let status = p.wait_exit(Duration::from_secs(30)).expect("exit");
+        assert!(status.success(), "{status}\n{}", p.stderr());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let spans = loop {
+            let spans = got.lock().expect("spans").clone();
+            if spans.iter().any(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && hex(&s.trace_id) == trace_id
+            }) || Instant::now() > deadline
+            {
+                break spans;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        let req = spans
+            .iter()
+            .find(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && hex(&s.trace_id) == trace_id
+            })
+            .unwrap_or_else(|| panic!("no request span in {names:?}"));
+        assert_eq!(
+            hex(&req.parent_span_id),
+            parent_id,
+            "continues the caller's trace"
+        );
+        assert_eq!(req.kind, 2, "SPAN_KIND_SERVER");
+        assert_eq!(
+            attr(req, "http.route"),
+            Some(Any::StringValue(
+                "/api/collections/{collection}/records".into()
+            ))
+        );
+        assert_eq!(
+            attr(req, "http.request.method"),
+            Some(Any::StringValue("GET".into()))
+        );
+        assert_eq!(
+            attr(req, "http.response.status_code"),
+            Some(Any::IntValue(200))
+        );
+        let children: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == req.span_id)
+            .collect();
+        let child_names: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
+        assert!(child_names.contains(&"rule"), "{child_names:?}");
+        let read = children
+            .iter()
+            .find(|s| s.name == "db.read")
+            .unwrap_or_else(|| panic!("{child_names:?}"));
+        let system = if db.is_some() { "postgresql" } else { "sqlite" };
+        assert_eq!(
+            attr(read, "db.system"),
+            Some(Any::StringValue(system.into()))
+        );
+        assert!(read.end_time_unix_nano >= read.start_time_unix_nano);
+        assert!(req.end_time_unix_nano >= read.end_time_unix_nano);
+
+        let other = spans
+            .iter()
+            .find(|s| {
+                s.name == "GET /api/collections/{collection}/records"
+                    && attr(s, "http.response.status_code") == Some(Any::IntValue(404))
+            })
+            .unwrap_or_else(|| panic!("no span for the 404 in {names:?}"));
+        assert_ne!(hex(&other.trace_id), trace_id);
+        assert!(other.parent_span_id.is_empty(), "a root span");
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn a_bad_endpoint_fails_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let (status, _, err) = run(
+            &[
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--otlp-endpoint",
+                "collector:4318",
+                "--dir",
+                &d,
+            ],
+            Duration::from_secs(30),
+        );
+        assert!(!status.success());
+        assert!(err.contains("not an http(s) URL"), "{err}");
+    }
 }
