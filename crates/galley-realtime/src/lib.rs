@@ -361,14 +361,7 @@ impl<A: Clone + PartialEq> Hub<A> {
             },
         );
         *clients.per_ip.entry(origin.to_owned()).or_default() += 1;
-        Ok((
-            id,
-            Inbox {
-                rx,
-                queued,
-                reason,
-            },
-        ))
+        Ok((id, Inbox { rx, queued, reason }))
     }
 
     pub fn disconnect(&self, id: &str) {
@@ -695,7 +688,8 @@ mod tests {
             event: "e".into(),
             data: "x".repeat(n),
         };
-        hub.send(&id, big(QUEUE_BYTES * 2)).expect("one message always fits");
+        hub.send(&id, big(QUEUE_BYTES * 2))
+            .expect("one message always fits");
         assert!(rx.recv().await.is_some());
         for _ in 0..7 {
             hub.send(&id, big(1 << 20)).expect("room");
