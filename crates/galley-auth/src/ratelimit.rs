@@ -1,6 +1,7 @@
 //! Rate limits of the auth endpoints, by client IP and by identity (collection + email or
 //! identity), on by default (DESIGN §16): a sliding window of request times per key.
-//! Old keys are dropped when the table grows. Who is exempt is the caller's business.
+//! When the table is full, the keys used longest ago are dropped ([`evict_oldest`]), never
+//! the whole table. Who is exempt is the caller's business.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -28,6 +29,30 @@ impl Default for AuthLimits {
 
 const MAX_KEYS: usize = 100_000;
 
+/// Makes room in a full table of rate-limit keys: drops the expired entries, then the
+/// tenth used longest ago. Never the whole table: a caller that floods it with new keys
+/// (rotating IPv6 addresses) must not reset the counters of the keys in use, which are
+/// the most recent. Amortised O(1) per insertion (one pass per tenth of `max` new keys).
+pub fn evict_oldest<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    expired: impl Fn(&V) -> bool,
+    last_use: impl Fn(&V) -> Instant,
+) {
+    if map.len() < max {
+        return;
+    }
+    map.retain(|_, v| !expired(v));
+    if map.len() < max {
+        return;
+    }
+    let mut times: Vec<Instant> = map.values().map(&last_use).collect();
+    let nth = times.len() / 10;
+    let (_, cutoff, _) = times.select_nth_unstable(nth);
+    let cutoff = *cutoff;
+    map.retain(|_, v| last_use(v) > cutoff);
+}
+
 /// A refused hit: the client may retry after this many seconds (at least 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many requests; retry after {0} s")]
@@ -48,11 +73,13 @@ impl Limiter {
         let Ok(mut map) = self.hits.lock() else {
             return Ok(());
         };
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
+        if !map.contains_key(key) {
+            evict_oldest(
+                &mut map,
+                MAX_KEYS,
+                |q| q.back().is_none_or(|t| now.duration_since(*t) >= window),
+                |q| q.back().copied().unwrap_or(now),
+            );
         }
         let q = map.entry(key.to_owned()).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
@@ -87,6 +114,29 @@ mod tests {
         }
         assert!(l.hit("other", 3, w).is_ok());
         assert!(l.hit("k", 0, w).is_ok(), "0 means unlimited");
+    }
+
+    #[test]
+    fn a_full_table_drops_its_oldest_keys_not_all() {
+        let l = Limiter::default();
+        let w = Duration::from_secs(600);
+        for i in 0..MAX_KEYS / 2 {
+            let _ = l.hit(&format!("old{i}"), 3, w);
+        }
+        for _ in 0..3 {
+            assert!(l.hit("victim", 3, w).is_ok());
+        }
+        assert!(l.hit("victim", 3, w).is_err());
+        for i in 0..MAX_KEYS * 6 / 10 {
+            let _ = l.hit(&format!("k{i}"), 3, w);
+        }
+        assert!(
+            l.hit("victim", 3, w).is_err(),
+            "{} keys later the counter still holds",
+            MAX_KEYS
+        );
+        let n = l.hits.lock().map(|m| m.len()).unwrap_or(0);
+        assert!((MAX_KEYS * 8 / 10..=MAX_KEYS).contains(&n), "{n}");
     }
 
     #[test]

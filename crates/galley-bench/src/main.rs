@@ -457,7 +457,8 @@ async fn run_servers(
                 let r = client
                     .patch(format!("{}/api/settings", s.base))
                     .header("Authorization", &token)
-                    .json(&serde_json::json!({"realtime": {"maxConnections": plan.subscribers + 100}}))
+                    // All subscribers come from this one address.
+                    .json(&serde_json::json!({"realtime": {"maxConnections": plan.subscribers + 100, "maxConnectionsPerIP": plan.subscribers + 100}}))
                     .send()
                     .await?;
                 if !r.status().is_success() {

@@ -102,7 +102,10 @@ fn find<'a>(rules: &'a [Rule], labels: &[String], audiences: &[&str]) -> Option<
 
 struct Window {
     available: u64,
+    /// When the window started (its last successful hit).
     last: Instant,
+    /// The last hit, refused or not (the oldest are evicted first).
+    touched: Instant,
 }
 
 /// Rules and the settings snapshot they were parsed from.
@@ -131,16 +134,21 @@ impl RuleLimiter {
         };
         let now = Instant::now();
         let interval = std::time::Duration::from_secs(rule.duration);
-        if w.len() >= MAX_WINDOWS {
-            w.retain(|_, v| now.duration_since(v.last) < interval * 2);
-            if w.len() >= MAX_WINDOWS {
-                w.clear();
-            }
+        let key = (bucket, ip.to_owned());
+        if !w.contains_key(&key) {
+            galley_auth::ratelimit::evict_oldest(
+                &mut w,
+                MAX_WINDOWS,
+                |v| now.duration_since(v.touched) >= interval * 2,
+                |v| v.touched,
+            );
         }
-        let e = w.entry((bucket, ip.to_owned())).or_insert(Window {
+        let e = w.entry(key).or_insert(Window {
             available: rule.max,
             last: now,
+            touched: now,
         });
+        e.touched = now;
         if now.duration_since(e.last) >= interval {
             e.available = rule.max;
         }
@@ -170,7 +178,9 @@ impl RuleLimiter {
     }
 
     /// Counts the request against the rule that matches it, if any. `ip` is only worked
-    /// out when some rule may apply.
+    /// out when some rule may apply. `path` is the raw request path: rules are matched on
+    /// it percent-decoded, with a collection named as the schema spells it, as the router
+    /// resolves it (`/api/collections/%75SERS/records` is `users`' list).
     pub fn check(
         &self,
         settings: &Arc<Settings>,
@@ -199,11 +209,16 @@ impl RuleLimiter {
             Caller::Guest => ["", "@guest"],
             Caller::Record { .. } => ["", "@auth"],
         };
-        let defaults = [format!("{method} {path}"), path.to_owned()];
-        let collection = collection_tags(method, path)
-            .and_then(|(c, tags)| schema.find(&c).map(|c| (c.clone(), tags)));
+        let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        let collection = collection_tags(method, &decoded)
+            .and_then(|(c, tags)| schema.find(&c).map(|col| (c, col.clone(), tags)));
+        let path = match &collection {
+            Some((given, col, _)) => canonical(&decoded, given, &col.name),
+            None => decoded.into_owned(),
+        };
+        let defaults = [format!("{method} {path}"), path];
         match collection {
-            Some((col, tags)) => {
+            Some((_, col, tags)) => {
                 let mut labels: Vec<String> =
                     tags.iter().map(|t| format!("{}:{t}", col.name)).collect();
                 labels.extend(tags.iter().map(|t| format!("*:{t}")));
@@ -224,6 +239,15 @@ impl RuleLimiter {
             },
         }
     }
+}
+
+/// `path` (of a collection endpoint) with its collection segment, `given`, spelled `name`.
+fn canonical(path: &str, given: &str, name: &str) -> String {
+    path.split('/')
+        .enumerate()
+        .map(|(i, seg)| if i == 3 && seg == given { name } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 //! client may see it (hidden fields, email visibility, `expand`, `fields`).
 
 use crate::app::App;
-use crate::bus::CHANNEL;
+use crate::bus::{self, CHANNEL};
 use crate::context::{Caller, RecordEvent, RequestMeta};
 use crate::error::CoreError;
 use crate::records::expand;
 use crate::rows as output;
 use crate::rules::{Access, RuleCtx};
-use galley_realtime::{Message, Topic};
+use galley_realtime::{Message, Revision, Topic};
 use galley_sql::Sql;
 use galley_store::{Conn, ConnExt};
 use galley_types::Collection;
@@ -32,75 +32,89 @@ pub async fn replay(app: &Arc<App>, client_id: &str, seq: u64) -> bool {
     true
 }
 
-/// Receives other nodes' notifications (PostgreSQL only) and delivers their events to this
-/// node's clients.
-pub fn start_listener(app: &Arc<App>, events: tokio::sync::mpsc::Sender<Vec<RecordEvent>>) {
+/// How often a node reads `_events` without a wake-up: a lost notification delays an event
+/// at most this long, and gaps left by rolled-back transactions are settled.
+const BUS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often a node prunes `_events`.
+const BUS_PRUNE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads other nodes' events from `_events` (PostgreSQL only) when woken by a NOTIFY, after
+/// each LISTEN (re)connection and every [`BUS_POLL`], and delivers them to this node's
+/// clients; reloads the schema after another node changed it.
+pub fn start_listener(app: &Arc<App>) {
     let Some(mut rx) = app.store.listen(CHANNEL) else {
         return;
     };
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
-        while let Some(payload) = rx.recv().await {
+        let reader = loop {
+            let Some(app) = weak.upgrade() else { return };
+            match app.store.read(bus::Reader::start).await {
+                Ok(r) => break Arc::new(std::sync::Mutex::new(r)),
+                Err(e) => tracing::warn!(error = %e, "cannot read the cross-node events"),
+            }
+            drop(app);
+            tokio::time::sleep(BUS_POLL).await;
+        };
+        let mut pruned = tokio::time::Instant::now();
+        loop {
+            if let Ok(None) = tokio::time::timeout(BUS_POLL, rx.recv()).await {
+                break;
+            }
+            // Wake-ups carry nothing: the ones that queued up meanwhile are read by this pass.
+            while rx.try_recv().is_ok() {}
             let Some(app) = weak.upgrade() else { break };
-            let Ok(v) = serde_json::from_str::<Value>(&payload) else {
-                continue;
-            };
-            if v["n"].as_str() == Some(app.node_id.as_str()) {
-                continue;
-            }
-            if v["schema"] == Value::Bool(true) {
-                if let Err(e) = app.reload_schema().await {
-                    tracing::warn!(error = %e, "cannot reload the schema after another node changed it");
+            let (r, node) = (reader.clone(), app.node_id.clone());
+            let read = app
+                .store
+                .read(move |c: &mut dyn Conn| {
+                    r.lock().unwrap_or_else(|p| p.into_inner()).read(c, &node)
+                })
+                .await;
+            let got = match read {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the cross-node events");
+                    continue;
                 }
-                continue;
-            }
-            let Some(col) = app
-                .schema()
-                .by_id(v["c"].as_str().unwrap_or_default())
-                .cloned()
-            else {
-                continue;
             };
-            let action = match v["a"].as_str() {
-                Some("create") => "create",
-                Some("update") => "update",
-                Some("delete") => "delete",
-                _ => continue,
-            };
-            let record = match v.get("r") {
-                Some(Value::Object(r)) => r.clone(),
-                _ => {
-                    let id = v["id"].as_str().unwrap_or_default().to_owned();
-                    let col2 = col.clone();
-                    let loaded = app
-                        .store
-                        .read(move |c: &mut dyn Conn| crate::rows::load(c, &col2, &id))
-                        .await;
-                    match loaded {
-                        Ok(r) => r,
-                        Err(_) => continue,
+            let mut batch = Vec::new();
+            for ev in got {
+                match ev {
+                    bus::BusEvent::Record(r) => batch.push(r),
+                    bus::BusEvent::Schema => {
+                        if !batch.is_empty() {
+                            app.queue_realtime(std::mem::take(&mut batch));
+                        }
+                        if let Err(e) = app.reload_schema().await {
+                            tracing::warn!(error = %e, "cannot reload the schema after another node changed it");
+                        }
                     }
                 }
-            };
-            let _ = events
-                .send(vec![RecordEvent {
-                    action,
-                    collection_id: col.id.clone(),
-                    record,
-                }])
-                .await;
+            }
+            if !batch.is_empty() {
+                app.queue_realtime(batch);
+            }
+            if pruned.elapsed() >= BUS_PRUNE {
+                pruned = tokio::time::Instant::now();
+                if let Err(e) = app.store.write(bus::prune).await {
+                    tracing::warn!(error = %e, "cannot prune the cross-node events");
+                }
+            }
         }
     });
 }
 
-/// Most events waiting for delivery; publishing waits when it is full (back-pressure on
-/// writers rather than unbounded memory).
+/// Most batches of events (one per write job) waiting for delivery; beyond, publishing
+/// drops them and every client (see `App::queue_realtime`) rather than make writers wait.
 pub const PENDING_EVENTS: usize = 10_000;
+/// Rule checks and payloads worked out at once for one event (each on a reader connection).
+const PARALLEL: usize = 8;
 
 /// Starts the delivery task; events are delivered in commit order.
 pub fn start(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>> {
     let tx = start_delivery(app);
-    start_listener(app, tx.clone());
+    start_listener(app);
     tx
 }
 
@@ -111,7 +125,10 @@ fn start_delivery(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>>
         while let Some(batch) = rx.recv().await {
             let Some(app) = weak.upgrade() else { break };
             for ev in batch {
-                let seq = app.journal.push(&ev);
+                revise_auth(&app, &ev);
+                let size = json_size(&ev.record);
+                let ev = Arc::new(ev);
+                let seq = app.journal.push(ev.clone(), size);
                 if let Err(e) = deliver(&app, &ev, seq, None).await {
                     tracing::warn!(error = %e, "realtime delivery failed");
                 }
@@ -119,6 +136,47 @@ fn start_delivery(app: &Arc<App>) -> tokio::sync::mpsc::Sender<Vec<RecordEvent>>
         }
     });
     tx
+}
+
+/// Before an auth record's event is delivered: clients authenticated as it are dropped
+/// when it is deleted or its tokens are revoked (a new `tokenKey`: password change), and
+/// otherwise see it as it is now (rules read the new values).
+fn revise_auth(app: &App, ev: &RecordEvent) {
+    let Some(col) = app.schema().by_id(&ev.collection_id).cloned() else {
+        return;
+    };
+    if !col.is_auth() {
+        return;
+    }
+    let id = ev.record.get("id");
+    app.realtime.revise_auth(|c| match c {
+        Caller::Record { collection, record }
+            if collection.id == col.id && record.get("id") == id =>
+        {
+            if ev.action == "delete" || record.get("tokenKey") != ev.record.get("tokenKey") {
+                Revision::Drop
+            } else {
+                Revision::Replace(Caller::Record {
+                    collection: col.clone(),
+                    record: ev.record.clone(),
+                })
+            }
+        }
+        _ => Revision::Keep,
+    });
+}
+
+/// About how many bytes a record takes in memory, to bound the journal.
+fn json_size(m: &Map<String, Value>) -> usize {
+    fn size(v: &Value) -> usize {
+        16 + match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(size).sum(),
+            Value::Object(o) => o.iter().map(|(k, v)| k.len() + size(v)).sum(),
+            _ => 0,
+        }
+    }
+    m.iter().map(|(k, v)| 32 + k.len() + size(v)).sum()
 }
 
 /// The condition of `rule` evaluated against the values of `record`, as a virtual one-row
@@ -154,7 +212,7 @@ fn virtual_row_check(
 
 async fn deliver(
     app: &Arc<App>,
-    ev: &RecordEvent,
+    ev: &Arc<RecordEvent>,
     seq: u64,
     only: Option<&str>,
 ) -> Result<(), CoreError> {
@@ -178,17 +236,21 @@ async fn deliver(
         .record
         .get("id")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+        .unwrap_or_default();
     // The payload depends only on the caller, the rule (list or view) and the topic's
     // options, so subscribers that share all three (10,000 guests on `posts/*`) cost one
-    // rule check and one serialisation per event, not one each.
-    let mut seen: HashMap<String, Option<String>> = HashMap::new();
-    for t in targets {
-        let caller = t.auth.clone().unwrap_or_default();
+    // rule check and one serialisation per event, not one each. The distinct ones are
+    // worked out in parallel.
+    let mut sends: Vec<(String, String, String)> = Vec::new();
+    let mut groups: HashMap<String, (Caller, Topic)> = HashMap::new();
+    for t in &targets {
+        let caller = t.auth.as_deref().cloned().unwrap_or_default();
         let who = caller_key(&caller);
-        for topic in t.topics {
-            if topic.record_id.as_deref().is_some_and(|r| r != id) {
+        for topic in t.topics.iter() {
+            if !(topic.collection.eq_ignore_ascii_case(&col.name)
+                || topic.collection.eq_ignore_ascii_case(&col.id))
+                || topic.record_id.as_deref().is_some_and(|r| r != id)
+            {
                 continue;
             }
             let key = format!(
@@ -196,36 +258,57 @@ async fn deliver(
                 u8::from(topic.record_id.is_some()),
                 topic.options_key
             );
-            let data = match seen.get(&key) {
-                Some(d) => d.clone(),
-                None => {
-                    let rule = if topic.record_id.is_some() {
-                        col.rules.view_rule.clone()
-                    } else {
-                        col.rules.list_rule.clone()
-                    };
-                    let d = payload(app, &col, ev, &caller, &topic, rule).await?;
-                    seen.insert(key, d.clone());
-                    d
-                }
-            };
-            let Some(data) = data else {
-                continue;
-            };
-            if hub
-                .send(
-                    &t.client_id,
-                    Message {
-                        seq,
-                        event: topic.raw.clone(),
-                        data,
-                    },
-                )
-                .is_err()
-            {
-                tracing::info!(client = %t.client_id, "realtime client too slow; disconnected");
-                break;
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| (caller.clone(), topic.clone()));
+            sends.push((t.client_id.clone(), topic.raw.clone(), key));
+        }
+    }
+    let mut payloads: HashMap<String, Option<String>> = HashMap::with_capacity(groups.len());
+    let mut running = tokio::task::JoinSet::new();
+    for (key, (caller, topic)) in groups {
+        if running.len() >= PARALLEL {
+            if let Some(done) = running.join_next().await {
+                let (k, d) = done.map_err(|e| CoreError::internal(&e))?;
+                payloads.insert(k, d?);
             }
+        }
+        let (app, col, ev) = (app.clone(), col.clone(), ev.clone());
+        running.spawn(async move {
+            let rule = if topic.record_id.is_some() {
+                col.rules.view_rule.clone()
+            } else {
+                col.rules.list_rule.clone()
+            };
+            let d = payload(&app, &col, &ev, &caller, &topic, rule).await;
+            (key, d)
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        let (k, d) = done.map_err(|e| CoreError::internal(&e))?;
+        payloads.insert(k, d?);
+    }
+    let mut gone: Option<String> = None;
+    for (client, event, key) in sends {
+        if gone.as_deref() == Some(client.as_str()) {
+            continue;
+        }
+        let Some(Some(data)) = payloads.get(&key) else {
+            continue;
+        };
+        if hub
+            .send(
+                &client,
+                Message {
+                    seq,
+                    event,
+                    data: data.clone(),
+                },
+            )
+            .is_err()
+        {
+            tracing::info!(client = %client, "realtime client too slow; disconnected");
+            gone = Some(client);
         }
     }
     Ok(())

@@ -284,6 +284,9 @@ impl Default for Logs {
 #[serde(default, rename_all = "camelCase")]
 pub struct Realtime {
     pub max_connections: i64,
+    /// Clients connected at once from one IP address (Galley's; PocketBase has none).
+    #[serde(rename = "maxConnectionsPerIP")]
+    pub max_connections_per_ip: i64,
     pub max_subscriptions_per_client: i64,
 }
 
@@ -291,6 +294,7 @@ impl Default for Realtime {
     fn default() -> Self {
         Realtime {
             max_connections: galley_realtime::MAX_CONNECTIONS as i64,
+            max_connections_per_ip: galley_realtime::MAX_CONNECTIONS_PER_IP as i64,
             max_subscriptions_per_client: galley_realtime::MAX_SUBSCRIPTIONS as i64,
         }
     }
@@ -486,6 +490,11 @@ fn checks() -> [Check; 5] {
             ok: |s| (1..=MAX_CONNECTIONS_SETTING).contains(&s.realtime.max_connections),
         },
         Check {
+            path: ["realtime", "maxConnectionsPerIP"],
+            message: format!("Must be a whole number between 1 and {MAX_CONNECTIONS_SETTING}."),
+            ok: |s| (1..=MAX_CONNECTIONS_SETTING).contains(&s.realtime.max_connections_per_ip),
+        },
+        Check {
             path: ["realtime", "maxSubscriptionsPerClient"],
             message: format!(
                 "Must be a whole number between 1 and {}.",
@@ -639,13 +648,17 @@ impl Settings {
             .map(std::time::Duration::from_millis)
     }
 
-    /// `realtime.maxConnections` and `realtime.maxSubscriptionsPerClient`.
+    /// `realtime.maxConnections`, `maxConnectionsPerIP` and `maxSubscriptionsPerClient`.
     pub fn realtime_limits(&self) -> galley_realtime::Limits {
         let get = |n: i64, default: usize| usize::try_from(n).unwrap_or(default);
         galley_realtime::Limits {
             max_connections: get(
                 self.realtime.max_connections,
                 galley_realtime::MAX_CONNECTIONS,
+            ),
+            max_per_ip: get(
+                self.realtime.max_connections_per_ip,
+                galley_realtime::MAX_CONNECTIONS_PER_IP,
             ),
             max_subscriptions: get(
                 self.realtime.max_subscriptions_per_client,

@@ -7,7 +7,7 @@
 
 mod journal;
 
-pub use journal::{Journal, JOURNAL_LEN};
+pub use journal::{Journal, JOURNAL_BYTES, JOURNAL_LEN};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,18 +16,29 @@ use tokio::sync::mpsc;
 
 /// Messages queued per client before it counts as too slow.
 pub const QUEUE_LEN: usize = 512;
+/// Bytes queued per client before it counts as too slow (512 messages of 1 MB records would
+/// be half a gigabyte for one client that stopped reading). One message of any size is
+/// always queued when nothing else is.
+pub const QUEUE_BYTES: usize = 8 << 20;
 /// Subscriptions per client and characters per topic, as PocketBase limits them (the
 /// subscription count can be lowered by settings, never raised above this).
 pub const MAX_SUBSCRIPTIONS: usize = 1000;
 pub const MAX_TOPIC_LEN: usize = 2500;
+/// The most bytes of topics one client may hold (1,000 topics of 2,500 characters would be
+/// 2.5 MB per client, held for its whole life).
+pub const MAX_TOPIC_BYTES: usize = 128 << 10;
 /// Default for the most clients (SSE and WebSocket together) connected at once.
 pub const MAX_CONNECTIONS: usize = 10_000;
+/// Default for the most clients connected at once from one IP address, so that one
+/// address cannot take every place.
+pub const MAX_CONNECTIONS_PER_IP: usize = 100;
 
 /// The hub's limits; changed at runtime when the settings change. Lowering a limit refuses
 /// new connections or subscription sets, it does not cut existing ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,
+    pub max_per_ip: usize,
     pub max_subscriptions: usize,
 }
 
@@ -35,6 +46,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: MAX_CONNECTIONS,
+            max_per_ip: MAX_CONNECTIONS_PER_IP,
             max_subscriptions: MAX_SUBSCRIPTIONS,
         }
     }
@@ -127,27 +139,95 @@ fn stringify(m: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-/// What the hub keeps of a client.
-pub struct Client<A> {
-    pub id: String,
+/// What the hub keeps of a client. Auth and topics are shared (`Arc`) so that delivery
+/// takes a snapshot under the hub's lock without copying them.
+struct Client<A> {
     tx: mpsc::Sender<Message>,
-    /// The auth of the last `POST /api/realtime`, set once.
-    pub auth: Option<A>,
-    pub topics: Vec<Topic>,
-    /// Where the SSE connection came from (subscriptions must come from the same place).
-    pub origin: String,
+    /// Bytes queued and not yet taken by the client's stream.
+    queued: Arc<AtomicUsize>,
+    /// Why the hub dropped the client, for its stream to tell.
+    reason: Arc<Mutex<Option<Dropped>>>,
+    /// The auth of the last subscription, set once.
+    auth: Option<Arc<A>>,
+    topics: Arc<Vec<Topic>>,
+    /// Where the connection came from (subscriptions must come from the same place).
+    origin: String,
 }
 
-/// Why a client's stream ended.
+/// Why the hub dropped a client (its stream ends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
+    /// Its queue was full: it did not read fast enough.
     TooSlow,
+    /// The account it authenticated as was deleted or its tokens revoked (password change).
+    AuthRevoked,
+    /// Events were lost before delivery (the server fell behind): reload.
+    Missed,
+}
+
+/// A client's side of the hub: its queued messages, then why they ended.
+pub struct Inbox {
+    rx: mpsc::Receiver<Message>,
+    queued: Arc<AtomicUsize>,
+    reason: Arc<Mutex<Option<Dropped>>>,
+}
+
+fn weight(m: &Message) -> usize {
+    m.event.len() + m.data.len()
+}
+
+impl Inbox {
+    /// The next message; `None` once the hub dropped the client (see [`Inbox::reason`]).
+    pub async fn recv(&mut self) -> Option<Message> {
+        let m = self.rx.recv().await?;
+        self.queued.fetch_sub(weight(&m), Ordering::Relaxed);
+        Some(m)
+    }
+
+    /// Why the hub dropped the client (`None` when it was not dropped, or shut down).
+    pub fn reason(&self) -> Option<Dropped> {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What delivery decides about a client's auth after its record changed.
+pub enum Revision<A> {
+    Keep,
+    /// The same account, as it is now.
+    Replace(A),
+    /// Drop the client ([`Dropped::AuthRevoked`]).
+    Drop,
+}
+
+#[derive(Default)]
+struct Clients<A> {
+    by_id: HashMap<String, Client<A>>,
+    per_ip: HashMap<String, usize>,
+}
+
+impl<A> Clients<A> {
+    fn remove(&mut self, id: &str, why: Option<Dropped>) -> bool {
+        let Some(c) = self.by_id.remove(id) else {
+            return false;
+        };
+        if let Some(why) = why {
+            *c.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        }
+        if let Some(n) = self.per_ip.get_mut(&c.origin) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&c.origin);
+            }
+        }
+        true
+    }
 }
 
 /// The registry. `A` is the caller type of the service layer.
 pub struct Hub<A> {
-    clients: Mutex<HashMap<String, Client<A>>>,
+    clients: Mutex<Clients<A>>,
     max_connections: AtomicUsize,
+    max_per_ip: AtomicUsize,
     max_subscriptions: AtomicUsize,
     /// Clients dropped because their queue was full, for metrics.
     dropped: std::sync::atomic::AtomicU64,
@@ -163,11 +243,12 @@ pub struct HubStats {
     pub dropped: u64,
 }
 
-/// A snapshot of one client's subscriptions for delivery.
+/// A snapshot of one client's subscriptions for delivery (all of them: the caller picks
+/// those of the event's collection, outside the hub's lock).
 pub struct Target<A> {
     pub client_id: String,
-    pub auth: Option<A>,
-    pub topics: Vec<Topic>,
+    pub auth: Option<Arc<A>>,
+    pub topics: Arc<Vec<Topic>>,
 }
 
 pub fn client_id() -> String {
@@ -186,20 +267,27 @@ pub enum SubscribeError {
     OriginMismatch,
     /// More topics than the limit (carried).
     TooMany(usize),
+    /// More bytes of topics than [`MAX_TOPIC_BYTES`].
+    TooLong(usize),
     BadTopic(String),
 }
 
-/// `connect` refused: the hub already holds `limit` clients.
+/// `connect` refused: the hub already holds `limit` clients (`per_ip`: from this address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full {
     pub limit: usize,
+    pub per_ip: bool,
 }
 
 impl<A: Clone + PartialEq> Hub<A> {
     pub fn new(limits: Limits) -> Self {
         let hub = Hub {
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients {
+                by_id: HashMap::new(),
+                per_ip: HashMap::new(),
+            }),
             max_connections: AtomicUsize::new(0),
+            max_per_ip: AtomicUsize::new(0),
             max_subscriptions: AtomicUsize::new(0),
             dropped: std::sync::atomic::AtomicU64::new(0),
         };
@@ -210,6 +298,7 @@ impl<A: Clone + PartialEq> Hub<A> {
     pub fn set_limits(&self, limits: Limits) {
         self.max_connections
             .store(limits.max_connections, Ordering::Relaxed);
+        self.max_per_ip.store(limits.max_per_ip, Ordering::Relaxed);
         self.max_subscriptions.store(
             limits.max_subscriptions.min(MAX_SUBSCRIPTIONS),
             Ordering::Relaxed,
@@ -219,68 +308,87 @@ impl<A: Clone + PartialEq> Hub<A> {
     pub fn limits(&self) -> Limits {
         Limits {
             max_connections: self.max_connections.load(Ordering::Relaxed),
+            max_per_ip: self.max_per_ip.load(Ordering::Relaxed),
             max_subscriptions: self.max_subscriptions.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether `connect` would be refused now (a cheap early answer before a WebSocket
-    /// upgrade; `connect` checks again under the lock).
-    pub fn is_full(&self) -> Result<(), Full> {
-        let limit = self.max_connections.load(Ordering::Relaxed);
-        if self.len() >= limit {
-            return Err(Full { limit });
+    /// Whether `connect` from `origin` would be refused now (a cheap early answer before a
+    /// WebSocket upgrade; `connect` checks again).
+    pub fn is_full(&self, origin: &str) -> Result<(), Full> {
+        Self::check_room(&self.lock(), self.limits(), origin)
+    }
+
+    fn check_room(clients: &Clients<A>, limits: Limits, origin: &str) -> Result<(), Full> {
+        if clients.by_id.len() >= limits.max_connections {
+            return Err(Full {
+                limit: limits.max_connections,
+                per_ip: false,
+            });
+        }
+        if clients.per_ip.get(origin).copied().unwrap_or(0) >= limits.max_per_ip {
+            return Err(Full {
+                limit: limits.max_per_ip,
+                per_ip: true,
+            });
         }
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client<A>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients<A>> {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a new client, unless the connection limit is reached.
-    pub fn connect(&self, origin: &str) -> Result<(String, mpsc::Receiver<Message>), Full> {
-        let limit = self.max_connections.load(Ordering::Relaxed);
+    /// Registers a new client from `origin` (its IP address), unless a connection limit is
+    /// reached.
+    pub fn connect(&self, origin: &str) -> Result<(String, Inbox), Full> {
+        let limits = self.limits();
         let mut clients = self.lock();
-        if clients.len() >= limit {
-            return Err(Full { limit });
-        }
+        Self::check_room(&clients, limits, origin)?;
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let reason = Arc::new(Mutex::new(None));
+        let queued = Arc::new(AtomicUsize::new(0));
         let id = client_id();
-        clients.insert(
+        clients.by_id.insert(
             id.clone(),
             Client {
-                id: id.clone(),
                 tx,
+                queued: queued.clone(),
+                reason: reason.clone(),
                 auth: None,
-                topics: vec![],
+                topics: Arc::new(vec![]),
                 origin: origin.to_owned(),
             },
         );
-        Ok((id, rx))
+        *clients.per_ip.entry(origin.to_owned()).or_default() += 1;
+        Ok((id, Inbox { rx, queued, reason }))
     }
 
     pub fn disconnect(&self, id: &str) {
-        self.lock().remove(id);
+        self.lock().remove(id, None);
     }
 
-    /// Drops every client (their streams end; clients reconnect elsewhere or later): the
-    /// server is shutting down. Returns how many there were.
-    pub fn disconnect_all(&self) -> usize {
+    /// Drops every client (their streams end; clients reconnect elsewhere or later), with
+    /// `why` when it is not a shutdown. Returns how many there were.
+    pub fn disconnect_all(&self, why: Option<Dropped>) -> usize {
         let mut clients = self.lock();
-        let n = clients.len();
-        clients.clear();
-        n
+        let ids: Vec<String> = clients.by_id.keys().cloned().collect();
+        for id in &ids {
+            clients.remove(id, why);
+        }
+        ids.len()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
     pub fn stats(&self) -> HubStats {
         let clients = self.lock();
         HubStats {
-            clients: clients.len() as u64,
+            clients: clients.by_id.len() as u64,
             queued: clients
+                .by_id
                 .values()
                 .map(|c| (c.tx.max_capacity() - c.tx.capacity()) as u64)
                 .sum(),
@@ -304,12 +412,20 @@ impl<A: Clone + PartialEq> Hub<A> {
         if topics.len() > limit {
             return Err(SubscribeError::TooMany(limit));
         }
+        if topics.iter().map(String::len).sum::<usize>() > MAX_TOPIC_BYTES {
+            return Err(SubscribeError::TooLong(MAX_TOPIC_BYTES));
+        }
         let mut parsed = Vec::with_capacity(topics.len());
         for t in topics {
             parsed.push(Topic::parse(t).ok_or_else(|| SubscribeError::BadTopic(t.clone()))?);
         }
+        let topics = Arc::new(parsed);
+        let auth = auth.map(Arc::new);
         let mut clients = self.lock();
-        let c = clients.get_mut(id).ok_or(SubscribeError::UnknownClient)?;
+        let c = clients
+            .by_id
+            .get_mut(id)
+            .ok_or(SubscribeError::UnknownClient)?;
         if c.origin != origin {
             return Err(SubscribeError::OriginMismatch);
         }
@@ -319,48 +435,54 @@ impl<A: Clone + PartialEq> Hub<A> {
         if auth.is_some() {
             c.auth = auth;
         }
-        c.topics = parsed;
+        c.topics = topics;
         Ok(())
     }
 
     /// The clients with at least one topic on `collection` (by name or id).
     pub fn targets(&self, collection_names: &[&str]) -> Vec<Target<A>> {
+        let on = |t: &Topic| {
+            collection_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&t.collection))
+        };
         self.lock()
-            .values()
-            .filter_map(|c| {
-                let topics: Vec<Topic> = c
-                    .topics
-                    .iter()
-                    .filter(|t| {
-                        collection_names
-                            .iter()
-                            .any(|n| n.eq_ignore_ascii_case(&t.collection))
-                    })
-                    .cloned()
-                    .collect();
-                (!topics.is_empty()).then(|| Target {
-                    client_id: c.id.clone(),
-                    auth: c.auth.clone(),
-                    topics,
-                })
+            .by_id
+            .iter()
+            .filter(|(_, c)| c.topics.iter().any(on))
+            .map(|(id, c)| Target {
+                client_id: id.clone(),
+                auth: c.auth.clone(),
+                topics: c.topics.clone(),
             })
             .collect()
     }
 
-    /// Queues a message; a client whose queue is full is dropped.
+    /// Queues a message; a client whose queue is full ([`QUEUE_LEN`] messages or
+    /// [`QUEUE_BYTES`]) is dropped.
     pub fn send(&self, id: &str, msg: Message) -> Result<(), Dropped> {
         let mut clients = self.lock();
-        let Some(c) = clients.get(id) else {
+        let Some(c) = clients.by_id.get(id) else {
             return Ok(());
         };
-        match c.tx.try_send(msg) {
+        let size = weight(&msg);
+        let before = c.queued.load(Ordering::Relaxed);
+        let sent = if before > 0 && before + size > QUEUE_BYTES {
+            Err(mpsc::error::TrySendError::Full(msg))
+        } else {
+            c.queued.fetch_add(size, Ordering::Relaxed);
+            c.tx.try_send(msg).inspect_err(|_| {
+                c.queued.fetch_sub(size, Ordering::Relaxed);
+            })
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                clients.remove(id);
+                clients.remove(id, None);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                clients.remove(id);
+                clients.remove(id, Some(Dropped::TooSlow));
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 Err(Dropped::TooSlow)
             }
@@ -372,21 +494,40 @@ impl<A: Clone + PartialEq> Hub<A> {
     /// answers one subscription.
     pub fn take_topic(&self, id: &str, topic: &str) -> bool {
         let mut clients = self.lock();
-        let Some(c) = clients.get_mut(id) else {
+        let Some(c) = clients.by_id.get_mut(id) else {
             return false;
         };
-        let before = c.topics.len();
-        c.topics.retain(|t| t.raw != topic);
-        c.topics.len() != before
+        if !c.topics.iter().any(|t| t.raw == topic) {
+            return false;
+        }
+        c.topics = Arc::new(
+            c.topics
+                .iter()
+                .filter(|t| t.raw != topic)
+                .cloned()
+                .collect(),
+        );
+        true
     }
 
-    /// Drops the auth of clients for which `f` says so (a user deleted or logged out).
-    pub fn retain_auth(&self, f: impl Fn(&A) -> bool) {
-        for c in self.lock().values_mut() {
-            if c.auth.as_ref().is_some_and(|a| !f(a)) {
-                c.auth = None;
+    /// Applies `f` to every authenticated client: keeps it, replaces its auth (the same
+    /// account, changed) or drops it ([`Dropped::AuthRevoked`]). Returns how many were
+    /// dropped.
+    pub fn revise_auth(&self, f: impl Fn(&A) -> Revision<A>) -> usize {
+        let mut clients = self.lock();
+        let mut gone = vec![];
+        for (id, c) in clients.by_id.iter_mut() {
+            let Some(a) = &c.auth else { continue };
+            match f(a) {
+                Revision::Keep => {}
+                Revision::Replace(new) => c.auth = Some(Arc::new(new)),
+                Revision::Drop => gone.push(id.clone()),
             }
         }
+        for id in &gone {
+            clients.remove(id, Some(Dropped::AuthRevoked));
+        }
+        gone.len()
     }
 }
 
@@ -413,12 +554,17 @@ mod tests {
     fn limits_apply_to_new_connections_and_subscription_sets() {
         let hub: Hub<String> = Hub::new(Limits {
             max_connections: 2,
+            max_per_ip: 100,
             max_subscriptions: 2,
         });
         let (a, _ra) = hub.connect("o").expect("first");
         let (_b, _rb) = hub.connect("o").expect("second");
-        assert_eq!(hub.connect("o").err(), Some(Full { limit: 2 }));
-        assert_eq!(hub.is_full(), Err(Full { limit: 2 }));
+        let full = Full {
+            limit: 2,
+            per_ip: false,
+        };
+        assert_eq!(hub.connect("o").err(), Some(full));
+        assert_eq!(hub.is_full("o"), Err(full));
         let three: Vec<String> = vec!["p/*".into(), "q/*".into(), "r/*".into()];
         assert_eq!(
             hub.subscribe(&a, "o", None, &three),
@@ -427,6 +573,7 @@ mod tests {
         assert_eq!(hub.subscribe(&a, "o", None, &three[..2]), Ok(()));
         hub.set_limits(Limits {
             max_connections: 3,
+            max_per_ip: 100,
             max_subscriptions: 5000,
         });
         assert_eq!(
@@ -436,7 +583,54 @@ mod tests {
         );
         assert!(hub.connect("o").is_ok());
         hub.disconnect(&a);
-        assert!(hub.is_full().is_ok());
+        assert!(hub.is_full("o").is_ok());
+    }
+
+    #[test]
+    fn connections_per_ip_and_topic_bytes_are_bounded() {
+        let hub: Hub<String> = Hub::new(Limits {
+            max_per_ip: 2,
+            ..Limits::default()
+        });
+        let (a, _ra) = hub.connect("1.1.1.1").expect("first");
+        let (_b, _rb) = hub.connect("1.1.1.1").expect("second");
+        let full = Full {
+            limit: 2,
+            per_ip: true,
+        };
+        assert_eq!(hub.connect("1.1.1.1").err(), Some(full));
+        assert!(hub.connect("2.2.2.2").is_ok(), "another address");
+        hub.disconnect(&a);
+        assert!(hub.connect("1.1.1.1").is_ok(), "a place freed");
+        let (c, _rc) = hub.connect("3.3.3.3").expect("client");
+        let long: Vec<String> = (0..60)
+            .map(|i| format!("p/{i}{}", "x".repeat(2400)))
+            .collect();
+        assert_eq!(
+            hub.subscribe(&c, "3.3.3.3", None, &long),
+            Err(SubscribeError::TooLong(MAX_TOPIC_BYTES))
+        );
+    }
+
+    #[test]
+    fn revised_auth_drops_or_replaces_clients() {
+        let hub: Hub<String> = Hub::new(Limits::default());
+        let (a, mut ra) = hub.connect("o").expect("a");
+        let (b, _rb) = hub.connect("o").expect("b");
+        hub.subscribe(&a, "o", Some("u1".into()), &["p/*".into()])
+            .expect("a");
+        hub.subscribe(&b, "o", Some("u2".into()), &["p/*".into()])
+            .expect("b");
+        let dropped = hub.revise_auth(|x| match x.as_str() {
+            "u1" => Revision::Drop,
+            _ => Revision::Replace("u2'".into()),
+        });
+        assert_eq!(dropped, 1);
+        assert_eq!(ra.reason(), Some(Dropped::AuthRevoked));
+        assert!(ra.rx.try_recv().is_err());
+        let t = hub.targets(&["p"]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].auth.as_deref().map(String::as_str), Some("u2'"));
     }
 
     #[test]
@@ -483,6 +677,25 @@ mod tests {
             Err(Dropped::TooSlow)
         );
         assert!(hub.is_empty());
+    }
+
+    #[tokio::test]
+    async fn clients_are_dropped_past_their_queued_bytes() {
+        let hub: Hub<String> = Hub::new(Limits::default());
+        let (id, mut rx) = hub.connect("o").expect("client");
+        let big = |n: usize| Message {
+            seq: 0,
+            event: "e".into(),
+            data: "x".repeat(n),
+        };
+        hub.send(&id, big(QUEUE_BYTES * 2))
+            .expect("one message always fits");
+        assert!(rx.recv().await.is_some());
+        for _ in 0..7 {
+            hub.send(&id, big(1 << 20)).expect("room");
+        }
+        assert_eq!(hub.send(&id, big(2 << 20)), Err(Dropped::TooSlow));
+        assert_eq!(rx.reason(), Some(Dropped::TooSlow));
     }
 
     #[test]

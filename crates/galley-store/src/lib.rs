@@ -132,8 +132,10 @@ impl Store {
         Ok(store)
     }
 
-    /// Notifications published on `channel` by any node (PostgreSQL `NOTIFY`, delivered
-    /// only when the sending transaction commits); `None` on SQLite, which has one node.
+    /// Notifications published on `channel` (PostgreSQL `NOTIFY`, delivered only when the
+    /// sending transaction commits), and an empty one after each (re)connection; `None` on
+    /// SQLite, which has one node. Any role that can connect may NOTIFY: treat a payload as
+    /// a wake-up, never as data.
     pub fn listen(&self, channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
         match self {
             Store::Sqlite(_) => None,

@@ -22,7 +22,29 @@ const MIGRATIONS: &[Migration] = &[
     ("0004_jobs", jobs_tables),
     ("0005_dev_outbox", dev_outbox),
     ("0006_broker_outbox", broker_outbox),
+    ("0007_events", events_table),
 ];
+
+/// The cross-node bus (galley-core's `bus`): one row per committed record event or schema
+/// change, numbered by the database. NOTIFY only wakes the other nodes, which read the rows
+/// after the last number they saw; `kind` is `create`, `update`, `delete` or `schema`,
+/// `record` the record as JSON text (a deleted one included), `created` ms since the epoch
+/// (old rows are pruned).
+fn events_table(d: &Dialect) -> String {
+    let key = d.serial_key_def();
+    let text = d.column_def(T::Text);
+    format!(
+        "CREATE TABLE \"_events\" (
+            \"id\" {key},
+            \"node\" {text},
+            \"kind\" {text},
+            \"collection\" {text},
+            \"record\" {text},
+            \"created\" BIGINT DEFAULT 0 NOT NULL
+        );
+        CREATE INDEX \"idx__events_created\" ON \"_events\" (\"created\");"
+    )
+}
 
 /// Record events waiting to be published to a message broker (`target`: `nats`,
 /// `rabbitmq`), numbered per collection by `_brokerSeq` (whose row lock orders the writers

@@ -148,8 +148,10 @@ impl PgStore {
     }
 
     /// Listens on a notification channel on a dedicated connection (LISTEN cannot share a
-    /// pooled one) and forwards each payload. Reconnects after a failure; notifications sent
-    /// while disconnected are lost. Ends when the receiver is dropped.
+    /// pooled one) and forwards each payload, plus an empty one each time LISTEN is (again)
+    /// in place: notifications sent while disconnected are lost, so a receiver catches up
+    /// then. Notifications are wake-ups: when the receiver lags by more than its queue, the
+    /// excess is dropped rather than queued without bound. Ends when the receiver is dropped.
     pub fn listen(&self, channel: &str) -> tokio::sync::mpsc::Receiver<String> {
         use futures_util::StreamExt;
         let (tx, rx) = tokio::sync::mpsc::channel::<String>(1024);
@@ -172,10 +174,13 @@ impl PgStore {
                         }
                     });
                     if client.batch_execute(&listen).await.is_ok() {
-                        while let Some(p) = nrx.recv().await {
-                            if tx.send(p).await.is_err() {
-                                break;
+                        let mut p = Some(String::new());
+                        while let Some(note) = p {
+                            match tx.try_send(note) {
+                                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
+                                Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
                             }
+                            p = nrx.recv().await;
                         }
                     }
                     driver.abort();

@@ -13,7 +13,11 @@ pub struct SseEvent {
 pub struct SseClient {
     resp: reqwest::Response,
     buf: String,
+    /// Bytes of a character split between two chunks.
+    partial: Vec<u8>,
     pub client_id: String,
+    /// The server ended the stream (`next` then answers `None` at once).
+    pub ended: bool,
 }
 
 impl SseClient {
@@ -29,7 +33,9 @@ impl SseClient {
         let mut c = SseClient {
             resp,
             buf: String::new(),
+            partial: Vec::new(),
             client_id: String::new(),
+            ended: false,
         };
         let first = c.next(Duration::from_secs(5)).await.expect("PB_CONNECT");
         assert_eq!(first.event, "PB_CONNECT");
@@ -68,8 +74,22 @@ impl SseClient {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.resp.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
-                _ => return None,
+                Ok(Ok(Some(bytes))) => {
+                    self.partial.extend_from_slice(&bytes);
+                    let valid = match std::str::from_utf8(&self.partial) {
+                        Ok(_) => self.partial.len(),
+                        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                        Err(_) => self.partial.len(),
+                    };
+                    let rest = self.partial.split_off(valid);
+                    self.buf.push_str(&String::from_utf8_lossy(&self.partial));
+                    self.partial = rest;
+                }
+                Ok(Ok(None) | Err(_)) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
             }
         }
     }

@@ -234,7 +234,7 @@ pub async fn serve_with(
         tokio::spawn(async move {
             shutdown.await;
             // Open streams would hold the graceful shutdown forever.
-            let n = app.realtime.disconnect_all();
+            let n = app.realtime.disconnect_all(None);
             tracing::info!(realtime_clients = n, "draining: ended the realtime streams");
             draining.notify_one();
             let _ = stop_tx.send(true);

@@ -6,6 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Body};
 use crate::AppState;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,8 +20,6 @@ use std::time::Duration;
 
 /// A stream with no event for this long is closed (the SDK reconnects), as PocketBase does.
 const IDLE: Duration = Duration::from_secs(5 * 60);
-/// Longest life of one stream.
-const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 /// Comment lines that keep proxies from cutting a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
@@ -40,11 +39,18 @@ impl Drop for Registration {
     }
 }
 
+/// Where a realtime client connects from: the client IP (behind a trusted proxy, the
+/// address it forwards), which connections are counted by and subscriptions must match.
+pub(crate) fn origin(app: &AppState, addr: SocketAddr, headers: &HeaderMap) -> String {
+    galley_http::client_ip(app, Some(addr), headers)
+}
+
 async fn connect(
     State(app): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    let (id, rx) = match app.realtime.connect(&addr.ip().to_string()) {
+    let (id, rx) = match app.realtime.connect(&origin(&app, addr, &headers)) {
         Ok(c) => c,
         Err(full) => return ApiError(too_many_connections(full)).into_response(),
     };
@@ -58,7 +64,7 @@ async fn connect(
         id,
         rx: Some(rx),
         connected: false,
-        deadline: tokio::time::Instant::now() + MAX_AGE,
+        deadline: tokio::time::Instant::now() + app.config.realtime_max_age,
     };
     let stream = futures_util::stream::unfold(state, next_event);
     let mut res = Sse::new(stream)
@@ -76,8 +82,12 @@ async fn connect(
     res
 }
 
-/// The answer when `realtime.maxConnections` clients are connected (SSE and WebSocket).
+/// The answer when `realtime.maxConnections` clients are connected (SSE and WebSocket), or
+/// `realtime.maxConnectionsPerIP` from the caller's address (429, as a rate limit).
 pub(crate) fn too_many_connections(full: galley_realtime::Full) -> CoreError {
+    if full.per_ip {
+        return CoreError::TooManyRequests { retry_after: 60 };
+    }
     CoreError::Overloaded(format!(
         "Too many realtime connections (the limit is {}). Try again later.",
         full.limit
@@ -88,13 +98,13 @@ struct StreamState {
     _reg: Registration,
     id: String,
     /// `None` once the stream has ended.
-    rx: Option<tokio::sync::mpsc::Receiver<galley_realtime::Message>>,
+    rx: Option<galley_realtime::Inbox>,
     connected: bool,
     deadline: tokio::time::Instant,
 }
 
-/// `PB_CONNECT` first, then the client's queue until the hub drops it (too slow), it stays
-/// idle for `IDLE` or it reaches `MAX_AGE`.
+/// `PB_CONNECT` first, then the client's queue until the hub drops it (too slow, or its
+/// auth revoked), it stays idle for `IDLE` or it reaches `AppConfig::realtime_max_age`.
 async fn next_event(mut st: StreamState) -> Option<(Result<Event, Infallible>, StreamState)> {
     if !st.connected {
         st.connected = true;
@@ -122,6 +132,7 @@ async fn subscribe(
     State(app): State<AppState>,
     Auth(caller): Auth,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let id = body
@@ -154,7 +165,7 @@ async fn subscribe(
     };
     match app
         .realtime
-        .subscribe(&id, &addr.ip().to_string(), auth, &topics)
+        .subscribe(&id, &origin(&app, addr, &headers), auth, &topics)
     {
         Ok(()) => Ok(no_content()),
         Err(SubscribeError::UnknownClient) => Err(ApiError(CoreError::NotFound(
@@ -169,6 +180,10 @@ async fn subscribe(
         Err(SubscribeError::TooMany(limit)) => Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),
             data: json!({"subscriptions": {"code": "validation_length_too_long", "message": format!("The length must be no more than {limit}.")}}),
+        })),
+        Err(SubscribeError::TooLong(bytes)) => Err(ApiError(CoreError::BadRequest {
+            message: "Failed to load the submitted data due to invalid formatting.".into(),
+            data: json!({"subscriptions": {"code": "validation_length_too_long", "message": format!("The subscriptions must total at most {bytes} bytes.")}}),
         })),
         Err(SubscribeError::BadTopic(t)) => Err(ApiError(CoreError::BadRequest {
             message: "Failed to load the submitted data due to invalid formatting.".into(),

@@ -9,12 +9,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use galley_core::{Caller, CoreError};
-use galley_realtime::SubscribeError;
+use galley_realtime::{Dropped, SubscribeError};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 
 /// Close code for a client dropped because it did not keep up.
 const CLOSE_TOO_SLOW: u16 = 4000;
+/// Close code for a client whose account was deleted or whose tokens were revoked.
+const CLOSE_AUTH_REVOKED: u16 = 4001;
+/// Close code for a client that missed events (the server fell behind): reload.
+const CLOSE_MISSED: u16 = 4002;
+/// Close code (RFC 6455 "going away") at the session's maximum age.
+const CLOSE_MAX_AGE: u16 = 1001;
 /// Close code (RFC 6455 "try again later") when the connection limit was reached after the
 /// upgrade.
 const CLOSE_TRY_AGAIN: u16 = 1013;
@@ -28,16 +34,27 @@ pub fn router() -> Router<AppState> {
 async fn upgrade(
     State(app): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let ip = super::realtime::origin(&app, addr, &headers);
     // Refused before the upgrade when possible, so that clients get PocketBase's error JSON;
     // `session` checks again (another client may take the last place meanwhile).
-    if let Err(full) = app.realtime.is_full() {
+    if let Err(full) = app.realtime.is_full(&ip) {
         return ApiError(super::realtime::too_many_connections(full)).into_response();
     }
     ws.max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| session(app, addr.ip().to_string(), socket))
+        .on_upgrade(move |socket| session(app, ip, socket))
         .into_response()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
 }
 
 struct Registration {
@@ -83,8 +100,14 @@ async fn session(app: AppState, ip: String, mut socket: WebSocket) {
     {
         return;
     }
+    let max_age = tokio::time::sleep(app.config.realtime_max_age);
+    tokio::pin!(max_age);
     loop {
         tokio::select! {
+            () = &mut max_age => {
+                close(&mut socket, CLOSE_MAX_AGE, "maximum session age: reconnect").await;
+                return;
+            }
             msg = rx.recv() => match msg {
                 Some(m) => {
                     let frame = format!(
@@ -98,9 +121,12 @@ async fn session(app: AppState, ip: String, mut socket: WebSocket) {
                     }
                 }
                 None => {
-                    let _ = socket
-                        .send(WsMessage::Close(Some(CloseFrame { code: CLOSE_TOO_SLOW, reason: Utf8Bytes::from_static("too slow: events were not read fast enough") })))
-                        .await;
+                    let (code, reason) = match rx.reason() {
+                        Some(Dropped::AuthRevoked) => (CLOSE_AUTH_REVOKED, "the account's sessions were revoked: sign in again"),
+                        Some(Dropped::Missed) => (CLOSE_MISSED, "events were lost: reconnect and reload your data"),
+                        _ => (CLOSE_TOO_SLOW, "too slow: events were not read fast enough"),
+                    };
+                    close(&mut socket, code, reason).await;
                     return;
                 }
             },
@@ -171,6 +197,11 @@ async fn handle(app: &AppState, id: &str, ip: &str, text: &str) -> Vec<Value> {
         }
         Err(SubscribeError::TooMany(limit)) => {
             return vec![error(&format!("At most {limit} subscriptions."))]
+        }
+        Err(SubscribeError::TooLong(bytes)) => {
+            return vec![error(&format!(
+                "The subscriptions must total at most {bytes} bytes."
+            ))]
         }
         Err(SubscribeError::BadTopic(t)) => {
             return vec![error(&format!("Invalid subscription {t:?}."))]

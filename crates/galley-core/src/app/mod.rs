@@ -40,6 +40,8 @@ pub struct AppConfig {
     /// Download OAuth2 avatars from non-public addresses too (an identity provider on the
     /// operator's own network). Off: an avatar URL is user data at some providers.
     pub oauth2_private_avatars: bool,
+    /// Longest life of one realtime connection, SSE or WebSocket (clients reconnect).
+    pub realtime_max_age: std::time::Duration,
 }
 
 impl AppConfig {
@@ -57,6 +59,7 @@ impl AppConfig {
             auth_limits: Default::default(),
             jobs: Default::default(),
             oauth2_private_avatars: false,
+            realtime_max_age: std::time::Duration::from_secs(30 * 60),
         }
     }
 }
@@ -165,8 +168,24 @@ impl App {
             return;
         }
         self.record_hooks.committed(&events).await;
-        if let Some(tx) = self.events.get() {
-            let _ = tx.send(events).await;
+        self.queue_realtime(events);
+    }
+
+    /// Queues events for realtime delivery without waiting: a write never waits for
+    /// subscribers. When delivery is that far behind, the events are dropped and so is
+    /// every realtime client (they reconnect and reload), and no one can resume from
+    /// before: nobody silently misses an event.
+    pub(crate) fn queue_realtime(&self, events: Vec<RecordEvent>) {
+        let Some(tx) = self.events.get() else { return };
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(events) {
+            self.journal.reset();
+            let n = self
+                .realtime
+                .disconnect_all(Some(galley_realtime::Dropped::Missed));
+            tracing::warn!(
+                clients = n,
+                "realtime delivery fell behind; events dropped and clients disconnected"
+            );
         }
     }
 
@@ -281,8 +300,15 @@ impl App {
         let mut version = self.schema_reload.lock().await;
         let collections = self.store.read(crate::catalog::load_all).await?;
         *version += 1;
-        self.schema
-            .store(Arc::new(Schema::new(*version, collections)));
+        let schema = Arc::new(Schema::new(*version, collections));
+        self.schema.store(schema.clone());
+        // Clients authenticated by a collection that is gone lose what it granted.
+        self.realtime.revise_auth(|c| match c {
+            Caller::Record { collection, .. } if schema.by_id(&collection.id).is_none() => {
+                galley_realtime::Revision::Drop
+            }
+            _ => galley_realtime::Revision::Keep,
+        });
         Ok(())
     }
 

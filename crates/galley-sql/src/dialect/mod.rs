@@ -28,6 +28,8 @@ pub(crate) trait Engine: Sync + std::fmt::Debug {
     fn bool_literal(&self, b: bool) -> &'static str;
     fn skip_locked(&self) -> &'static str;
     fn optimize(&self) -> &'static str;
+    fn serial_key_def(&self) -> &'static str;
+    fn xact_horizon(&self) -> Option<&'static str>;
 
     // ---- expressions
     fn dynamic_typing(&self) -> bool;
@@ -234,6 +236,22 @@ impl Dialect {
     /// for the daily maintenance run; valid inside a write job.
     pub fn optimize(&self) -> &'static str {
         self.engine.optimize()
+    }
+
+    /// An integer primary key numbered by the database (`BIGINT GENERATED ALWAYS AS
+    /// IDENTITY` / `INTEGER PRIMARY KEY AUTOINCREMENT`), for tables read in insertion order.
+    pub fn serial_key_def(&self) -> &'static str {
+        self.engine.serial_key_def()
+    }
+
+    /// A query answering one row `(xmin, xmax)` as integers: every transaction whose id is
+    /// below `xmin` has ended, and every transaction that had an id when the query ran has
+    /// one below `xmax`. Readers of a table numbered by [`Dialect::serial_key_def`] use it
+    /// to tell a number still held by a running transaction (it may yet appear) from one
+    /// that never will (rolled back). `None` where one writer commits in number order
+    /// (SQLite).
+    pub fn xact_horizon(&self) -> Option<&'static str> {
+        self.engine.xact_horizon()
     }
 }
 

@@ -211,6 +211,14 @@ impl Engine for Postgres {
         "ANALYZE"
     }
 
+    fn serial_key_def(&self) -> &'static str {
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    }
+
+    fn xact_horizon(&self) -> Option<&'static str> {
+        Some("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax")
+    }
+
     fn binary_collation(&self) -> &'static str {
         " COLLATE \"C\""
     }

@@ -140,6 +140,14 @@ impl Engine for Sqlite {
         "PRAGMA optimize"
     }
 
+    fn serial_key_def(&self) -> &'static str {
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+    }
+
+    fn xact_horizon(&self) -> Option<&'static str> {
+        None
+    }
+
     fn binary_collation(&self) -> &'static str {
         ""
     }

@@ -26,6 +26,7 @@ mod expr_rules;
 mod extend;
 mod files;
 mod hardening;
+mod hardening_realtime;
 mod health;
 mod hooks;
 mod hooks_docs;

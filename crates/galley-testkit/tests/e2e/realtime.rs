@@ -185,7 +185,7 @@ both_engines! {
 
     async fn connection_and_subscription_limits_come_from_settings(srv) {
         let s = srv.su(Method::GET, "/api/settings", None).await;
-        assert_eq!(s.body["realtime"], json!({"maxConnections": 10000, "maxSubscriptionsPerClient": 1000}));
+        assert_eq!(s.body["realtime"], json!({"maxConnections": 10000, "maxConnectionsPerIP": 100, "maxSubscriptionsPerClient": 1000}));
         let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 0, "maxSubscriptionsPerClient": 1001}}))).await;
         assert_eq!(r.status, 400, "{}", r.body);
         assert_eq!(r.code_at("/realtime/maxConnections"), Some("validation_invalid_value"));
@@ -194,7 +194,7 @@ both_engines! {
         assert_eq!(r.code_at("/realtime/maxConnections"), Some("validation_invalid_value"), "{}", r.body);
         let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 2, "maxSubscriptionsPerClient": 3}}))).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(r.body["realtime"], json!({"maxConnections": 2, "maxSubscriptionsPerClient": 3}));
+        assert_eq!(r.body["realtime"], json!({"maxConnections": 2, "maxConnectionsPerIP": 100, "maxSubscriptionsPerClient": 3}));
         // Guests may not change them.
         let r = srv.guest(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 100}}))).await;
         assert_ne!(r.status, 200);
@@ -236,7 +236,7 @@ both_engines! {
         assert_eq!(third.client_id.len(), 40);
         // Raising the limit takes effect without a restart.
         let r = srv.su(Method::PATCH, "/api/settings", Some(json!({"realtime": {"maxConnections": 3}}))).await;
-        assert_eq!((r.status, &r.body["realtime"]), (200, &json!({"maxConnections": 3, "maxSubscriptionsPerClient": 3})));
+        assert_eq!((r.status, &r.body["realtime"]), (200, &json!({"maxConnections": 3, "maxConnectionsPerIP": 100, "maxSubscriptionsPerClient": 3})));
         let _fourth = SseClient::connect(&srv.url).await;
         assert_eq!(srv.app.realtime.len(), 3);
         drop(first);
