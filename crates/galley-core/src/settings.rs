@@ -464,7 +464,7 @@ struct Check {
     ok: fn(&Settings) -> bool,
 }
 
-fn checks() -> [Check; 5] {
+fn checks() -> [Check; 7] {
     [
         Check {
             path: ["queries", "timeLimitMs"],

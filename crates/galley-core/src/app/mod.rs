@@ -119,7 +119,7 @@ pub struct App {
         std::sync::OnceLock<Arc<dyn crate::context::request_hooks::RequestHooks>>,
     /// Told of each collection change a superuser asks for (automigrate), set once by the
     /// code that extends the App.
-    pub(crate) schema_hook: std::sync::OnceLock<Arc<dyn crate::collections::SchemaHook>>,
+    pub(crate) schema_hook: std::sync::OnceLock<Arc<dyn crate::context::request_hooks::SchemaHook>>,
     /// Auth flows' state: rate limiters, OAuth2 client, resend throttle.
     pub auth: AuthState,
     /// Where record files live (rebuilt when the `s3` settings change).
@@ -149,7 +149,7 @@ impl App {
 
     /// Installs the hook told of collection changes asked for through the collections API
     /// or the dashboard (once; later calls are ignored).
-    pub fn set_schema_hook(&self, hook: Arc<dyn crate::collections::SchemaHook>) {
+    pub fn set_schema_hook(&self, hook: Arc<dyn crate::context::request_hooks::SchemaHook>) {
         let _ = self.schema_hook.set(hook);
     }
 

@@ -26,16 +26,7 @@ pub enum By {
     Code,
 }
 
-/// Told of each collection change [`By::Request`] once it is committed: `old` is `None`
-/// for a create, `new` is `None` for a delete. Code above galley-core sets it
-/// ([`App::set_schema_hook`]); the automigrate of the JavaScript hooks is one.
-pub trait SchemaHook: Send + Sync {
-    fn changed(
-        &self,
-        old: Option<Collection>,
-        new: Option<Collection>,
-    ) -> crate::context::request_hooks::BoxFuture<Result<(), CoreError>>;
-}
+pub use crate::context::request_hooks::SchemaHook;
 
 /// Tells the App's schema hook of a change a superuser made. The change is committed
 /// already: a hook that fails is logged, the answer stays a success.

@@ -89,3 +89,16 @@ pub trait RequestHooks: Send + Sync {
         Box::pin(async move { Ok(Some(mail)) })
     }
 }
+
+/// Told of each collection change a superuser asked for (`collections::By::Request`) once
+/// it is committed: `old` is `None` for a create, `new` is `None` for a delete. Code above
+/// galley-core sets it (`App::set_schema_hook`); the automigrate of the JavaScript hooks is
+/// one. Here on the floor, beside the other hooks, so that the App can hold it without
+/// importing the collections service.
+pub trait SchemaHook: Send + Sync {
+    fn changed(
+        &self,
+        old: Option<galley_types::Collection>,
+        new: Option<galley_types::Collection>,
+    ) -> BoxFuture<Result<(), crate::error::CoreError>>;
+}
